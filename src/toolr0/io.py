@@ -10,6 +10,16 @@ from pathlib import Path
 from typing import Any
 
 
+def dumps_line(obj: Any, indent: int | None = None) -> str:
+    """JSON text that is always valid UTF-8: readable non-ASCII, but escaped when lone surrogates would break it."""
+    text = json.dumps(obj, indent=indent, ensure_ascii=False, default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(obj, indent=indent, ensure_ascii=True, default=str)
+    return text
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write `text` to `path` via a temp file in the same folder, fsync, then rename over the target."""
     path = Path(path)
@@ -30,11 +40,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=str) + "\n")
+    atomic_write_text(path, dumps_line(obj, indent=indent) + "\n")
 
 
 def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
+    atomic_write_text(path, "".join(dumps_line(r) + "\n" for r in rows))
 
 
 def append_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> None:
@@ -43,7 +53,7 @@ def append_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as fh:
         for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+            fh.write(dumps_line(r) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
 

@@ -76,7 +76,7 @@ class Task:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Task":
+    def from_dict(cls, d: dict[str, Any]) -> Task:
         tools = [t for t in (normalise_tool(x) for x in d.get("tools", [])) if t is not None]
         calls = [ToolCall(str(c["name"]), dict(c.get("arguments", {}))) for c in d.get("calls", [])]
         return cls(str(d.get("question", "")), tools, calls, str(d.get("domain", "")), dict(d.get("meta", {})))

@@ -1,0 +1,443 @@
+"""Parsing of model output: tag extraction, relaxed/strict JSON, and tool-call normalisation (spec §4, §7.2).
+
+Every function here is total: it never raises on garbage (huge, deeply nested, truncated, non-UTF-8 text) and
+reports failures through a ``reason`` string. Pure: no engine imports.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolr0.core.schema import ToolCall
+
+# Guards for the slower parsers (ast is recursive; json's C scanner is not, but deep input still recurses).
+MAX_LITERAL_EVAL_CHARS = 100_000
+MAX_NESTING_DEPTH = 100
+NAME_KEYS = ("name", "tool_name", "tool", "function_name", "api_name")
+ARG_KEYS = ("arguments", "parameters", "args", "params")
+
+_FENCE_RE = re.compile(r"```(?:[ \t]*[A-Za-z0-9_+-]*[ \t]*\r?\n)?(.*?)```", re.S)
+_FENCE_OPEN_RE = re.compile(r"^```(?:[ \t]*[A-Za-z0-9_+-]*[ \t]*\r?\n)?")
+_CONST_RE = {
+    "None": re.compile(r"\bNone\b"),
+    "True": re.compile(r"\bTrue\b"),
+    "False": re.compile(r"\bFalse\b"),
+}
+_CONST_JSON = {"None": "null", "True": "true", "False": "false"}
+_TAG_RE_CACHE: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {}
+
+
+@dataclass
+class ParseResult:
+    """Outcome of parsing one text: ``ok`` with ``value``, or not ok with a ``reason``."""
+
+    ok: bool
+    value: Any = None
+    reason: str = "ok"
+    method: str = ""  # json | literal_eval | json_replaced | python_call
+
+
+@dataclass
+class SolverParse:
+    """What a Solver completion contains (spec §7.1-§7.3)."""
+
+    think: str | None = None
+    answer_text: str | None = None  # content of the last <tool_call_answer>, stripped; None when absent
+    parsed: bool = False  # answer_text parses (relaxed, spec §7.2)
+    value: Any = None  # the parsed value
+    calls: list[ToolCall] = field(default_factory=list)  # normalised calls (failures dropped)
+    reason: str = "ok"
+    unclosed: bool = False  # the answer came from an unclosed final <tool_call_answer> (allow_unclosed)
+
+    @property
+    def normalised(self) -> bool:
+        """At least one call normalised (the 0.4 part of the Solver format reward)."""
+        return bool(self.calls)
+
+    @property
+    def empty_answer(self) -> bool:
+        """The answer parses to an explicit empty list: "no call" (used when the gold list is empty)."""
+        return self.parsed and isinstance(self.value, list) and len(self.value) == 0
+
+
+@dataclass
+class GeneratorParse:
+    """The four blocks of a Generator completion (spec §4); each is the stripped last occurrence or None."""
+
+    think: str | None = None
+    question: str | None = None
+    tools_text: str | None = None
+    answer_text: str | None = None
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def all_tags(self) -> bool:
+        """All four tags present and non-empty (I_tags of spec §5.2)."""
+        return all(bool(x) for x in (self.think, self.question, self.tools_text, self.answer_text))
+
+    @property
+    def task_tags(self) -> bool:
+        """The three task tags (question, tools, answer) present and non-empty."""
+        return all(bool(x) for x in (self.question, self.tools_text, self.answer_text))
+
+
+# ----------------------------------------------------------------------------------------------- tags
+def _tag_patterns(tag: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    pats = _TAG_RE_CACHE.get(tag)
+    if pats is None:
+        t = re.escape(tag)
+        pats = (re.compile(rf"<\s*{t}\s*>", re.I), re.compile(rf"<\s*/\s*{t}\s*>", re.I))
+        _TAG_RE_CACHE[tag] = pats
+    return pats
+
+
+def _last_match(pattern: re.Pattern[str], text: str, end: int | None = None) -> re.Match[str] | None:
+    last = None
+    for m in pattern.finditer(text, 0, len(text) if end is None else end):
+        last = m
+    return last
+
+
+def extract_last_tag(text: Any, tag: str) -> str | None:
+    """Content of the last ``<tag>…</tag>`` block, stripped; None when absent.
+
+    Takes the LAST closing tag, then the last opening tag before it (case-insensitive). A non-greedy
+    ``findall()[-1]`` would pick a wrong span when the text mentions ``<tag>`` earlier (e.g. in a question).
+    """
+    if not isinstance(text, str) or not text:
+        return None
+    open_re, close_re = _tag_patterns(tag)
+    close = _last_match(close_re, text)
+    if close is None:
+        return None
+    opening = _last_match(open_re, text, close.start())
+    if opening is None:
+        return None
+    return text[opening.end() : close.start()].strip()
+
+
+def extract_unclosed_tail(text: Any, tag: str) -> str | None:
+    """Content after the last opening ``<tag>`` when no closing tag follows it (generation ended inside)."""
+    if not isinstance(text, str) or not text:
+        return None
+    open_re, close_re = _tag_patterns(tag)
+    opening = _last_match(open_re, text)
+    if opening is None:
+        return None
+    if close_re.search(text, opening.end()) is not None:
+        return None
+    return text[opening.end() :].strip()
+
+
+# ------------------------------------------------------------------------------------------ JSON etc.
+def strip_fences(s: Any) -> str:
+    """Remove Markdown code fences: a fenced whole string gives its first block; text that is not itself
+    JSON-looking (``[``/``{`` first) gives its last fenced block; anything else is only stripped."""
+    if not isinstance(s, str):
+        return ""
+    t = s.strip()
+    if "```" not in t or t[:1] in "[{":
+        return t
+    if t.startswith("```"):
+        m = _FENCE_RE.match(t)
+        if m:
+            return m.group(1).strip()
+        return _FENCE_OPEN_RE.sub("", t, count=1).strip()  # unclosed fence (truncated generation)
+    blocks = _FENCE_RE.findall(t)
+    return blocks[-1].strip() if blocks else t
+
+
+def _max_depth_exceeds(s: str, limit: int) -> bool:
+    """Cheap bracket-depth scan (ignores quoting; conservative), so ast never sees pathological nesting."""
+    depth = 0
+    for ch in s:
+        if ch in "[{(":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in "]})":
+            depth = max(0, depth - 1)
+    return False
+
+
+def _jsonish(value: Any, depth: int = 0) -> Any:
+    """Tuples → lists and dict keys → str (literal_eval results), recursively, so values dump as JSON."""
+    if depth > MAX_NESTING_DEPTH:
+        return value
+    if isinstance(value, tuple | list):
+        return [_jsonish(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonish(v, depth + 1) for k, v in value.items()}
+    return value
+
+
+def _json_loads(s: str) -> ParseResult:
+    try:
+        return ParseResult(True, json.loads(s), "ok", "json")
+    except (ValueError, RecursionError, MemoryError, TypeError) as e:
+        return ParseResult(False, None, f"json_error: {type(e).__name__}")
+
+
+def parse_relaxed(s: Any) -> ParseResult:
+    """Relaxed parse of spec §7.2: strip fences; reject ``...``; json → ast.literal_eval → json with
+    None/True/False replaced by null/true/false. Never raises."""
+    if not isinstance(s, str):
+        return ParseResult(False, None, "not_text")
+    try:
+        t = strip_fences(s)
+        if not t:
+            return ParseResult(False, None, "empty")
+        if "..." in t:
+            return ParseResult(False, None, "ellipsis")
+        r = _json_loads(t)
+        if r.ok:
+            return r
+        if len(t) <= MAX_LITERAL_EVAL_CHARS and not _max_depth_exceeds(t, MAX_NESTING_DEPTH):
+            try:
+                return ParseResult(True, _jsonish(ast.literal_eval(t)), "ok", "literal_eval")
+            except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+                pass
+        replaced = t
+        for k, pat in _CONST_RE.items():
+            replaced = pat.sub(_CONST_JSON[k], replaced)
+        if replaced != t:
+            r2 = _json_loads(replaced)
+            if r2.ok:
+                r2.method = "json_replaced"
+                return r2
+        return ParseResult(False, None, "unparseable")
+    except Exception as e:  # noqa: BLE001 - parsers are total by contract
+        return ParseResult(False, None, f"parse_error: {type(e).__name__}")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def parse_strict_json(s: Any, fences: bool = True) -> ParseResult:
+    """Strict JSON (spec §6.2): ``json.loads`` only, NaN/Infinity rejected; fences stripped unless told not to."""
+    if not isinstance(s, str):
+        return ParseResult(False, None, "not_text")
+    try:
+        t = strip_fences(s) if fences else s.strip()
+        if not t:
+            return ParseResult(False, None, "empty")
+        return ParseResult(True, json.loads(t, parse_constant=_reject_constant), "ok", "json")
+    except (ValueError, RecursionError, MemoryError, TypeError) as e:
+        return ParseResult(False, None, f"json_error: {type(e).__name__}")
+    except Exception as e:  # noqa: BLE001
+        return ParseResult(False, None, f"parse_error: {type(e).__name__}")
+
+
+# ------------------------------------------------------------------------------------- python calls
+def _dotted_name(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted_name(node.value)
+        return None if base is None else f"{base}.{node.attr}"
+    return None
+
+
+def _call_from_node(node: ast.AST) -> ToolCall | None:
+    if not isinstance(node, ast.Call) or node.args:
+        return None  # positional arguments cannot be mapped to parameter names
+    name = _dotted_name(node.func)
+    if not name:
+        return None
+    args: dict[str, Any] = {}
+    for kw in node.keywords:
+        if kw.arg is None:  # **kwargs
+            return None
+        args[kw.arg] = _jsonish(ast.literal_eval(kw.value))  # literals only: safe
+    return ToolCall(name, args)
+
+
+def parse_python_calls(s: Any) -> list[ToolCall] | None:
+    """Parse ``f(a=1, b='x')`` or ``[f(a=1), g()]`` (keyword literal arguments only); None on failure."""
+    if not isinstance(s, str):
+        return None
+    t = strip_fences(s)
+    if not t or len(t) > MAX_LITERAL_EVAL_CHARS or _max_depth_exceeds(t, MAX_NESTING_DEPTH):
+        return None
+    try:
+        tree = ast.parse(t, mode="eval")
+        body = tree.body
+        nodes = list(body.elts) if isinstance(body, ast.List | ast.Tuple) else [body]
+        calls = [_call_from_node(n) for n in nodes]
+        if any(c is None for c in calls):
+            return None
+        return [c for c in calls if c is not None]
+    except Exception:  # noqa: BLE001 - SyntaxError, ValueError, RecursionError, MemoryError ...
+        return None
+
+
+# ------------------------------------------------------------------------------------ normalisation
+def _arguments_of(raw: Any) -> dict[str, Any] | None:
+    """Arguments as a dict; a JSON (or relaxed) string is parsed; None/"" mean no arguments."""
+    if raw is None:
+        return {}
+    if isinstance(raw, str):
+        if not raw.strip():
+            return {}
+        r = parse_relaxed(raw)
+        raw = r.value if r.ok else None
+    if isinstance(raw, dict):
+        return {str(k): v for k, v in raw.items()}
+    return None
+
+
+def normalise_call(obj: Any, single_key: bool = False) -> ToolCall | None:
+    """Normalise one call of any common shape to :class:`ToolCall`; None when it is not a call.
+
+    Shapes: ``{"name","arguments"}``; OpenAI ``{"function": {"name","arguments"}}`` (arguments may be a JSON
+    string); Seal-Tools ``{"tool","parameters"}``; ``tool_name``; flat dicts (every key except the name becomes
+    an argument); a python-call string ``f(a=1)``. ``single_key`` (off: not in the reference normaliser, and it
+    would let any ``{"word": {}}`` count as a call in the Solver format reward) also accepts ``{"f": {args}}``.
+    """
+    try:
+        if isinstance(obj, ToolCall):
+            return obj
+        if isinstance(obj, str):
+            calls = parse_python_calls(obj)
+            return calls[0] if calls and len(calls) == 1 else None
+        if not isinstance(obj, dict):
+            return None
+        fn = obj.get("function")
+        if isinstance(fn, dict):
+            inner = normalise_call(fn, single_key)
+            if inner is not None:
+                return inner
+        name_key = next((k for k in NAME_KEYS if isinstance(obj.get(k), str) and obj[k].strip()), None)
+        if name_key is None and isinstance(fn, str) and fn.strip():
+            name_key = "function"
+        if name_key is None:
+            if single_key and len(obj) == 1:  # {"func_name": {param: value}}
+                ((k, v),) = obj.items()
+                if isinstance(k, str) and k.strip() and isinstance(v, dict) and k not in ARG_KEYS:
+                    return ToolCall(k.strip(), {str(a): b for a, b in v.items()})
+            return None
+        name = obj[name_key].strip()
+        arg_key = next((k for k in ARG_KEYS if k in obj), None)
+        if arg_key is None:  # flat dict: everything but the name is an argument
+            return ToolCall(name, {str(k): v for k, v in obj.items() if k != name_key})
+        args = _arguments_of(obj[arg_key])
+        return None if args is None else ToolCall(name, args)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def normalise_calls(obj: Any, single_key: bool = False) -> list[ToolCall]:
+    """Normalise a list of calls (dict elements that fail are dropped), a single call, or an OpenAI message
+    with ``tool_calls``. A string is parsed relaxed first, then as python calls."""
+    try:
+        if isinstance(obj, str):
+            r = parse_relaxed(obj)
+            if r.ok:
+                return normalise_calls(r.value, single_key)
+            return parse_python_calls(obj) or []
+        if isinstance(obj, list | tuple):
+            out = []
+            for el in obj:
+                if isinstance(el, dict | ToolCall):
+                    c = normalise_call(el, single_key)
+                    if c is not None:
+                        out.append(c)
+            return out
+        if isinstance(obj, dict):
+            if isinstance(obj.get("tool_calls"), list):
+                return normalise_calls(obj["tool_calls"], single_key)
+            c = normalise_call(obj, single_key)
+            return [] if c is None else [c]
+        if isinstance(obj, ToolCall):
+            return [obj]
+        return []
+    except Exception:  # noqa: BLE001
+        return []
+
+
+# --------------------------------------------------------------------------------- whole completions
+def parse_solver_output(text: Any, allow_unclosed: bool = False, python_calls: bool = False) -> SolverParse:
+    """Parse a Solver completion: last ``<think>`` and last ``<tool_call_answer>`` (spec §7.2).
+
+    ``allow_unclosed`` (issue 8, off = faithful): when no closed answer block parses, accept a final
+    ``<tool_call_answer>`` left unclosed at the end of generation, flagged ``unclosed=True``.
+    ``python_calls`` (evaluation only): also accept ``[f(a=1)]`` python-call syntax in the answer.
+    """
+    out = SolverParse()
+    if not isinstance(text, str):
+        out.reason = "not_text"
+        return out
+    try:
+        out.think = extract_last_tag(text, "think")
+        closed = extract_last_tag(text, "tool_call_answer")
+        candidates: list[tuple[str, bool]] = []
+        if closed:
+            candidates.append((closed, False))
+        if allow_unclosed:
+            tail = extract_unclosed_tail(text, "tool_call_answer")
+            if tail:
+                candidates.append((tail, True))
+        if not candidates:
+            out.answer_text = closed
+            out.reason = "empty_answer" if closed == "" else "missing_answer"
+            return out
+        first_reason = ""
+        for answer, unclosed in candidates:
+            r = parse_relaxed(answer)
+            calls = normalise_calls(r.value) if r.ok else []
+            if not r.ok and python_calls:
+                py = parse_python_calls(answer)
+                if py is not None:
+                    r = ParseResult(True, [c.to_dict() for c in py], "ok", "python_call")
+                    calls = py
+            if r.ok:
+                out.answer_text, out.parsed, out.value, out.calls, out.unclosed = (
+                    answer,
+                    True,
+                    r.value,
+                    calls,
+                    unclosed,
+                )
+                if not calls and not out.empty_answer:
+                    out.reason = "no_normalisable_call"
+                else:
+                    out.reason = "ok"
+                return out
+            first_reason = first_reason or r.reason
+        out.answer_text, out.unclosed = candidates[0]
+        out.reason = f"answer_{first_reason}"
+        return out
+    except Exception as e:  # noqa: BLE001
+        out.reason = f"parse_error: {type(e).__name__}"
+        return out
+
+
+def parse_generator_output(text: Any) -> GeneratorParse:
+    """Extract the four Generator blocks (spec §4): last occurrence of each tag, stripped."""
+    out = GeneratorParse()
+    if not isinstance(text, str):
+        out.reasons.append("not_text")
+        return out
+    try:
+        out.think = extract_last_tag(text, "think")
+        out.question = extract_last_tag(text, "question")
+        out.tools_text = extract_last_tag(text, "available_tools")
+        out.answer_text = extract_last_tag(text, "tool_call_answer")
+        for label, val in (
+            ("think", out.think),
+            ("question", out.question),
+            ("available_tools", out.tools_text),
+            ("tool_call_answer", out.answer_text),
+        ):
+            if val is None:
+                out.reasons.append(f"missing_{label}")
+            elif not val:
+                out.reasons.append(f"empty_{label}")
+    except Exception as e:  # noqa: BLE001
+        out.reasons.append(f"parse_error: {type(e).__name__}")
+    return out

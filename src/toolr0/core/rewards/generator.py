@@ -1,0 +1,383 @@
+"""Generator rewards (spec §5): question gate, format, validity (grounding), band-pass difficulty, judge score.
+
+R_G = w_f·r_fmt + w_v·r_valid + w_c·r_curr, every component multiplied by the question gate g. Validity is
+applied to EVERY gold call (spec §11), with ``required`` read from all three places it may live. Each function
+returns a :class:`RewardValue` (value in its documented range, plus a reason) and never raises.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolr0.core.parsing import GeneratorParse, normalise_call, parse_generator_output, parse_relaxed
+from toolr0.core.rewards.base import RewardValue, clip
+from toolr0.core.rewards.config import RewardConfig
+from toolr0.core.schema import Task, Tool, ToolCall, normalise_tools
+
+_UNITS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen"
+).split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+NUMBER_WORDS: dict[int, str] = {i: w for i, w in enumerate(_UNITS)} | {
+    20 + 10 * i: w for i, w in enumerate(_TENS)
+}
+WORD_TO_DIGIT: dict[str, str] = {w: str(i) for i, w in NUMBER_WORDS.items()}
+_NON_ALNUM = re.compile(r"[^a-z0-9\s]+")
+_MAX_FLOAT_CHARS = 100
+
+
+# ------------------------------------------------------------------------------------------- gate
+def _question_gate(question: str | None) -> tuple[bool, str]:
+    if question is None:
+        return False, "missing_question"
+    try:
+        from toolr0.core.verify import question_gate  # owned by the verification module
+
+        ok, reason = question_gate(question)
+        return bool(ok), str(reason)
+    except Exception as e:  # noqa: BLE001 - a gate failure must not crash a reward
+        return False, f"gate_error: {type(e).__name__}"
+
+
+# -------------------------------------------------------------------------------------- grounding
+def normalise_text(s: Any) -> str:
+    """Spec §5.3: NFKC → casefold → NBSP to space → non-[a-z0-9\\s] runs to a space → collapse → strip."""
+    if not isinstance(s, str):
+        s = str(s)
+    s = unicodedata.normalize("NFKC", s).casefold().replace("\u00a0", " ")
+    s = _NON_ALNUM.sub(" ", s)
+    return " ".join(s.split())
+
+
+def _integer_value(v: Any) -> int | None:
+    """The integer value of v when v parses as a float with an integral value (never for bools)."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    try:
+        if isinstance(v, float):
+            f = v
+        elif isinstance(v, str) and len(v) <= _MAX_FLOAT_CHARS:
+            f = float(v.strip())
+        else:
+            return None
+    except (ValueError, OverflowError):
+        return None
+    if not math.isfinite(f) or f != int(f):
+        return None
+    return int(f)
+
+
+def value_variants(v: Any) -> list[str]:
+    """Normalised accepted variants of a gold value (spec §5.3); empty for bool/None (not checked)."""
+    if v is None or isinstance(v, bool):
+        return []
+    try:
+        out = [normalise_text(v)]
+        i = _integer_value(v)
+        if i is not None:
+            out.append(normalise_text(str(i)))
+            if abs(i) >= 1000:
+                out.append(normalise_text(f"{i:,}"))
+            if i in NUMBER_WORDS:
+                out.append(NUMBER_WORDS[i])
+        if out[0] in WORD_TO_DIGIT:
+            out.append(WORD_TO_DIGIT[out[0]])
+    except (ValueError, OverflowError, RecursionError):  # e.g. ints beyond the str-conversion limit
+        return []
+    # Deliberate: a value that normalises to nothing ("", "!!!") cannot be grounded (\b\b matches anywhere).
+    return list(dict.fromkeys(x for x in out if x))
+
+
+def is_grounded(value: Any, normalised_question: str) -> bool:
+    """Word-boundary match of any variant of ``value`` in the already-normalised question."""
+    return any(re.search(rf"\b{re.escape(var)}\b", normalised_question) for var in value_variants(value))
+
+
+def call_grounded(call: ToolCall, normalised_question: str) -> bool:
+    """Every non-bool, non-null argument value occurs in the question; empty arguments give True."""
+    for v in call.arguments.values():
+        if v is None or isinstance(v, bool):
+            continue
+        if not is_grounded(v, normalised_question):
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------------------- analysis
+@dataclass
+class GeneratorAnalysis:
+    """Everything the format and validity rewards need, computed once per completion."""
+
+    parse: GeneratorParse
+    gate: bool = False
+    gate_reason: str = ""
+    tools_raw: Any = None
+    tools_ok: bool = False  # I_tools
+    tools: list[Tool] = field(default_factory=list)
+    answer_raw: Any = None
+    answer_parsed: bool = False
+    gold_ok: bool = False  # I_gold
+    n_gold_elements: int = 0  # raw elements in the gold list (a dict counts 1)
+    calls: list[ToolCall | None] = field(default_factory=list)  # per raw element; None = failed to normalise
+
+
+def _tools_indicator(value: Any) -> bool:
+    if not isinstance(value, list) or not value:
+        return False
+    for t in value:
+        if not isinstance(t, dict):
+            return False
+        name = t.get("name")
+        if not isinstance(name, str) or not name.strip():
+            return False
+        if "parameters" in t and not isinstance(t["parameters"], dict):
+            return False
+    return True
+
+
+def analyse_generator_output(text: Any) -> GeneratorAnalysis:
+    """Parse a Generator completion and compute the gate, I_tools, I_gold and the normalised menu/calls."""
+    a = GeneratorAnalysis(parse=parse_generator_output(text))
+    try:
+        a.gate, a.gate_reason = _question_gate(a.parse.question)
+        if a.parse.tools_text:
+            r = parse_relaxed(a.parse.tools_text)
+            if r.ok:
+                a.tools_raw = r.value
+                a.tools_ok = _tools_indicator(r.value)
+                a.tools = normalise_tools(r.value if isinstance(r.value, list) else [r.value])
+        if a.parse.answer_text:
+            r = parse_relaxed(a.parse.answer_text)
+            if r.ok:
+                a.answer_raw, a.answer_parsed = r.value, True
+                elements = r.value if isinstance(r.value, list) else [r.value]
+                a.n_gold_elements = len(elements)
+                a.calls = [normalise_call(e) if isinstance(e, dict) else None for e in elements]
+                # Deliberate (spec §11, all gold calls): every element must normalise, not just one/the first.
+                a.gold_ok = bool(elements) and all(c is not None for c in a.calls)
+    except Exception:  # noqa: BLE001
+        pass
+    return a
+
+
+# -------------------------------------------------------------------------------------- rewards
+def _cfg(cfg: RewardConfig | None) -> RewardConfig:
+    return cfg if cfg is not None else RewardConfig()
+
+
+def _analysis(text_or_analysis: Any) -> GeneratorAnalysis:
+    if isinstance(text_or_analysis, GeneratorAnalysis):
+        return text_or_analysis
+    return analyse_generator_output(text_or_analysis)
+
+
+def format_reward(text: Any, cfg: RewardConfig | None = None) -> RewardValue:
+    """r_fmt = g·(w_tags·I_tags + w_tools·I_tools + w_gold·I_gold) ∈ [0, 1] (spec §5.2)."""
+    c, a = _cfg(cfg), _analysis(text)
+    if not a.gate:
+        return RewardValue(0.0, f"gate:{a.gate_reason}")
+    tags = a.parse.all_tags
+    value = c.fmt_tags_weight * tags + c.fmt_tools_weight * a.tools_ok + c.fmt_gold_weight * a.gold_ok
+    missing = [n for n, ok in (("tags", tags), ("tools", a.tools_ok), ("gold", a.gold_ok)) if not ok]
+    hi = c.fmt_tags_weight + c.fmt_tools_weight + c.fmt_gold_weight
+    return RewardValue(clip(value, 0.0, hi), "ok" if not missing else "missing:" + ",".join(missing))
+
+
+def _call_indicators(call: ToolCall | None, menu: dict[str, Tool], nq: str) -> tuple[bool, bool, bool]:
+    if call is None:
+        return False, False, False
+    tool = menu.get(call.name)
+    exists = tool is not None
+    # A call naming an unknown tool cannot show its required keys: I_args fails for it.
+    args = exists and all(r in call.arguments for r in tool.required)  # type: ignore[union-attr]
+    return exists, args, call_grounded(call, nq)
+
+
+def validity_reward(text: Any, cfg: RewardConfig | None = None) -> RewardValue:
+    """r_valid = g·(0.4·I_exists + 0.4·I_args + 0.2·I_ground) ∈ [0, 1] over every gold call (spec §5.3, §11).
+
+    ``validity_mode``: all_pass (each indicator must hold for every call; default), fraction (share of calls),
+    first_call (the reference code's behaviour)."""
+    c, a = _cfg(cfg), _analysis(text)
+    if not a.gate:
+        return RewardValue(0.0, f"gate:{a.gate_reason}")
+    if not a.tools:
+        return RewardValue(0.0, "tools_unparseable")
+    if not a.answer_parsed or a.n_gold_elements == 0:
+        return RewardValue(0.0, "no_gold_calls")
+    try:
+        menu: dict[str, Tool] = {}
+        for t in a.tools:
+            menu.setdefault(t.name, t)
+        nq = normalise_text(a.parse.question or "")
+        per_call = [_call_indicators(call, menu, nq) for call in a.calls]
+        if c.validity_mode == "first_call":
+            per_call = per_call[:1]
+        n = len(per_call)
+        if c.validity_mode == "fraction":
+            ind = [sum(pc[i] for pc in per_call) / n for i in range(3)]
+        else:
+            ind = [float(all(pc[i] for pc in per_call)) for i in range(3)]
+        value = c.valid_exists_weight * ind[0] + c.valid_args_weight * ind[1] + c.valid_ground_weight * ind[2]
+        failed = [n for n, x in zip(("exists", "args", "ground"), ind, strict=True) if x < 1]
+        hi = c.valid_exists_weight + c.valid_args_weight + c.valid_ground_weight
+        return RewardValue(clip(value, 0.0, hi), "ok" if not failed else "failed:" + ",".join(failed))
+    except Exception as e:  # noqa: BLE001
+        return RewardValue(0.0, f"error: {type(e).__name__}")
+
+
+def difficulty_reward(p_hat: Any, cfg: RewardConfig | None = None) -> RewardValue:
+    """Band-pass r_diff(p̂) ∈ [0, 1] (spec §5.4); ``band_mode="hard"`` gives the hard-edge ablation."""
+    c = _cfg(cfg)
+    if isinstance(p_hat, bool) or not isinstance(p_hat, int | float) or not math.isfinite(p_hat):
+        return RewardValue(0.0, "no_pass_rate")
+    p = min(1.0, max(0.0, float(p_hat)))
+    if p < 1.0 / c.K - 1e-12:
+        return RewardValue(0.0, "never_solved")
+    if c.p_low <= p <= c.p_high:
+        return RewardValue(1.0, "in_band")
+    if c.band_mode == "hard":
+        return RewardValue(0.0, "out_of_band")
+    edge = c.p_low if p < c.p_low else c.p_high
+    value = math.exp(-((p - edge) ** 2) / (2 * c.sigma**2))
+    return RewardValue(clip(value), "too_hard" if p < c.p_low else "too_easy")
+
+
+_JUDGE_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
+_JUDGE_WORD_RE = re.compile(r"\b(one|two|three|four|five)\b", re.I)
+_JUDGE_FRACTION_RE = re.compile(r"\b([1-5])\s*/\s*5\b")
+_JUDGE_RANGE_RE = re.compile(r"\(?\b1\s*(?:-|–|to)\s*5\b\)?")
+_JUDGE_DIGIT_RE = re.compile(r"(?<![0-9.])([1-5])(?![0-9])")
+
+
+def parse_judge_score(text: Any) -> int | None:
+    """Judge score 1-5 (spec §5.4): the reply's first character when it is 1-5; else "n/5"; else a spelled
+    out number; else the first standalone digit 1-5 (after removing "1-5" range echoes). None on failure."""
+    if not isinstance(text, str):
+        return None
+    try:
+        t = text.strip()[:2000]
+        if t and t[0] in "12345" and not (len(t) > 1 and t[1].isdigit()):
+            return int(t[0])
+        m = _JUDGE_FRACTION_RE.search(t)
+        if m:
+            return int(m.group(1))
+        m = _JUDGE_WORD_RE.search(t)
+        if m:
+            return _JUDGE_WORDS[m.group(1).lower()]
+        m = _JUDGE_DIGIT_RE.search(_JUDGE_RANGE_RE.sub(" ", t))
+        if m:
+            return int(m.group(1))
+    except Exception:  # noqa: BLE001
+        return None
+    return None
+
+
+judge_score_parse = parse_judge_score  # name used in ARCHITECTURE.md
+
+
+def judge_score_from_attempts(replies: list[Any], cfg: RewardConfig | None = None) -> tuple[int, bool]:
+    """First parseable score among up to ``judge_retries`` replies; else the fallback score.
+    Returns (score, used_fallback)."""
+    c = _cfg(cfg)
+    for reply in list(replies)[: c.judge_retries]:
+        s = parse_judge_score(reply)
+        if s is not None:
+            return s, False
+    return c.judge_fallback_score, True
+
+
+def semantic_reward(judge_score: Any) -> RewardValue:
+    """r_sem = (score − 1) / 4 ∈ {0, .25, .5, .75, 1}; a missing/invalid score gives 0."""
+    if isinstance(judge_score, bool) or not isinstance(judge_score, int) or not 1 <= judge_score <= 5:
+        return RewardValue(0.0, "not_judged")
+    return RewardValue((judge_score - 1) / 4, "ok")
+
+
+def curriculum_reward(
+    gate: bool, p_hat: Any, judge_score: Any, cfg: RewardConfig | None = None
+) -> RewardValue:
+    """r_curr = g·(w_diff·r_diff + w_sem·r_sem) ∈ [0, w_diff + w_sem] (= [0, 1] by default; spec §5.4)."""
+    c = _cfg(cfg)
+    if not gate:
+        return RewardValue(0.0, "gate")
+    d, s = difficulty_reward(p_hat, c), semantic_reward(judge_score)
+    value = c.difficulty_weight * d.value + c.semantic_weight * s.value
+    return RewardValue(
+        clip(value, 0.0, c.difficulty_weight + c.semantic_weight), f"diff:{d.reason},sem:{s.reason}"
+    )
+
+
+@dataclass
+class GeneratorRewardBreakdown:
+    """All Generator reward components of one completion; ``total`` = weighted sum (spec §5)."""
+
+    gate: float = 0.0
+    fmt: float = 0.0
+    valid: float = 0.0
+    diff: float = 0.0
+    sem: float = 0.0
+    curr: float = 0.0
+    total: float = 0.0
+    reasons: dict[str, str] = field(default_factory=dict)
+
+
+def _spec_compliance(a: GeneratorAnalysis, spec: Any) -> str:
+    m, n = getattr(spec, "menu_size", None), getattr(spec, "num_calls", None)
+    menu_ok = m is None or len(a.tools) == m
+    calls_ok = n is None or a.n_gold_elements == n
+    return f"menu={'ok' if menu_ok else 'off'},calls={'ok' if calls_ok else 'off'}"
+
+
+def generator_rewards(
+    text: Any,
+    cfg: RewardConfig | None = None,
+    pass_rate: float | None = None,
+    judge_score: int | None = None,
+    spec: Any = None,
+) -> GeneratorRewardBreakdown:
+    """Every Generator reward for one completion. ``pass_rate`` (p̂ from K frozen-Solver samples) and
+    ``judge_score`` (1-5, already resolved with retries/fallback) come from the Solver service; when absent,
+    r_diff / r_sem are 0. ``spec`` (optional) only records |T| = m, |C*| = n compliance in the reasons."""
+    c = _cfg(cfg)
+    out = GeneratorRewardBreakdown()
+    try:
+        a = analyse_generator_output(text)
+        f, v = format_reward(a, c), validity_reward(a, c)
+        d, s = difficulty_reward(pass_rate, c), semantic_reward(judge_score)
+        cu = curriculum_reward(a.gate, pass_rate, judge_score, c)
+        out.gate = 1.0 if a.gate else 0.0
+        out.fmt, out.valid, out.curr = f.value, v.value, cu.value
+        out.diff, out.sem = (d.value, s.value) if a.gate else (0.0, 0.0)
+        out.total = (
+            c.generator_format_weight * out.fmt
+            + c.generator_validity_weight * out.valid
+            + c.generator_curriculum_weight * out.curr
+        )
+        out.reasons = {"gate": a.gate_reason, "fmt": f.reason, "valid": v.reason, "curr": cu.reason}
+        if spec is not None:
+            out.reasons["spec"] = _spec_compliance(a, spec)
+    except Exception as e:  # noqa: BLE001
+        out = GeneratorRewardBreakdown(reasons={"error": type(e).__name__})
+    return out
+
+
+def task_from_generator_text(text: Any, domain: str = "") -> Task | None:
+    """The task (question, normalised menu, gold calls) inside a Generator completion, parsed relaxed, for the
+    pass-rate / judge step; None unless the question, ≥ 1 tool and every gold call are usable."""
+    try:
+        a = analyse_generator_output(text)
+        q = a.parse.question
+        if not q or not a.tools or not a.gold_ok:
+            return None
+        calls = [x for x in a.calls if x is not None]
+        return Task(q, a.tools, calls, domain, {"tools_text": a.parse.tools_text})
+    except Exception:  # noqa: BLE001
+        return None

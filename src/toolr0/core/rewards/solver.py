@@ -1,0 +1,89 @@
+"""Solver rewards (spec §7.2, §7.3): format ∈ {0, .3, .6, 1} and accuracy ∈ [0, 1].
+
+Both return a :class:`RewardValue` (value plus reason) and never raise; ``*_score`` variants return plain floats.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from toolr0.core.matching import greedy_match
+from toolr0.core.parsing import SolverParse, normalise_calls, parse_solver_output
+from toolr0.core.rewards.base import RewardValue, clip
+from toolr0.core.rewards.config import RewardConfig
+from toolr0.core.schema import ToolCall
+
+
+def _cfg(cfg: RewardConfig | None) -> RewardConfig:
+    return cfg if cfg is not None else RewardConfig()
+
+
+def _parse(text: Any, c: RewardConfig) -> SolverParse:
+    if isinstance(text, SolverParse):
+        return text
+    return parse_solver_output(text, allow_unclosed=c.allow_unclosed_answer)
+
+
+def solver_format_reward(text: Any, cfg: RewardConfig | None = None) -> RewardValue:
+    """0 if the last <tool_call_answer> is missing/empty; else 0.3 (+0.3 parses relaxed) (+0.4 ≥ 1 call)."""
+    c = _cfg(cfg)
+    sp = _parse(text, c)
+    if not sp.answer_text:
+        return RewardValue(0.0, sp.reason if sp.reason != "ok" else "missing_answer")
+    value = c.sfmt_present_weight + c.sfmt_parse_weight * sp.parsed + c.sfmt_norm_weight * sp.normalised
+    hi = c.sfmt_present_weight + c.sfmt_parse_weight + c.sfmt_norm_weight
+    reason = sp.reason + (",unclosed" if sp.unclosed else "")
+    return RewardValue(clip(value, 0.0, hi), reason)
+
+
+def _gold_calls(gold: Any) -> list[ToolCall]:
+    if isinstance(gold, list) and all(isinstance(g, ToolCall) for g in gold):
+        return list(gold)
+    return normalise_calls(gold) if gold is not None else []
+
+
+def solver_accuracy_reward(text: Any, gold_calls: Any, cfg: RewardConfig | None = None) -> RewardValue:
+    """r_acc ∈ [0, 1] (spec §7.3): needs a non-empty <think> and a parseable answer; greedy matching of the
+    gold calls in order, s̄ = Σ matched r / |C*|, times 1 / (1 + α·extra calls). Empty gold: 1 iff the answer
+    is an explicit empty list."""
+    c = _cfg(cfg)
+    try:
+        sp = _parse(text, c)
+        if not sp.think:
+            return RewardValue(0.0, "no_think")
+        if not sp.parsed:
+            return RewardValue(0.0, f"answer:{sp.reason}")
+        gold = _gold_calls(gold_calls)
+        pred = sp.calls
+        if not gold:
+            ok = sp.empty_answer
+            return RewardValue(1.0 if ok else 0.0, "empty_gold_" + ("match" if ok else "but_calls"))
+        if not pred:
+            return RewardValue(0.0, "no_normalisable_call")
+        weights = (c.acc_name_weight, c.acc_keys_weight, c.acc_values_weight)
+        m = greedy_match(pred, gold, weights)
+        extra = max(0, len(pred) - len(gold))
+        value = clip(m.mean / (1 + c.extra_call_alpha * extra))
+        reason = f"matched {len(m.pairs)}/{len(gold)}" + (f",extra {extra}" if extra else "")
+        return RewardValue(value, reason + (",unclosed" if sp.unclosed else ""))
+    except Exception as e:  # noqa: BLE001
+        return RewardValue(0.0, f"error: {type(e).__name__}")
+
+
+def solver_format_score(text: Any, cfg: RewardConfig | None = None) -> float:
+    """Plain-float :func:`solver_format_reward`."""
+    return solver_format_reward(text, cfg).value
+
+
+def solver_accuracy_score(text: Any, gold_calls: Any, cfg: RewardConfig | None = None) -> float:
+    """Plain-float :func:`solver_accuracy_reward`."""
+    return solver_accuracy_reward(text, gold_calls, cfg).value
+
+
+def solver_total(text: Any, gold_calls: Any, cfg: RewardConfig | None = None) -> float:
+    """R_S = w_f·r_fmt + w_a·r_acc (∈ [0, 2] by default)."""
+    c = _cfg(cfg)
+    sp = _parse(text, c)
+    return c.solver_format_weight * solver_format_reward(sp, c).value + c.solver_accuracy_weight * (
+        solver_accuracy_reward(sp, gold_calls, c).value
+    )
