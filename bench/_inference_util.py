@@ -1,0 +1,123 @@
+"""Shared helpers of the inference benchmarks: made-up Solver tasks (no benchmark data), timing, and
+appending a section to bench/RESULTS.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from toolr0.core.schema import Task, Tool, ToolCall
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+_TOOLS = [
+    Tool(
+        "get_weather",
+        "Get the current weather for a city",
+        {
+            "city": {"type": "string", "description": "City name"},
+            "unit": {"type": "string", "description": "celsius or fahrenheit"},
+        },
+        ["city"],
+    ),
+    Tool(
+        "get_stock_price",
+        "Get the latest price of a stock",
+        {"ticker": {"type": "string", "description": "Ticker symbol"}},
+        ["ticker"],
+    ),
+    Tool(
+        "convert_currency",
+        "Convert an amount between currencies",
+        {
+            "amount": {"type": "number", "description": "Amount"},
+            "from_currency": {"type": "string", "description": "ISO code"},
+            "to_currency": {"type": "string", "description": "ISO code"},
+        },
+        ["amount", "from_currency", "to_currency"],
+    ),
+    Tool(
+        "book_table",
+        "Book a restaurant table",
+        {
+            "restaurant": {"type": "string", "description": "Restaurant name"},
+            "people": {"type": "integer", "description": "Party size"},
+            "time": {"type": "string", "description": "HH:MM"},
+        },
+        ["restaurant", "people", "time"],
+    ),
+]
+_CITIES = ["Paris", "Lyon", "Oslo", "Lima", "Quito", "Hanoi", "Perth", "Cairo"]
+
+
+def solver_tasks(n: int) -> list[Task]:
+    """n distinct, made-up single-call tasks with 2-4 tool menus (weather / stocks / currency / booking)."""
+    out = []
+    for i in range(n):
+        city = _CITIES[i % len(_CITIES)]
+        kind = (i // len(_CITIES)) % 4
+        menu = [_TOOLS[kind]] + [t for t in _TOOLS if t is not _TOOLS[kind]][: 1 + i % 3]
+        if kind == 0:
+            q, call = (
+                f"What's the weather in {city} in celsius?",
+                ToolCall("get_weather", {"city": city, "unit": "celsius"}),
+            )
+        elif kind == 1:
+            tick = ["ACME", "GLOBX", "INIT", "UMBR"][i % 4]
+            q, call = (
+                f"What is the current price of {tick} stock?",
+                ToolCall("get_stock_price", {"ticker": tick}),
+            )
+        elif kind == 2:
+            amt = 10 * (i + 1)
+            q, call = (
+                f"Convert {amt} EUR to USD for my trip to {city}.",
+                ToolCall("convert_currency", {"amount": amt, "from_currency": "EUR", "to_currency": "USD"}),
+            )
+        else:
+            q, call = (
+                f"Book a table for {2 + i % 5} people at Chez {city} at 19:30.",
+                ToolCall("book_table", {"restaurant": f"Chez {city}", "people": 2 + i % 5, "time": "19:30"}),
+            )
+        out.append(Task(q, menu, [call], domain="bench"))
+    return out
+
+
+class Timer:
+    def __enter__(self) -> Timer:
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.s = time.perf_counter() - self.t0
+
+
+def machine() -> str:
+    import torch
+
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
+
+
+def append_results(title: str, lines: list[str]) -> None:
+    """Append a dated section with the exact command to bench/RESULTS.md."""
+    cmd = (
+        "OMP_NUM_THREADS="
+        + os.environ.get("OMP_NUM_THREADS", "?")
+        + " flock /tmp/toolr0_heavy.lock python "
+        + " ".join([os.path.relpath(sys.argv[0], RESULTS.parent.parent), *sys.argv[1:]])
+    )
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    text = f"\n## {title} ({stamp})\n\nCommand: `{cmd}`  \nMachine: {machine()}\n\n" + "\n".join(lines) + "\n"
+    if not RESULTS.exists():
+        RESULTS.write_text(
+            "# Benchmark results\n\nEach section is appended by the script that measured it.\n"
+        )
+    with open(RESULTS, "a", encoding="utf-8") as fh:
+        fh.write(text)

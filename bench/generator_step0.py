@@ -1,0 +1,241 @@
+"""Step-0 Generator benchmark (issue 8 item 5): how productive is the untrained Generator?
+
+For one model and each (prompt variant, decoding) configuration, sample ``--group`` completions for each of
+``--specs`` sampled TaskSpecs and report: share passing structural verification (``core.verify.verify_task``),
+share of complete valid grounded tasks (verified and validity reward == 1), format/validity reward means
+and mean in-group variance, refusal share, tokens per completion, seconds per valid task; then, for the
+valid tasks, the frozen Solver's pass rates (K samples, ``inference.solver_service``) and the share inside
+the difficulty band [p_low, p_high]. Appends a table and the command to ``bench/RESULTS.md``.
+
+Heavy: run it as ``OMP_NUM_THREADS=2 flock /tmp/toolr0_heavy.lock python bench/generator_step0.py ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def _pvar(xs: list[float]) -> float:
+    return statistics.pvariance(xs) if len(xs) > 1 else 0.0
+
+
+def run_config(sampler: Any, specs: list[Any], variant: str, decoding: str, args: argparse.Namespace) -> dict:
+    from toolr0.core.prompts import generator_messages
+    from toolr0.core.rewards.config import RewardConfig
+    from toolr0.core.rewards.generator import format_reward, validity_reward
+    from toolr0.core.verify import verify_task
+    from toolr0.inference.base import SamplingParams
+    from toolr0.inference.solver_service import SolverService
+    from toolr0.inference.structured import StructuredConfig, constrained
+
+    budget = None if args.budget == 0 else (args.budget or args.max_new_tokens)
+    scfg = StructuredConfig(
+        enabled=decoding in ("structured", "grounded"),
+        budget_tokens=budget,
+        ground_calls=decoding == "grounded",
+    )
+    prompts = [generator_messages(s, variant) for s in specs]
+    params = SamplingParams(
+        n=args.group,
+        temperature=args.temperature,
+        top_p=1.0,
+        max_new_tokens=args.max_new_tokens,
+        stop=("</tool_call_answer>",),
+        seed=args.seed,
+    )
+    t0 = time.perf_counter()
+    with constrained(sampler, specs, scfg):
+        result = sampler.generate_detailed(prompts, params)
+    gen_s = time.perf_counter() - t0
+
+    rows: list[dict[str, Any]] = []
+    valid_tasks = []
+    fmt_groups, val_groups = [], []
+    for spec, comps in zip(specs, result.completions, strict=True):
+        fg, vg = [], []
+        for c in comps:
+            v = verify_task(c.text, spec)
+            f, val = format_reward(c.text).value, validity_reward(c.text).value
+            complete = v.ok and val >= 1.0 - 1e-9
+            rows.append(
+                {
+                    "spec": spec.to_dict(),
+                    "text": c.text,
+                    "tokens": c.completion_tokens,
+                    "finish": c.finish_reason,
+                    "verify": v.reason,
+                    "spec_ok": bool(v.details.get("menu_size_ok")) and bool(v.details.get("num_calls_ok")),
+                    "fmt": f,
+                    "valid": val,
+                    "complete": complete,
+                }
+            )
+            fg.append(f)
+            vg.append(val)
+            if complete and v.task is not None:
+                valid_tasks.append(v.task)
+        fmt_groups.append(fg)
+        val_groups.append(vg)
+
+    rcfg = RewardConfig(K=args.k, solver_max_tokens=args.solver_max_tokens, allow_unclosed_answer=True)
+    p_hats: list[float] = []
+    solve_s = 0.0
+    if valid_tasks and args.k > 0:
+        t1 = time.perf_counter()
+        p_hats = SolverService(sampler, rcfg, seed=args.seed).pass_rates(valid_tasks, K=args.k)
+        solve_s = time.perf_counter() - t1
+    n = len(rows)
+    n_complete = sum(r["complete"] for r in rows)
+    in_band = [p for p in p_hats if rcfg.p_low <= p <= rcfg.p_high]
+    summary = {
+        "variant": variant,
+        "decoding": decoding,
+        "samples": n,
+        "specs": len(specs),
+        "verified": sum(r["verify"] == "ok" for r in rows) / n,
+        "spec_compliant": sum(r["verify"] == "ok" and r["spec_ok"] for r in rows) / n,
+        "complete_valid": n_complete / n,
+        "fmt_mean": statistics.fmean(r["fmt"] for r in rows),
+        "valid_mean": statistics.fmean(r["valid"] for r in rows),
+        "fmt_group_var": statistics.fmean(_pvar(g) for g in fmt_groups),
+        "valid_group_var": statistics.fmean(_pvar(g) for g in val_groups),
+        "refusal": sum(r["verify"] == "refusal" for r in rows) / n,
+        "cut_at_limit": sum(r["finish"] == "length" for r in rows) / n,
+        "tokens_mean": statistics.fmean(r["tokens"] for r in rows),
+        "gen_seconds": gen_s,
+        "s_per_valid": gen_s / n_complete if n_complete else float("inf"),
+        "p_hats": p_hats,
+        "p_hat_hist": dict(sorted(Counter(round(p, 3) for p in p_hats).items())),
+        "in_band": len(in_band) / len(p_hats) if p_hats else 0.0,
+        "solver_seconds": solve_s,
+        "reasons": dict(Counter(r["verify"] for r in rows).most_common()),
+    }
+    if args.out:
+        out = Path(args.out) / f"{variant}_{decoding}.jsonl"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return summary
+
+
+def _table(summaries: list[dict], header: str) -> str:
+    cols = (
+        "| prompt | decoding | samples | verified | complete valid | fmt mean | valid mean | fmt var (grp) | "
+        "valid var (grp) | refusal | cut at limit | tokens | s / valid task | Solver p̂ (valid tasks) | "
+        "in band |\n|" + "---|" * 15 + "\n"
+    )
+    lines = []
+    for s in summaries:
+        hist = ", ".join(f"{k}: {v}" for k, v in s["p_hat_hist"].items()) or "–"
+        spv = f"{s['s_per_valid']:.0f}" if s["s_per_valid"] != float("inf") else "∞"
+        lines.append(
+            f"| {s['variant']} | {s['decoding']} | {s['samples']} | {s['verified']:.0%} | {s['complete_valid']:.0%} "
+            f"| {s['fmt_mean']:.2f} | {s['valid_mean']:.2f} | {s['fmt_group_var']:.3f} | {s['valid_group_var']:.3f} "
+            f"| {s['refusal']:.0%} | {s['cut_at_limit']:.0%} | {s['tokens_mean']:.0f} | {spv} | {hist} "
+            f"| {s['in_band']:.0%} of {len(s['p_hats'])} |"
+        )
+    reasons = "\n".join(f"- {s['variant']}/{s['decoding']}: {s['reasons']}" for s in summaries)
+    return f"{header}\n\n{cols}" + "\n".join(lines) + f"\n\nVerification outcomes:\n{reasons}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="default", help="'default', a model folder or a cached HF id")
+    p.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp32"])
+    p.add_argument("--variants", default="compact", help="comma list of prompt variants (reference,compact)")
+    p.add_argument(
+        "--decodings",
+        default="structured",
+        help="comma list of decodings: free, structured, grounded (structured + structured.ground_calls)",
+    )
+    p.add_argument(
+        "--configs",
+        default="",
+        help="comma list of variant:decoding pairs, run in order (overrides the two above)",
+    )
+    p.add_argument("--specs", type=int, default=16, help="sampled TaskSpecs")
+    p.add_argument("--group", type=int, default=4, help="completions per spec (GRPO group)")
+    p.add_argument("--max-new-tokens", type=int, default=384, help="Generator budget (cpu preset: 384)")
+    p.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help="structured.budget_tokens (default: --max-new-tokens; 0: none)",
+    )
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--k", type=int, default=4, help="frozen-Solver samples per valid task (0: skip)")
+    p.add_argument("--solver-max-tokens", type=int, default=192, help="cpu preset: 192")
+    p.add_argument("--batch-size", type=int, default=8, help="prompts per generate() chunk")
+    p.add_argument("--max-batch-sequences", type=int, default=32)
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--out", default="", help="folder for per-sample JSONL (optional)")
+    p.add_argument("--no-results", action="store_true", help="do not append to bench/RESULTS.md")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from toolr0.core.spec import SpecSampler, load_spec_file
+    from toolr0.inference.hf import HFSampler
+    from toolr0.inference.models import resolve_model
+
+    torch.set_num_threads(2)
+    model_dir = resolve_model(args.model)
+    sampler = HFSampler.from_pretrained(
+        str(model_dir),
+        dtype=args.dtype,
+        batch_size=args.batch_size,
+        max_batch_sequences=args.max_batch_sequences,
+    )
+    specs = SpecSampler(load_spec_file(None), seed=args.seed).sample(args.specs)
+    if args.configs:
+        plan = [tuple(c.strip().split(":", 1)) for c in args.configs.split(",")]
+    else:
+        plan = [(v.strip(), d.strip()) for v in args.variants.split(",") for d in args.decodings.split(",")]
+    summaries = []
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    cmd = "OMP_NUM_THREADS=2 flock /tmp/toolr0_heavy.lock python bench/generator_step0.py " + shlex.join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    header = (
+        f"## Generator step 0 — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
+        f"Model `{args.model}` ({model_dir.name}), dtype {args.dtype}, {args.specs} specs × {args.group} "
+        f"completions, T={args.temperature}, {args.max_new_tokens} new tokens (stop at `</tool_call_answer>`), "
+        f"frozen Solver K={args.k} at T=0.7 with {args.solver_max_tokens} tokens, unclosed answers accepted, "
+        f"seed {args.seed}.\n\n`{cmd}`"
+    )
+    for i, (variant, decoding) in enumerate(plan):
+        s = run_config(sampler, specs, variant, decoding, args)
+        summaries.append(s)
+        print(json.dumps({k: v for k, v in s.items() if k != "p_hats"}, indent=1), flush=True)
+        text = _table(
+            summaries,
+            header + (f"\n\n(partial: {i + 1} of {len(plan)} configurations)" if i + 1 < len(plan) else ""),
+        )
+        if not args.no_results:  # rewritten after each configuration, so a cut-short run keeps its rows
+            _write_section(text, stamp)
+    print(text)
+    return 0
+
+
+def _write_section(text: str, stamp: str) -> None:
+    """Insert or replace this run's section (between its own markers; others' sections are kept)."""
+    begin, end = f"<!-- generator_step0 {stamp} -->\n", f"<!-- /generator_step0 {stamp} -->\n"
+    old = RESULTS.read_text() if RESULTS.exists() else ""
+    if begin in old and end in old:
+        a, b = old.index(begin), old.index(end) + len(end)
+        RESULTS.write_text(old[:a] + begin + text + end + old[b:])
+    else:
+        RESULTS.write_text(old + "\n" + begin + text + end)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Install xgrammar for structured Generator decoding (structured.enabled) on CPU.
+# --no-deps: xgrammar's metadata pulls triton (~1 GB, GPU kernels only). On CPU import needs only
+# apache-tvm-ffi (its FFI runtime) plus torch, transformers, pydantic, numpy and typing-extensions,
+# which the `train` extra already installs. On a GPU machine, vLLM brings xgrammar (and triton) itself.
+set -euo pipefail
+python -m pip install --no-deps "xgrammar==0.2.8" "apache-tvm-ffi==0.1.15.post2"
+python -c "import xgrammar, xgrammar.contrib.hf; print('xgrammar ok')"

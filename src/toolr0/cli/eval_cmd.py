@@ -1,0 +1,151 @@
+"""`toolr0 eval`: score a model on the Hammer benchmarks and BFCL offline (`run`), list benchmarks (`list`),
+re-summarise an output folder (`report`) and compare two results side by side (`compare`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    help="Evaluate a model on the Hammer benchmarks and BFCL, offline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command("run")
+def run(
+    model: str = typer.Option(
+        "default",
+        "--model",
+        "-m",
+        help="'default' (packaged Qwen2.5-Coder-0.5B-Instruct), a cached HF id, a model or LoRA adapter folder, "
+        "or a self-play run directory (its latest Solver).",
+    ),
+    benchmarks: list[str] = typer.Option(
+        ["hammer", "bfcl"],
+        "--benchmarks",
+        "-b",
+        help="Benchmarks or groups, comma-separated or repeated: hammer (toolalpaca, sealtool, apibank_l1, "
+        "apibank_l2), bfcl (simple_python, multiple, parallel, parallel_multiple, irrelevance), bfcl_live, all, "
+        "or single names such as bfcl_irrelevance.",
+    ),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Output folder (default runs/eval/<model>_<predictions>); resumes if it exists.",
+    ),
+    limit: int = typer.Option(
+        None,
+        "--limit",
+        "-n",
+        min=1,
+        help="Fixed seeded subset of N items per benchmark (same items every time).",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the --limit subset (and of decoding)."),
+    predictions: str = typer.Option(
+        "model",
+        "--predictions",
+        help="model: generate; gold: score the gold answers (sanity, expect 100%); corrupt: deterministic "
+        "corruptions of gold (expect 0%, each with its reason).",
+    ),
+    data_dir: Path = typer.Option(
+        None,
+        "--data-dir",
+        help="Folder holding hammer/ (default $TOOLR0_BENCHMARKS or ../shared/benchmarks).",
+    ),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generate() call."),
+    max_new_tokens: int = typer.Option(1024, "--max-new-tokens", min=1, help="Generation budget per item."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto, bf16 or fp32."),
+    threads: int = typer.Option(
+        None, "--threads", min=1, help="torch CPU threads (default: OMP_NUM_THREADS)."
+    ),
+    prompt_variant: str = typer.Option(
+        "reference", "--prompt-variant", help="Solver prompt variant (reference, compact, or a YAML path)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Discard rows in --out made under a different setting instead of refusing."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Generate (greedy, batched) and score; writes items.jsonl, summary.json and summary.md."""
+    from toolr0.errors import ToolR0Error
+    from toolr0.eval.report import markdown
+    from toolr0.eval.runner import EvalSettings, default_out_dir, run_eval
+
+    if predictions not in ("model", "gold", "corrupt"):
+        raise ToolR0Error(f"--predictions must be model, gold or corrupt, not {predictions!r}")
+    if dtype not in ("auto", "bf16", "fp32"):
+        raise ToolR0Error(f"--dtype must be auto, bf16 or fp32, not {dtype!r}")
+    settings = EvalSettings(
+        model=model,
+        benchmarks=list(benchmarks),
+        out_dir=str(out or default_out_dir(model, predictions)),
+        limit=limit,
+        seed=seed,
+        predictions=predictions,  # type: ignore[arg-type]
+        data_dir=str(data_dir) if data_dir else None,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        dtype=dtype,
+        threads=threads,
+        prompt_variant=prompt_variant,
+    )
+    summary = run_eval(
+        settings, progress=progress, overwrite=overwrite, echo=lambda m: typer.echo(m, err=True)
+    )
+    typer.echo(markdown(summary))
+    typer.echo(f"results in {settings.out_dir}", err=True)
+
+
+@app.command("list")
+def list_benchmarks(
+    data_dir: Path = typer.Option(None, "--data-dir", help="Folder holding hammer/."),
+) -> None:
+    """List the benchmarks, their sizes and whether their data is available here."""
+    from toolr0.errors import ToolR0Error
+    from toolr0.eval import bfcl
+    from toolr0.eval.benchmarks import HAMMER_BENCHMARKS, OFFLINE_BENCHMARKS, hammer_file
+
+    for name, (_, n, display) in HAMMER_BENCHMARKS.items():
+        try:
+            where = str(hammer_file(name, data_dir))
+        except ToolR0Error as exc:
+            where = f"missing ({exc})"
+        typer.echo(f"{name:24s} {n:5d}  {display:14s} {where}")
+    ok = bfcl.is_available()
+    for cat in bfcl.CATEGORIES:
+        typer.echo(
+            f"{bfcl.PREFIX + cat:24s}        BFCL {cat:9s} {'bfcl-eval installed' if ok else 'needs scripts/install_bfcl.sh'}"
+        )
+    for name, display in OFFLINE_BENCHMARKS.items():
+        typer.echo(f"{name:24s}     –  {display:14s} n/a (offline)")
+
+
+@app.command("report")
+def report(folder: Path = typer.Argument(..., help="An evaluation output folder.")) -> None:
+    """Print the markdown report of a finished (or partial) evaluation folder."""
+    from toolr0.eval.report import load_summary, markdown
+
+    typer.echo(markdown(load_summary(folder)))
+
+
+@app.command("compare")
+def compare(
+    a: Path = typer.Argument(..., help="Evaluation folder or summary.json of the baseline (A)."),
+    b: Path = typer.Argument(..., help="Evaluation folder or summary.json to compare (B)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON instead of markdown."),
+) -> None:
+    """Two results side by side: accuracy of A and B, delta in points and relative change."""
+    import json
+
+    from toolr0.eval.report import compare_markdown, compare_rows, load_summary
+
+    sa, sb = load_summary(a), load_summary(b)
+    if json_out:
+        typer.echo(json.dumps(compare_rows(sa, sb), indent=2))
+    else:
+        typer.echo(compare_markdown(sa, sb, Path(a).name or "A", Path(b).name or "B"))

@@ -1,0 +1,53 @@
+"""`toolr0 selfplay`: run (or resume, or plan with --dry-run) the whole Tool-R0 self-play loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def selfplay(
+    config: Path = typer.Option(
+        None, "--config", "-c", help="Preset or config YAML (e.g. configs/quickstart.yaml)."
+    ),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="Run directory (e.g. runs/quick). Resumes if it holds this run."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the plan (stages, counts, cost) and exit; loads no model."
+    ),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Require an existing run in --out (resuming is automatic without this flag too).",
+    ),
+    set_: list[str] = typer.Option(
+        None, "--set", "-s", help="Override a config value, e.g. --set loop.iterations=2 (repeatable)."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Live progress display."),
+) -> None:
+    """Self-play: train the Generator, synthesise and filter tasks, train the Solver; N iterations."""
+    from toolr0.config import load_config
+    from toolr0.errors import ToolR0Error
+
+    cfg = load_config(config, set_ or None)
+    if dry_run:
+        from toolr0.selfplay.progress import print_plan
+
+        print_plan(cfg, out)
+        return
+    if out is None:
+        raise ToolR0Error("--out is required (the run directory), e.g. --out runs/quick")
+    if resume and not (out / "state.json").is_file():
+        raise ToolR0Error(f"--resume: {out} holds no run (no state.json)")
+    from toolr0.selfplay.loop import run_selfplay
+
+    run_selfplay(cfg, out, progress=progress)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the top-level `selfplay` command to the `toolr0` app."""
+    app.command("selfplay", help="Run the Tool-R0 self-play loop (resumes automatically; --dry-run plans).")(
+        selfplay
+    )

@@ -1,0 +1,173 @@
+"""The one config tree: `ToolR0Config` (every section of every layer) and `load_config` (YAML + overrides).
+
+Each section class lives in its owner's module (see /work/helpers/CONFIG.md); this module only assembles
+them, applies the Table 3 ablation switches of `loop` to the sections they affect, and turns validation
+errors into one-line `ConfigError`s that name the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from toolr0.core.curriculum import CurriculumConfig
+from toolr0.core.prompts import PromptConfig
+from toolr0.core.rewards.config import RewardConfig
+from toolr0.errors import ConfigError
+from toolr0.inference.config import InferenceConfig, ModelConfig
+from toolr0.inference.structured import StructuredConfig
+from toolr0.selfplay.config import LoopConfig
+from toolr0.training.config import GRPORoleConfig, RolesConfig
+
+
+class ToolR0Config(BaseModel):
+    """Everything a toolr0 run needs; every field has a default (the paper's / reference code's values)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelConfig = Field(
+        default_factory=ModelConfig, description="Which base model and how to load it."
+    )
+    inference: InferenceConfig = Field(default_factory=InferenceConfig, description="Sampling backend.")
+    spec_file: str | None = Field(None, description="Task-spec YAML (None: the packaged default spec).")
+    prompts: PromptConfig = Field(default_factory=PromptConfig, description="Prompt variants.")
+    rewards: RewardConfig = Field(default_factory=RewardConfig, description="Reward weights and constants.")
+    curriculum: CurriculumConfig = Field(
+        default_factory=CurriculumConfig, description="Curriculum selection."
+    )
+    structured: StructuredConfig = Field(
+        default_factory=StructuredConfig, description="Grammar-constrained Generator decoding."
+    )
+    roles: RolesConfig = Field(
+        default_factory=RolesConfig, description="Parameters per role (LoRA/full/shared)."
+    )
+    generator: GRPORoleConfig = Field(default_factory=GRPORoleConfig, description="Generator GRPO knobs.")
+    solver: GRPORoleConfig = Field(default_factory=GRPORoleConfig, description="Solver GRPO knobs.")
+    loop: LoopConfig = Field(default_factory=LoopConfig, description="Self-play loop counts and ablations.")
+
+    @model_validator(mode="after")
+    def _apply_ablations(self) -> ToolR0Config:
+        """Make the `loop` ablation switches the single source of truth for the sections they affect."""
+        lp = self.loop
+        if lp.shared_weights and hasattr(self.roles, "mode"):
+            self.roles.mode = "shared"
+        elif getattr(self.roles, "mode", None) == "shared":
+            lp.shared_weights = True
+        if lp.no_difficulty_reward:
+            self.rewards.difficulty_weight = 0.0  # r_curr = semantic_weight · r_sem (spec §11)
+        elif self.rewards.difficulty_weight == 0.0:
+            lp.no_difficulty_reward = True
+        if lp.hard_band_edges:
+            self.rewards.band_mode = "hard"
+        elif self.rewards.band_mode == "hard":
+            lp.hard_band_edges = True
+        if self.curriculum.order == "easy_to_hard":
+            self.solver.shuffle = False  # spec §11: a sorted curriculum needs a sequential sampler
+        return self
+
+
+def _format_error(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{source}: {loc}: {err.get('msg', 'invalid value')}{more}"
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for p in parts[:-1]:
+        nxt = node.get(p)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            node[p] = nxt
+        node = nxt
+    node[parts[-1]] = value
+
+
+def parse_overrides(items: list[str] | dict[str, Any] | None) -> dict[str, Any]:
+    """`["loop.iterations=2", "model.name=x"]` or `{"loop.iterations": 2}` → a nested dict (values YAML-parsed)."""
+    tree: dict[str, Any] = {}
+    if not items:
+        return tree
+    pairs: list[tuple[str, Any]]
+    if isinstance(items, dict):
+        pairs = list(items.items())
+    else:
+        pairs = []
+        for item in items:
+            if "=" not in item:
+                raise ConfigError(f"override {item!r}: expected key=value (e.g. loop.iterations=2)")
+            k, v = item.split("=", 1)
+            try:
+                pairs.append((k.strip(), yaml.safe_load(v)))
+            except yaml.YAMLError:
+                pairs.append((k.strip(), v))
+    for k, v in pairs:
+        _set_dotted(tree, k, v)
+    return tree
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> ToolR0Config:
+    """Validate a plain dict; errors become one-line `ConfigError`s naming the field."""
+    try:
+        return ToolR0Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, source)) from None
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None
+) -> ToolR0Config:
+    """Load a YAML config (None: all defaults), apply dotted overrides, validate. Raises `ConfigError`."""
+    data: dict[str, Any] = {}
+    source = "config"
+    if path is not None:
+        p = Path(path)
+        source = p.name
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark is not None else ""
+            raise ConfigError(f"{source}: not valid YAML{where}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{source}: top level must be a mapping of sections")
+        data = loaded
+    data = _deep_merge(data, parse_overrides(overrides))
+    return config_from_dict(data, source)
+
+
+def config_to_dict(cfg: ToolR0Config) -> dict[str, Any]:
+    """The resolved config as plain JSON-able data (every default filled in)."""
+    return cfg.model_dump(mode="json")
+
+
+def dump_config(cfg: ToolR0Config) -> str:
+    """The resolved config as YAML (what a run directory's `config.yaml` holds)."""
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True)
+
+
+def config_hash(cfg: ToolR0Config) -> str:
+    """Stable sha256 of the resolved config (resume only continues a run with the same hash)."""
+    blob = json.dumps(config_to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()

@@ -1,0 +1,293 @@
+"""Prompt builders (chat-message lists) for the Generator, Solver, judge and difficulty labeller.
+
+Prompt text is data, not code: each variant is a YAML file in ``toolr0/core/data/prompts/`` (``reference``:
+faithful to spec §4/§5.4/§6.5/§7.1; ``compact``: short, for small models). Users pass their own file path.
+Templates use ``{name}`` placeholders substituted in one pass; any other brace is literal, so JSON examples are
+written with plain quotes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from toolr0.core.schema import Tool, ToolCall, normalise_tool, tools_json
+from toolr0.core.spec import TaskSpec
+from toolr0.errors import ConfigError
+
+BUILTIN_VARIANTS = ("reference", "compact")
+GENERATOR_PLACEHOLDERS = {"domain", "context_type", "menu_size", "num_calls", "context_note"}
+REQUIRED_GENERATOR_PLACEHOLDERS = {"domain", "menu_size", "num_calls"}
+SECTION_PLACEHOLDERS = {
+    "generator": GENERATOR_PLACEHOLDERS,
+    "solver": set(),
+    "judge": {"question", "tools", "calls"},
+    "difficulty": {"question", "tools", "calls"},
+}
+SECTION_KEYS_TOP = ("generator", "solver", "judge", "difficulty")
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+_SECTION_KEYS = {
+    "generator": {"system", "user", "context_notes"},
+    "solver": {"system"},
+    "judge": {"system", "user", "retry_suffix"},
+    "difficulty": {"system", "user"},
+}
+
+
+class PromptConfig(BaseModel):
+    """Which prompt variants the roles use (`prompts:` section of the config tree)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    generator_variant: str = Field(
+        "reference",
+        description="Generator prompt: 'reference' (faithful), 'compact' (small models) or a YAML path.",
+    )
+    solver_variant: str = Field(
+        "reference",
+        description="Variant (name or YAML path) whose solver/judge/difficulty sections are used.",
+    )
+
+
+@dataclass(frozen=True)
+class PromptVariant:
+    """One loaded variant: a name and its sections (section → key → text)."""
+
+    name: str
+    description: str = ""
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: str = ""
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A section of this variant, falling back to the packaged reference variant when absent."""
+        if name in self.sections:
+            return self.sections[name]
+        if self.name == "reference":
+            raise ConfigError(f"{self.source}: missing section '{name}'")
+        return load_prompt_variant("reference").section(name)
+
+
+def _fail(source: str, where: str, msg: str) -> ConfigError:
+    return ConfigError(f"{source}: {where}: {msg}")
+
+
+def _validate(data: Any, source: str) -> PromptVariant:
+    if not isinstance(data, dict):
+        raise _fail(source, "<top>", "expected a mapping with a 'generator' section")
+    allowed_top = {"name", "description", *SECTION_KEYS_TOP}
+    for key in data:
+        if key not in allowed_top:
+            raise _fail(source, str(key), f"unknown key (allowed: {', '.join(sorted(allowed_top))})")
+    if not any(s in data for s in SECTION_KEYS_TOP):  # sections left out fall back to the reference variant
+        raise _fail(source, "generator", "missing section")
+    sections: dict[str, dict[str, Any]] = {}
+    for sec in SECTION_KEYS_TOP:
+        if sec not in data:
+            continue
+        body = data[sec]
+        if not isinstance(body, dict):
+            raise _fail(source, sec, "expected a mapping")
+        for key, value in body.items():
+            if key not in _SECTION_KEYS[sec]:
+                raise _fail(
+                    source, f"{sec}.{key}", f"unknown key (allowed: {', '.join(sorted(_SECTION_KEYS[sec]))})"
+                )
+            if key == "context_notes":
+                if not isinstance(value, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+                ):
+                    raise _fail(source, f"{sec}.{key}", "expected a mapping context_type -> text")
+            elif not isinstance(value, str):
+                raise _fail(source, f"{sec}.{key}", "expected a string")
+            else:
+                for ph in _PLACEHOLDER.findall(value):
+                    if ph not in SECTION_PLACEHOLDERS[sec]:
+                        raise _fail(source, f"{sec}.{key}", f"unknown placeholder {{{ph}}}")
+        for key in ("system",) + (("user",) if sec in ("generator", "judge", "difficulty") else ()):
+            if key not in body:
+                raise _fail(source, f"{sec}.{key}", "missing")
+        if sec == "generator":
+            used = set(_PLACEHOLDER.findall(body["system"] + body["user"]))
+            missing = REQUIRED_GENERATOR_PLACEHOLDERS - used
+            if missing:
+                raise _fail(source, "generator.system", f"must use placeholder(s) {sorted(missing)}")
+        sections[sec] = dict(body)
+    name = data.get("name", Path(source).stem)
+    if not isinstance(name, str):
+        raise _fail(source, "name", "expected a string")
+    desc = data.get("description", "")
+    return PromptVariant(name=name, description=str(desc), sections=sections, source=source)
+
+
+@lru_cache(maxsize=64)
+def _load_cached(name_or_path: str) -> PromptVariant:
+    if name_or_path in BUILTIN_VARIANTS:
+        source = f"{name_or_path}.yaml"
+        text = (resources.files("toolr0.core") / "data" / "prompts" / source).read_text(encoding="utf-8")
+    else:
+        path = Path(name_or_path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(
+                f"{source}: prompt variant not found (built-in variants: {', '.join(BUILTIN_VARIANTS)}, or a YAML path)"
+            )
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{source}: cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "<yaml>"
+        raise ConfigError(f"{source}: {where}: YAML syntax error") from None
+    return _validate(data, source)
+
+
+def load_prompt_variant(name_or_path: str | Path = "reference") -> PromptVariant:
+    """Load a built-in variant by name or a user YAML file; a bad file raises a one-line ConfigError."""
+    return _load_cached(str(name_or_path))
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """One-pass substitution of known ``{name}`` placeholders; inserted text is never re-scanned."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def _variant(variant: str | PromptVariant) -> PromptVariant:
+    return variant if isinstance(variant, PromptVariant) else load_prompt_variant(variant)
+
+
+def generator_values(spec: TaskSpec, variant: str | PromptVariant = "reference") -> dict[str, str]:
+    """The placeholder values a spec fills into a Generator template."""
+    notes = _variant(variant).section("generator").get("context_notes", {}) or {}
+    return {
+        "domain": spec.domain,
+        "context_type": spec.context_type,
+        "menu_size": str(spec.menu_size),
+        "num_calls": str(spec.num_calls),
+        "context_note": notes.get(spec.context_type, ""),
+    }
+
+
+def generator_messages(spec: TaskSpec, variant: str | PromptVariant = "reference") -> list[dict[str, str]]:
+    """System + user messages asking the Generator for one task that follows ``spec`` (spec §4)."""
+    sec = _variant(variant).section("generator")
+    values = generator_values(spec, variant)
+    return [
+        {"role": "system", "content": _fill(sec["system"], values)},
+        {"role": "user", "content": _fill(sec["user"], values)},
+    ]
+
+
+def _as_tools(tools: Any) -> list[Tool]:
+    if not isinstance(tools, list):
+        return []
+    out = []
+    for t in tools:
+        tool = t if isinstance(t, Tool) else normalise_tool(t)
+        if tool is not None:
+            out.append(tool)
+    return out
+
+
+def _calls_json(calls: Any) -> str:
+    rows = []
+    for c in calls if isinstance(calls, list) else []:
+        rows.append(c.to_dict() if isinstance(c, ToolCall) else c)
+    return json.dumps(rows, ensure_ascii=False, default=str)
+
+
+def solver_user_message(question: str, tools: Any) -> str:
+    """The one Solver user message (spec §6.4/§6.6), used for r_diff, verification, training and evaluation."""
+    return f"User request:\n{question}\n\nAvailable tools (JSON):\n{tools_json(_as_tools(tools))}\n"
+
+
+def solver_system_prompt(variant: str | PromptVariant = "reference") -> str:
+    return _variant(variant).section("solver")["system"]
+
+
+def solver_messages(
+    question: str, tools: Any, variant: str | PromptVariant = "reference"
+) -> list[dict[str, str]]:
+    """Solver chat: the §7.1 system prompt and the ``User request: ... Available tools (JSON): ...`` message.
+
+    ``tools`` may be :class:`Tool` objects or raw tools in any form :func:`schema.normalise_tool` accepts.
+    """
+    return [
+        {"role": "system", "content": solver_system_prompt(variant)},
+        {"role": "user", "content": solver_user_message(question, tools)},
+    ]
+
+
+def judge_messages(
+    question: str, tools: Any, calls: Any, variant: str | PromptVariant = "reference"
+) -> list[dict[str, str]]:
+    """Solver-as-judge chat of spec §5.4; the user message ends with ``Score (1-5):``."""
+    sec = _variant(variant).section("judge")
+    values = {"question": question, "tools": tools_json(_as_tools(tools)), "calls": _calls_json(calls)}
+    return [
+        {"role": "system", "content": sec["system"]},
+        {"role": "user", "content": _fill(sec["user"], values)},
+    ]
+
+
+def judge_retry_suffix(variant: str | PromptVariant = "reference") -> str:
+    """Appended to the judge's user message on a retry after an unparseable score (spec §5.4)."""
+    return _variant(variant).section("judge").get("retry_suffix", "\nReply with only a single digit 1-5.")
+
+
+def difficulty_label_messages(
+    question: str, tools: Any, calls: Any, variant: str | PromptVariant = "reference"
+) -> list[dict[str, str]]:
+    """The reference code's easy|medium|hard judge (spec §6.5), for ``difficulty_source = llm|both``."""
+    sec = _variant(variant).section("difficulty")
+    values = {"question": question, "tools": tools_json(_as_tools(tools)), "calls": _calls_json(calls)}
+    return [
+        {"role": "system", "content": sec["system"]},
+        {"role": "user", "content": _fill(sec["user"], values)},
+    ]
+
+
+_ROLE_NAMES = {"user": "User", "agent": "Agent", "assistant": "Agent", "tool": "Tool", "system": "System"}
+
+
+def render_conversation(turns: Any) -> str:
+    """Render API-Bank-style turns as ``# Conversation\\nUser: ...\\nAgent: ...`` (the Generator's multi_turn form).
+
+    Roles user/agent/assistant/tool (assistant turns are earlier calls, shown as Agent; tool turns are outputs).
+    A plain string is returned unchanged.
+    """
+    if isinstance(turns, str):
+        return turns
+    lines = ["# Conversation"]
+    for turn in turns if isinstance(turns, list) else []:
+        if not isinstance(turn, dict):
+            continue
+        role = str(turn.get("role", "user")).lower()
+        content = turn.get("content", "")
+        if not isinstance(content, str):
+            content = json.dumps(content, ensure_ascii=False, default=str)
+        lines.append(f"{_ROLE_NAMES.get(role, role.capitalize())}: {content.strip()}")
+    return "\n".join(lines)
+
+
+def template_texts(variant: str | PromptVariant) -> list[str]:
+    """Every template string of a variant (placeholders unfilled): the source of the echo detector's n-grams."""
+    v = _variant(variant)
+    out: list[str] = []
+    for sec in v.sections.values():
+        for value in sec.values():
+            if isinstance(value, str):
+                out.append(value)
+            elif isinstance(value, dict):
+                out.extend(x for x in value.values() if isinstance(x, str))
+    return out

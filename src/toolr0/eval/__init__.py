@@ -1,0 +1,12 @@
+"""Evaluation harness: the paper's Hammer-suite benchmarks and BFCL, scored offline.
+
+- :mod:`toolr0.eval.benchmarks` loads the Hammer test files (read at run time, never copied) into
+  :class:`~toolr0.eval.benchmarks.EvalItem` objects and draws fixed seeded subsets;
+- :mod:`toolr0.eval.scoring` scores one Solver completion against gold calls (exact match + P/R/F1 + reason);
+- :mod:`toolr0.eval.bfcl` adapts BFCL (official ``ast_checker`` of ``bfcl-eval``, optional extra);
+- :mod:`toolr0.eval.corrupt` builds the gold/corrupted prediction sanity harness;
+- :mod:`toolr0.eval.runner` generates (batched, greedy, resumable) and scores;
+- :mod:`toolr0.eval.report` aggregates per-item rows into a summary JSON, a markdown table and comparisons.
+
+Layer rule: core and inference only (engines imported lazily), plus the optional ``bfcl_eval``.
+"""

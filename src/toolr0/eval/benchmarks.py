@@ -1,0 +1,139 @@
+"""Hammer-suite benchmark loaders (spec §12.1) and fixed seeded subsets.
+
+The four processed test files of MadeAgents/Hammer live outside the repository (``../shared/benchmarks/hammer``)
+and are read at run time. Every item becomes an :class:`EvalItem`: the question (API-Bank turn lists rendered as
+a conversation), the menu normalised with :func:`schema.normalise_tool` and the gold calls normalised with
+:func:`parsing.normalise_calls`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolr0.core.parsing import normalise_calls
+from toolr0.core.prompts import render_conversation
+from toolr0.core.schema import Tool, ToolCall, normalise_tools
+from toolr0.errors import ToolR0Error
+
+ENV_VAR = "TOOLR0_BENCHMARKS"
+
+# name -> (file under hammer/, expected size, display name)
+HAMMER_BENCHMARKS: dict[str, tuple[str, int, str]] = {
+    "toolalpaca": ("toolalpaca.json", 114, "ToolAlpaca"),
+    "sealtool": ("sealtool.json", 294, "Seal-Tools"),
+    "apibank_l1": ("apibank_l1.json", 399, "API-Bank L1"),
+    "apibank_l2": ("apibank_l2.json", 127, "API-Bank L2"),
+}
+# Paper benchmarks that cannot be obtained offline (spec §12.3): always reported as "n/a (offline)".
+OFFLINE_BENCHMARKS: dict[str, str] = {"nexusraven": "NexusRaven", "snips": "SNIPS"}
+
+
+@dataclass
+class EvalItem:
+    """One evaluation sample: a question, a normalised menu and the gold calls (empty = no call expected)."""
+
+    id: str
+    benchmark: str
+    index: int
+    question: str
+    tools: list[Tool]
+    gold: list[ToolCall]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _repo_root() -> Path:
+    # src/toolr0/eval/benchmarks.py -> repository root (editable install)
+    return Path(__file__).resolve().parents[3]
+
+
+def _candidates(data_dir: str | os.PathLike | None) -> list[Path]:
+    if data_dir:
+        return [Path(data_dir).expanduser()]
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return [Path(env).expanduser()]
+    return [Path.cwd() / ".." / "shared" / "benchmarks", _repo_root() / ".." / "shared" / "benchmarks"]
+
+
+def benchmarks_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The folder holding ``hammer/`` (explicit path, else ``$TOOLR0_BENCHMARKS``, else ``../shared/benchmarks``
+    from the current dir or the repository). A path pointing at ``hammer/`` itself is accepted too."""
+    tried = _candidates(data_dir)
+    for cand in tried:
+        if (cand / "hammer").is_dir():
+            return cand.resolve()
+        if cand.name == "hammer" and cand.is_dir():
+            return cand.parent.resolve()
+    where = ", ".join(str(c) for c in tried)
+    raise ToolR0Error(
+        f"benchmark data not found (looked for hammer/ in {where}); pass --data-dir or set {ENV_VAR}"
+    )
+
+
+def hammer_file(name: str, data_dir: str | os.PathLike | None = None) -> Path:
+    if name not in HAMMER_BENCHMARKS:
+        raise ToolR0Error(f"unknown Hammer benchmark {name!r} (known: {', '.join(HAMMER_BENCHMARKS)})")
+    path = benchmarks_dir(data_dir) / "hammer" / HAMMER_BENCHMARKS[name][0]
+    if not path.is_file():
+        raise ToolR0Error(f"benchmark file missing: {path}")
+    return path
+
+
+def render_query(query: Any) -> str:
+    """A string query as is; an API-Bank list of turns as a ``# Conversation`` transcript."""
+    if isinstance(query, str):
+        return query.strip()
+    return render_conversation(query)
+
+
+def load_hammer(name: str, data_dir: str | os.PathLike | None = None) -> list[EvalItem]:
+    """Load one Hammer benchmark as :class:`EvalItem` objects (ids ``<name>/<index in file>``)."""
+    path = hammer_file(name, data_dir)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ToolR0Error(f"{path}: cannot read benchmark file: {exc}") from None
+    if not isinstance(raw, list):
+        raise ToolR0Error(f"{path}: expected a JSON list of samples")
+    items = []
+    for i, row in enumerate(raw):
+        answers = row.get("answers", []) if isinstance(row, dict) else []
+        gold = normalise_calls(answers)
+        items.append(
+            EvalItem(
+                id=f"{name}/{i}",
+                benchmark=name,
+                index=i,
+                question=render_query(row.get("query", "")) if isinstance(row, dict) else "",
+                tools=normalise_tools(row.get("tools", []) if isinstance(row, dict) else []),
+                gold=gold,
+                meta={"n_gold_raw": len(answers) if isinstance(answers, list) else 0},
+            )
+        )
+    return items
+
+
+def subset_indices(n: int, limit: int | None, seed: int, key: str) -> list[int]:
+    """Fixed seeded subset of ``range(n)``: the first ``limit`` of a seeded permutation, returned sorted.
+
+    Seeded by a string (deterministic across processes), so the same items come back every time, and a larger
+    limit contains every item of a smaller one (results of a quick run are reused by a bigger one).
+    """
+    if limit is None or limit >= n:
+        return list(range(n))
+    perm = list(range(n))
+    random.Random(f"toolr0-eval:{seed}:{key}").shuffle(perm)
+    return sorted(perm[: max(0, limit)])
+
+
+def select_subset(items: list[EvalItem], limit: int | None, seed: int = 0) -> list[EvalItem]:
+    """Seeded subset of one benchmark's items (see :func:`subset_indices`)."""
+    if not items:
+        return []
+    key = items[0].benchmark
+    return [items[i] for i in subset_indices(len(items), limit, seed, key)]

@@ -1,0 +1,266 @@
+"""Aggregate per-item rows into a summary (JSON + markdown table) and compare two summaries.
+
+- Hammer benchmarks: accuracy (whole-sample exact match, the headline), the lenient-parse accuracy (diagnostic),
+  micro tool/parameter P/R/F1, and error-reason counts. API-Bank is reported as L1, L2 and L1+L2 pooled.
+- BFCL (spec §12.2): per-category accuracy; non-live AST summary = unweighted mean of simple, multiple, parallel,
+  parallel_multiple over the categories run (simple = simple_python only: Java/JS are not run); live AST =
+  count-weighted; irrelevance/relevance reported on their own. The categories run are listed.
+- NexusRaven and SNIPS are rows reading "n/a (offline)": never a number, never averaged (spec §12.3).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from toolr0.errors import ToolR0Error
+from toolr0.eval.benchmarks import HAMMER_BENCHMARKS, OFFLINE_BENCHMARKS
+from toolr0.eval.bfcl import LIVE, NON_LIVE, PREFIX
+from toolr0.io import atomic_write_json, atomic_write_text
+
+NA = "n/a (offline)"
+APIBANK = "apibank"  # pooled L1 + L2
+DISPLAY = {
+    **{k: v[2] for k, v in HAMMER_BENCHMARKS.items()},
+    APIBANK: "API-Bank (L1+L2)",
+    **{PREFIX + c: f"BFCL {c}" for c in {**NON_LIVE, **LIVE}},
+}
+PRF_KEYS = ("tool", "param")
+
+
+def _micro(rows: list[dict[str, Any]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k in PRF_KEYS:
+        tp = sum(r.get("metrics", {}).get(f"{k}_tp", 0) for r in rows)
+        npred = sum(r.get("metrics", {}).get(f"{k}_pred", 0) for r in rows)
+        ngold = sum(r.get("metrics", {}).get(f"{k}_gold", 0) for r in rows)
+        p = tp / npred if npred else 0.0
+        r_ = tp / ngold if ngold else 0.0
+        out[f"{k}_p"] = round(100 * p, 2)
+        out[f"{k}_r"] = round(100 * r_, 2)
+        out[f"{k}_f1"] = round(100 * (2 * p * r_ / (p + r_) if p + r_ else 0.0), 2)
+    return out
+
+
+def bench_stats(rows: list[dict[str, Any]], total: int | None = None) -> dict[str, Any]:
+    """Accuracy, lenient accuracy, micro P/R/F1, reason counts and seconds of one benchmark's rows."""
+    n = len(rows)
+    correct = sum(bool(r.get("correct")) for r in rows)
+    stats: dict[str, Any] = {
+        "n": n,
+        "n_total": total if total is not None else n,
+        "correct": correct,
+        "accuracy": round(100 * correct / n, 2) if n else None,
+        "lenient_accuracy": round(100 * sum(bool(r.get("lenient_correct")) for r in rows) / n, 2)
+        if n
+        else None,
+        **_micro(rows),
+        "reasons": dict(Counter(r.get("reason", "?") for r in rows if not r.get("correct")).most_common()),
+        "seconds": round(sum(float(r.get("seconds", 0.0)) for r in rows), 1),
+    }
+    corrupted = [r for r in rows if r.get("corruption")]
+    if corrupted:
+        stats["corrupted"] = len(corrupted)
+        stats["corrupted_marked_wrong"] = sum(not r.get("correct") for r in corrupted)
+        stats["corrupted_expected_reason"] = sum(
+            r.get("reason") == r.get("expected_reason") for r in corrupted
+        )
+    return stats
+
+
+def _bfcl_summary(per: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    run = [b[len(PREFIX) :] for b in per if b.startswith(PREFIX) and per[b]["n"]]
+    if not run:
+        return None
+    acc = {c: per[PREFIX + c]["accuracy"] for c in run}
+    n = {c: per[PREFIX + c]["n"] for c in run}
+    non_live_ast = [c for c in ("simple_python", "multiple", "parallel", "parallel_multiple") if c in acc]
+    live_ast = [
+        c for c in ("live_simple", "live_multiple", "live_parallel", "live_parallel_multiple") if c in acc
+    ]
+    out: dict[str, Any] = {
+        "categories_run": run,
+        "categories_not_run": [c for c in (*NON_LIVE, *LIVE) if c not in acc]
+        + ["simple_java", "simple_javascript", "multi_turn_*", "agentic (web_search, memory)"],
+        "non_live_ast_summary": round(sum(acc[c] for c in non_live_ast) / len(non_live_ast), 2)
+        if non_live_ast
+        else None,
+        "non_live_ast_categories": non_live_ast,
+        "live_ast_summary": (
+            round(sum(acc[c] * n[c] for c in live_ast) / sum(n[c] for c in live_ast), 2) if live_ast else None
+        ),
+        "live_ast_categories": live_ast,
+        "irrelevance": acc.get("irrelevance"),
+        "live_irrelevance": acc.get("live_irrelevance"),
+        "live_relevance": acc.get("live_relevance"),
+        "note": "BFCL aggregation (spec §12.2): non-live = unweighted mean over the AST categories run, with simple = "
+        "simple_python only (BFCL proper averages python/java/javascript and counts categories not run as 0); "
+        "live = count-weighted. Irrelevance/relevance are not part of the AST summaries.",
+    }
+    return out
+
+
+def summarise(
+    rows_by_bench: dict[str, list[dict[str, Any]]],
+    totals: dict[str, int] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The summary dict written as ``summary.json``."""
+    totals = totals or {}
+    per = {b: bench_stats(rows, totals.get(b)) for b, rows in rows_by_bench.items()}
+    if "apibank_l1" in per and "apibank_l2" in per:
+        pooled = rows_by_bench["apibank_l1"] + rows_by_bench["apibank_l2"]
+        per[APIBANK] = bench_stats(pooled, totals.get("apibank_l1", 0) + totals.get("apibank_l2", 0))
+    paper = {
+        "ToolAlpaca": per.get("toolalpaca", {}).get("accuracy"),
+        "SealTool": per.get("sealtool", {}).get("accuracy"),
+        "NexusRaven": NA,
+        "API-Bank": per.get(APIBANK, {}).get("accuracy"),
+        "SNIPS": NA,
+    }
+    avail = [v for v in paper.values() if isinstance(v, int | float)]
+    return {
+        "meta": {**(meta or {}), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        "benchmarks": per,
+        "paper_table": paper,
+        "avg_available": round(sum(avail) / len(avail), 2) if len(avail) == 3 else None,
+        "avg_available_note": "unweighted mean of ToolAlpaca, SealTool and API-Bank only (NexusRaven and SNIPS are "
+        "n/a offline); NOT comparable with the paper's five-benchmark Avg",
+        "bfcl": _bfcl_summary(per),
+        "offline": {k: NA for k in OFFLINE_BENCHMARKS},
+    }
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.2f}"
+    return str(x)
+
+
+def _top_reasons(reasons: dict[str, int], k: int = 3) -> str:
+    return ", ".join(f"{r} {c}" for r, c in list(reasons.items())[:k]) or "–"
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """A markdown report: Hammer table (with n/a rows), BFCL table and aggregation."""
+    m = summary.get("meta", {})
+    per = summary.get("benchmarks", {})
+    lines = [
+        f"# Evaluation: {m.get('model', '?')} ({m.get('predictions', 'model')})",
+        "",
+        f"decoding {m.get('decoding', 'greedy')}, max_new_tokens {m.get('max_new_tokens')}, "
+        f"limit {m.get('limit')}, seed {m.get('seed')}, created {m.get('created', '')}",
+        "",
+    ]
+    hammer = [b for b in (*HAMMER_BENCHMARKS, APIBANK) if b in per]
+    if hammer:
+        lines += [
+            "| Benchmark | n | Accuracy % | Lenient % | Tool F1 | Param F1 | Top errors |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for b in hammer:
+            s = per[b]
+            nn = f"{s['n']}/{s['n_total']}" if s["n"] != s["n_total"] else str(s["n"])
+            lines.append(
+                f"| {DISPLAY.get(b, b)} | {nn} | {_fmt(s['accuracy'])} | {_fmt(s['lenient_accuracy'])} | "
+                f"{_fmt(s['tool_f1'])} | {_fmt(s['param_f1'])} | {_top_reasons(s['reasons'])} |"
+            )
+        for name in OFFLINE_BENCHMARKS.values():
+            lines.append(f"| {name} | – | {NA} | – | – | – | – |")
+        if summary.get("avg_available") is not None:
+            lines += [
+                "",
+                f"Avg of ToolAlpaca, SealTool, API-Bank: {_fmt(summary['avg_available'])} "
+                "(3 of the paper's 5 benchmarks; not comparable with the paper's Avg).",
+            ]
+        lines.append("")
+    bf = summary.get("bfcl")
+    if bf:
+        lines += ["| BFCL category | n | Accuracy % | Top errors |", "|---|---|---|---|"]
+        for b in per:
+            if b.startswith(PREFIX):
+                s = per[b]
+                nn = f"{s['n']}/{s['n_total']}" if s["n"] != s["n_total"] else str(s["n"])
+                lines.append(
+                    f"| {b[len(PREFIX) :]} | {nn} | {_fmt(s['accuracy'])} | {_top_reasons(s['reasons'])} |"
+                )
+        lines += [
+            "",
+            f"BFCL non-live AST summary ({', '.join(bf['non_live_ast_categories']) or '–'}): "
+            f"{_fmt(bf['non_live_ast_summary'])}; live AST ({', '.join(bf['live_ast_categories']) or '–'}): "
+            f"{_fmt(bf['live_ast_summary'])}; irrelevance {_fmt(bf['irrelevance'])}.",
+            f"Categories run: {', '.join(bf['categories_run'])}. {bf['note']}",
+            "",
+        ]
+    for note in m.get("notes", []) or []:
+        lines.append(f"Note: {note}")
+    if any("corrupted" in s for s in per.values()):
+        lines += ["", "| Benchmark | corrupted | marked wrong | expected reason |", "|---|---|---|---|"]
+        for b, s in per.items():
+            if "corrupted" in s:
+                lines.append(
+                    f"| {DISPLAY.get(b, b)} | {s['corrupted']} | {s['corrupted_marked_wrong']} | "
+                    f"{s['corrupted_expected_reason']} |"
+                )
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_summary(out: str | Path, summary: dict[str, Any]) -> None:
+    out = Path(out)
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_text(out / "summary.md", markdown(summary))
+
+
+def load_summary(path: str | Path) -> dict[str, Any]:
+    """A summary from a ``summary.json`` file or an evaluation folder holding one."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "summary.json"
+    if not p.is_file():
+        raise ToolR0Error(f"no evaluation summary at {path} (expected summary.json or a folder holding one)")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ToolR0Error(f"{p}: unreadable summary ({exc})") from None
+
+
+def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-benchmark (and aggregate) accuracy of A and B, the delta in points and the relative change."""
+    rows = []
+    pa, pb = a.get("benchmarks", {}), b.get("benchmarks", {})
+    order = [x for x in (*HAMMER_BENCHMARKS, APIBANK) if x in pa or x in pb]
+    order += [x for x in {**pa, **pb} if x.startswith(PREFIX)]
+
+    def add(name: str, va: Any, vb: Any) -> None:
+        num = isinstance(va, int | float) and isinstance(vb, int | float)
+        delta = round(vb - va, 2) if num else None
+        rel = round(100 * (vb - va) / va, 1) if num and va else None
+        rows.append({"benchmark": name, "a": va, "b": vb, "delta": delta, "rel_pct": rel})
+
+    for x in order:
+        add(DISPLAY.get(x, x), pa.get(x, {}).get("accuracy"), pb.get(x, {}).get("accuracy"))
+    for name in OFFLINE_BENCHMARKS.values():
+        rows.append({"benchmark": name, "a": NA, "b": NA, "delta": None, "rel_pct": None})
+    add("Avg (ToolAlpaca, SealTool, API-Bank)", a.get("avg_available"), b.get("avg_available"))
+    ba, bb = a.get("bfcl") or {}, b.get("bfcl") or {}
+    if ba or bb:
+        add("BFCL non-live AST summary", ba.get("non_live_ast_summary"), bb.get("non_live_ast_summary"))
+        add("BFCL live AST summary", ba.get("live_ast_summary"), bb.get("live_ast_summary"))
+    return rows
+
+
+def compare_markdown(a: dict[str, Any], b: dict[str, Any], name_a: str = "A", name_b: str = "B") -> str:
+    lines = [
+        f"| Benchmark | {name_a} | {name_b} | Δ (pp) | rel. Δ |",
+        "|---|---|---|---|---|",
+    ]
+    for r in compare_rows(a, b):
+        rel = f"{r['rel_pct']:+.1f}%" if r["rel_pct"] is not None else "–"
+        delta = f"{r['delta']:+.2f}" if r["delta"] is not None else "–"
+        lines.append(f"| {r['benchmark']} | {_fmt(r['a'])} | {_fmt(r['b'])} | {delta} | {rel} |")
+    return "\n".join(lines) + "\n"

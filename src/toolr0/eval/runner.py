@@ -1,0 +1,404 @@
+"""Evaluation runner: prompt with the Solver prompt, decode greedily in batches, score, write per-item rows.
+
+Resumable: every scored chunk is appended (fsync) to ``<out>/items.jsonl``; items already there are not redone.
+An output folder is tied to one setting (model, prediction mode, decoding): reusing it with another raises a
+clear error instead of mixing results. ``--predictions gold|corrupt`` replaces the model by the gold answers
+(or their deterministic corruptions) to check the harness itself.
+
+Layout: ``<out>/eval_config.json`` (setting, resolved model), ``items.jsonl`` (one row per item),
+``summary.json`` and ``summary.md`` (see :mod:`toolr0.eval.report`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from toolr0.core.prompts import solver_messages
+from toolr0.core.schema import ToolCall
+from toolr0.errors import ToolR0Error
+from toolr0.eval import bfcl
+from toolr0.eval.benchmarks import HAMMER_BENCHMARKS, EvalItem, load_hammer, select_subset
+from toolr0.eval.corrupt import EXPECTED_REASON, corrupt_calls, solver_text
+from toolr0.eval.scoring import Verdict, score_completion
+from toolr0.io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
+
+log = logging.getLogger(__name__)
+
+PredictionMode = Literal["model", "gold", "corrupt"]
+STOP = ("</tool_call_answer>",)
+GROUPS: dict[str, list[str]] = {
+    "hammer": list(HAMMER_BENCHMARKS),
+    "bfcl": [bfcl.PREFIX + c for c in bfcl.NON_LIVE],
+    "bfcl_live": [bfcl.PREFIX + c for c in bfcl.LIVE],
+}
+GROUPS["all"] = GROUPS["hammer"] + GROUPS["bfcl"] + GROUPS["bfcl_live"]
+# Settings that change what a row means; an output folder refuses rows produced under different ones.
+FINGERPRINT_KEYS = ("model", "predictions", "max_new_tokens", "prompt_variant", "adapter")
+
+
+@dataclass
+class EvalSettings:
+    """One evaluation: which model, which benchmarks, how many items, how to decode."""
+
+    model: str = "default"
+    benchmarks: list[str] = field(default_factory=lambda: ["hammer", "bfcl"])
+    out_dir: str = "runs/eval"
+    limit: int | None = None
+    seed: int = 0
+    predictions: PredictionMode = "model"
+    data_dir: str | None = None
+    batch_size: int = 8
+    max_new_tokens: int = 1024
+    dtype: str = "auto"
+    threads: int | None = None
+    prompt_variant: str = "reference"
+    adapter: str | None = (
+        None  # named adapter inside a PEFT model (resolved automatically for adapter folders)
+    )
+
+
+# ------------------------------------------------------------------------------------------ benchmarks
+def expand_benchmarks(names: list[str], skip_missing_bfcl: bool = False) -> tuple[list[str], list[str]]:
+    """Expand group names (hammer, bfcl, bfcl_live, all) and check names; returns (benchmarks, notes)."""
+    out: list[str] = []
+    notes: list[str] = []
+    for raw in names:
+        for name in (n.strip() for n in raw.split(",")):
+            if not name:
+                continue
+            members = GROUPS.get(name)
+            if members is None:
+                if name in bfcl.CATEGORIES:
+                    name = bfcl.PREFIX + name
+                if name not in HAMMER_BENCHMARKS and not name.startswith(bfcl.PREFIX):
+                    known = ", ".join(
+                        [*GROUPS, *HAMMER_BENCHMARKS, *(bfcl.PREFIX + c for c in bfcl.CATEGORIES)]
+                    )
+                    raise ToolR0Error(f"unknown benchmark {name!r} (known: {known})")
+                if name.startswith(bfcl.PREFIX):
+                    bfcl.category_of(name)
+                members = [name]
+            for m in members:
+                if m not in out:
+                    out.append(m)
+    if any(b.startswith(bfcl.PREFIX) for b in out) and not bfcl.is_available():
+        if not skip_missing_bfcl:
+            raise ToolR0Error(bfcl.INSTALL_HINT)
+        out = [b for b in out if not b.startswith(bfcl.PREFIX)]
+        notes.append("BFCL skipped: bfcl-eval is not installed (scripts/install_bfcl.sh)")
+    return out, notes
+
+
+def load_benchmark(name: str, data_dir: str | None = None) -> list[EvalItem]:
+    if name.startswith(bfcl.PREFIX):
+        return bfcl.load_bfcl(name)
+    return load_hammer(name, data_dir)
+
+
+def score_item(item: EvalItem, text: str) -> Verdict:
+    if item.benchmark.startswith(bfcl.PREFIX):
+        return bfcl.score_bfcl(item, text)
+    return score_completion(text, item.gold)
+
+
+# --------------------------------------------------------------------------------------------- models
+def _latest_solver_in(run: Path) -> Path | None:
+    """A run directory's Solver: the state's newest checkpoint, else ``final/solver``, else the newest
+    ``iter_*/solver`` holding a model or adapter (layout of :mod:`toolr0.selfplay.rundir`)."""
+
+    def usable(p: Path) -> bool:
+        return p.is_dir() and ((p / "config.json").exists() or (p / "adapter_config.json").exists())
+
+    state = run / "state.json"
+    if state.is_file():
+        try:
+            ck = json.loads(state.read_text(encoding="utf-8")).get("checkpoints", {}).get("solver", {})
+        except (OSError, ValueError):
+            ck = {}
+        for t in sorted((k for k in ck if str(k).isdigit()), key=int, reverse=True):
+            if ck[t]:
+                p = Path(ck[t])
+                p = p if p.is_absolute() else run / p
+                if usable(p):
+                    return p
+    if usable(run / "final" / "solver"):
+        return run / "final" / "solver"
+    iters = sorted((p for p in run.glob("iter_*") if p.is_dir()), key=lambda p: p.name, reverse=True)
+    for it in iters:
+        if usable(it / "solver"):
+            return it / "solver"
+    return None
+
+
+def resolve_eval_model(model: str) -> str:
+    """``model`` as the sampler should load it: a self-play run directory becomes its latest Solver."""
+    p = Path(model).expanduser()
+    if p.is_dir() and not (p / "config.json").exists() and not (p / "adapter_config.json").exists():
+        if (p / "state.json").exists() or (p / "final").is_dir() or any(p.glob("iter_*")):
+            solver = _latest_solver_in(p)
+            if solver is None:
+                raise ToolR0Error(
+                    f"{p} is a self-play run without a Solver checkpoint yet; pass --model default to "
+                    "evaluate the base model"
+                )
+            return str(solver)
+    return model
+
+
+def build_sampler(settings: EvalSettings, model_path: str) -> tuple[Any, str | None]:
+    """(sampler, adapter name to generate with); LoRA adapter folders are served through their adapter."""
+    from toolr0.inference.hf import HFSampler
+    from toolr0.inference.models import is_adapter_dir, resolve_model
+
+    sampler = HFSampler.from_pretrained(
+        model_path, dtype=settings.dtype, threads=settings.threads, batch_size=settings.batch_size
+    )
+    adapter = settings.adapter
+    if adapter is None and is_adapter_dir(resolve_model(model_path, fetch=False)):
+        adapter = "default"  # load_model's adapter name; None would disable the adapter
+    return sampler, adapter
+
+
+# -------------------------------------------------------------------------------------------- outputs
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("_")[:80] or "model"
+
+
+def _check_fingerprint(out: Path, fingerprint: dict[str, Any], overwrite: bool) -> None:
+    cfg = out / "eval_config.json"
+    if not cfg.exists():
+        return
+    try:
+        old = json.loads(cfg.read_text(encoding="utf-8")).get("fingerprint", {})
+    except (OSError, ValueError):
+        old = {}
+    diff = [k for k in FINGERPRINT_KEYS if old.get(k) != fingerprint.get(k)]
+    if diff and not overwrite:
+        what = ", ".join(f"{k}: {old.get(k)!r} -> {fingerprint.get(k)!r}" for k in diff)
+        raise ToolR0Error(
+            f"{out} holds results of a different setting ({what}); use another --out or --overwrite"
+        )
+    if diff and overwrite:
+        (out / "items.jsonl").unlink(missing_ok=True)
+
+
+def repair_items_file(path: Path) -> None:
+    """Cut a torn last line (a writer killed mid-line), so the next append starts on a fresh line."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        atomic_write_text(path, data[: data.rfind(b"\n") + 1].decode("utf-8", errors="replace"))
+
+
+def load_rows(out: str | Path) -> dict[str, dict[str, Any]]:
+    """Rows of ``items.jsonl`` by id (a later row for the same id wins)."""
+    return {r["id"]: r for r in read_jsonl(Path(out) / "items.jsonl") if isinstance(r, dict) and "id" in r}
+
+
+def _row(
+    item: EvalItem, messages: list[dict[str, Any]], text: str, v: Verdict, extra: dict[str, Any]
+) -> dict:
+    return {
+        "id": item.id,
+        "benchmark": item.benchmark,
+        "index": item.index,
+        "messages": messages,
+        "raw_output": text,
+        "parsed_calls": [c.to_dict() for c in v.pred],
+        "gold": [c.to_dict() for c in item.gold],
+        "correct": v.correct,
+        "reason": v.reason,
+        "detail": v.detail,
+        "lenient_correct": v.lenient_correct,
+        "metrics": v.metrics,
+        **extra,
+    }
+
+
+# ------------------------------------------------------------------------------------------ predictions
+def _bfcl_corruption_hints(item: EvalItem) -> tuple[dict[str, list[str]], dict[tuple[int, str], list[Any]]]:
+    required = {f["name"]: list(f.get("parameters", {}).get("required", [])) for f in item.meta["functions"]}
+    avoid: dict[tuple[int, str], list[Any]] = {}
+    names = [next(iter(e)) for e in item.meta["possible_answer"] or []]
+    for i, c in enumerate(item.gold):
+        if i < len(names) and names[i] == c.name:
+            for p, allowed in item.meta["possible_answer"][i][c.name].items():
+                avoid[(i, p)] = [a for a in allowed if a != ""] if isinstance(allowed, list) else []
+    # other gold calls of the same name may accept the corrupted value too: avoid theirs as well
+    for (i, p), vals in list(avoid.items()):
+        for (j, q), other in avoid.items():
+            if q == p and j != i and item.gold[j].name == item.gold[i].name:
+                vals.extend(other)
+    return required, avoid
+
+
+def oracle_prediction(item: EvalItem, mode: PredictionMode) -> tuple[str, dict[str, Any]]:
+    """The raw text standing in for the model in gold/corrupt mode, plus row extras."""
+    is_bfcl = item.benchmark.startswith(bfcl.PREFIX)
+    kind = item.meta.get("kind", "ast") if is_bfcl else "ast"
+    any_call = [ToolCall(item.tools[0].name if item.tools else "zq_any_tool", {})]
+    if kind == "irrelevance":  # gold: no call; corrupt: call the first tool
+        calls = [] if mode == "gold" else any_call
+        extra = {} if mode == "gold" else {"corruption": "extra_call", "expected_reason": "unexpected_call"}
+        return solver_text(calls), extra
+    if kind == "relevance":  # gold: some call; corrupt: none
+        calls = any_call if mode == "gold" else []
+        extra = {} if mode == "gold" else {"corruption": "no_call", "expected_reason": "no_call"}
+        return solver_text(calls), extra
+    if mode == "gold":
+        return solver_text(item.gold), {}
+    if is_bfcl:
+        required, avoid = _bfcl_corruption_hints(item)
+        calls, ckind = corrupt_calls(item.id, item.gold, item.tools, required=required, avoid_values=avoid)
+    else:
+        calls, ckind = corrupt_calls(item.id, item.gold, item.tools)
+    return solver_text(calls), {"corruption": ckind, "expected_reason": EXPECTED_REASON[ckind]}
+
+
+# ---------------------------------------------------------------------------------------------- main
+def run_eval(
+    settings: EvalSettings,
+    sampler: Any | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+    echo: Any = None,
+) -> dict[str, Any]:
+    """Run (or resume) one evaluation and write its summary; returns the summary dict."""
+    from tqdm.auto import tqdm
+
+    from toolr0.eval.report import summarise, write_summary
+
+    echo = echo or (lambda msg: log.info(msg))
+    t_start = time.perf_counter()
+    benchmarks, notes = expand_benchmarks(
+        settings.benchmarks, skip_missing_bfcl=settings.benchmarks == ["hammer", "bfcl"]
+    )
+    out = Path(settings.out_dir)
+    model_path = resolve_eval_model(settings.model) if settings.predictions == "model" else "(oracle)"
+    fingerprint = {
+        "model": model_path if settings.predictions == "model" else f"oracle:{settings.predictions}",
+        "predictions": settings.predictions,
+        "max_new_tokens": settings.max_new_tokens if settings.predictions == "model" else None,
+        "prompt_variant": settings.prompt_variant,
+        "adapter": settings.adapter,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    _check_fingerprint(out, fingerprint, overwrite)
+
+    selected: dict[str, list[EvalItem]] = {}
+    totals: dict[str, int] = {}
+    for b in benchmarks:
+        items = load_benchmark(b, settings.data_dir)
+        totals[b] = len(items)
+        selected[b] = select_subset(items, settings.limit, settings.seed)
+    repair_items_file(out / "items.jsonl")
+    done = load_rows(out)
+    pending = [it for b in benchmarks for it in selected[b] if it.id not in done]
+    n_sel = sum(len(v) for v in selected.values())
+    echo(
+        f"{n_sel} item(s) selected over {len(benchmarks)} benchmark(s); {n_sel - len(pending)} already scored"
+    )
+
+    atomic_write_json(
+        out / "eval_config.json",
+        {
+            "fingerprint": fingerprint,
+            "settings": asdict(settings),
+            "benchmarks": benchmarks,
+            "model_requested": settings.model,
+            "python": platform.python_version(),
+            "bfcl_eval": bfcl.BFCL_VERSION if any(b.startswith(bfcl.PREFIX) for b in benchmarks) else None,
+        },
+    )
+
+    adapter = settings.adapter
+    messages_of = {it.id: solver_messages(it.question, it.tools, settings.prompt_variant) for it in pending}
+    if pending and settings.predictions == "model" and sampler is None:
+        echo(f"loading model {model_path}")
+        sampler, adapter = build_sampler(settings, model_path)
+    gen_seconds = 0.0
+    if pending:
+        from toolr0.inference.base import SamplingParams
+
+        params = SamplingParams(
+            n=1,
+            temperature=0.0,
+            top_p=1.0,
+            max_new_tokens=settings.max_new_tokens,
+            stop=STOP,
+            seed=settings.seed,
+        )
+        # similar prompt lengths in one batch: less padding
+        pending.sort(key=lambda it: len(json.dumps(messages_of[it.id], ensure_ascii=False)))
+        chunk = max(1, settings.batch_size)
+        bar = tqdm(total=len(pending), desc="eval", unit="item", disable=not progress)
+        try:
+            for start in range(0, len(pending), chunk):
+                batch = pending[start : start + chunk]
+                t0 = time.perf_counter()
+                extras: list[dict[str, Any]]
+                if settings.predictions == "model":
+                    texts, extras = _generate(sampler, [messages_of[it.id] for it in batch], params, adapter)
+                else:
+                    pairs = [oracle_prediction(it, settings.predictions) for it in batch]
+                    texts, extras = [p[0] for p in pairs], [p[1] for p in pairs]
+                dt = time.perf_counter() - t0
+                gen_seconds += dt
+                rows = []
+                for it, text, extra in zip(batch, texts, extras, strict=True):
+                    v = score_item(it, text)
+                    extra = {**extra, "seconds": round(dt / len(batch), 3)}
+                    rows.append(_row(it, messages_of[it.id], text, v, extra))
+                append_jsonl(out / "items.jsonl", rows)
+                bar.update(len(batch))
+                bar.set_postfix(acc=f"{sum(r['correct'] for r in rows)}/{len(rows)}")
+        finally:
+            bar.close()
+
+    rows = load_rows(out)
+    chosen = {b: [rows[it.id] for it in selected[b] if it.id in rows] for b in benchmarks}
+    summary = summarise(
+        chosen,
+        totals=totals,
+        meta={
+            "model": settings.model,
+            "model_resolved": fingerprint["model"],
+            "predictions": settings.predictions,
+            "limit": settings.limit,
+            "seed": settings.seed,
+            "max_new_tokens": settings.max_new_tokens,
+            "decoding": "greedy",
+            "prompt_variant": settings.prompt_variant,
+            "wall_seconds_this_run": round(time.perf_counter() - t_start, 1),
+            "generation_seconds_this_run": round(gen_seconds, 1),
+            "notes": notes,
+        },
+    )
+    write_summary(out, summary)
+    return summary
+
+
+def _generate(
+    sampler: Any, prompts: list[list[dict[str, Any]]], params: Any, adapter: str | None
+) -> tuple[list[str], list[dict[str, Any]]]:
+    if hasattr(sampler, "generate_detailed"):
+        res = sampler.generate_detailed(prompts, params, adapter=adapter)
+        comps = [row[0] for row in res.completions]
+        return [c.text for c in comps], [
+            {"completion_tokens": c.completion_tokens, "finish_reason": c.finish_reason} for c in comps
+        ]
+    texts = [row[0] for row in sampler.generate(prompts, params, adapter=adapter)]
+    return texts, [{} for _ in texts]
+
+
+def default_out_dir(model: str, predictions: str) -> str:
+    tag = Path(model).name if Path(model).exists() else model
+    return str(Path("runs") / "eval" / _slug(f"{tag}_{predictions}"))

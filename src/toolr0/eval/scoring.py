@@ -1,0 +1,175 @@
+"""Score one Solver completion against gold calls (spec §9.1): exact match, P/R/F1 and an error reason.
+
+Headline: whole-sample exact match of the call list, order-free, with the §7.3 value rules (numbers and
+whitespace normalised), via :func:`toolr0.core.matching.exact_match`. Secondary: tool/parameter P/R/F1
+(:func:`toolr0.core.matching.prf`). Every wrong item gets one reason, checked in this order:
+
+``no_answer_tag`` (no ``<tool_call_answer>`` at all), ``unclosed`` (opened but never closed), ``empty_answer``,
+``unparseable``, ``no_call`` (parses, but no call normalises, or ``[]`` when gold has calls), ``unexpected_call``
+(gold is empty), ``wrong_count``, ``wrong_name``, ``missing_arg``, ``extra_arg``, ``wrong_value``.
+
+A second, lenient parse (unclosed final answer block and python-call syntax accepted) is recorded as a
+diagnostic only; it never changes the headline verdict. Pure: no engine imports.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolr0.core.matching import eval_normalise, exact_match, prf
+from toolr0.core.parsing import SolverParse, parse_solver_output
+from toolr0.core.schema import ToolCall
+
+REASONS = (
+    "ok",
+    "no_answer_tag",
+    "unclosed",
+    "empty_answer",
+    "unparseable",
+    "no_call",
+    "unexpected_call",
+    "wrong_count",
+    "wrong_name",
+    "missing_arg",
+    "extra_arg",
+    "wrong_value",
+    "wrong_args",
+)
+
+
+@dataclass
+class Verdict:
+    """The outcome for one item."""
+
+    correct: bool
+    reason: str
+    detail: str = ""
+    pred: list[ToolCall] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    lenient_correct: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "correct": self.correct,
+            "reason": self.reason,
+            "detail": self.detail,
+            "pred": [c.to_dict() for c in self.pred],
+            "metrics": dict(self.metrics),
+            "lenient_correct": self.lenient_correct,
+        }
+
+
+def format_reason(text: str, p: SolverParse) -> str | None:
+    """Reason when the answer block is missing/unclosed/empty/unparseable, else None."""
+    if p.answer_text is None:
+        if p.reason != "missing_answer":
+            return "unparseable"
+        return "unclosed" if parse_solver_output(text, allow_unclosed=True).unclosed else "no_answer_tag"
+    if p.answer_text == "":
+        return "empty_answer"
+    if not p.parsed:
+        return "unparseable"
+    return None
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Value equality of the evaluation (the one :func:`matching.exact_match` applies)."""
+    try:
+        dump = [
+            json.dumps(eval_normalise(x), sort_keys=True, ensure_ascii=False, default=str) for x in (a, b)
+        ]
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return dump[0] == dump[1]
+
+
+def _closeness(p: ToolCall, g: ToolCall) -> float:
+    if p.name.strip() != g.name.strip():
+        return float("-inf")
+    shared = set(p.arguments) & set(g.arguments)
+    same = sum(1 for k in shared if same_value(p.arguments[k], g.arguments[k]))
+    return 2 * same + len(shared) - len(set(p.arguments) ^ set(g.arguments))
+
+
+def _pair_up(pred: list[ToolCall], gold: list[ToolCall]) -> list[tuple[ToolCall, ToolCall]]:
+    """Pair each gold call with a same-named prediction so that the pairs agree on as many keys and values as
+    possible (exhaustive for up to 7 calls, greedy beyond), so the reason names the real difference."""
+    if len(pred) == len(gold) and len(gold) <= 7:
+        best, best_total = None, float("-inf")
+        for perm in itertools.permutations(range(len(pred))):
+            total = sum(_closeness(pred[j], g) for j, g in zip(perm, gold, strict=True))
+            if total > best_total:
+                best, best_total = perm, total
+        if best is not None and best_total > float("-inf"):
+            return [(pred[j], g) for j, g in zip(best, gold, strict=True)]
+    used: set[int] = set()
+    pairs = []
+    for g in gold:
+        cands = [(j, _closeness(p, g)) for j, p in enumerate(pred) if j not in used]
+        cands = [(j, s) for j, s in cands if s > float("-inf")]
+        if cands:
+            j = max(cands, key=lambda x: x[1])[0]
+            used.add(j)
+            pairs.append((pred[j], g))
+    return pairs
+
+
+def diagnose(pred: list[ToolCall], gold: list[ToolCall]) -> tuple[str, str]:
+    """Why two call lists (known not to match) differ: (reason, detail)."""
+    if not gold:
+        return ("unexpected_call", f"{len(pred)} call(s) where none was expected") if pred else ("ok", "")
+    if not pred:
+        return "no_call", "no call decoded"
+    if len(pred) != len(gold):
+        return "wrong_count", f"{len(pred)} call(s), gold has {len(gold)}"
+    pn, gn = Counter(c.name.strip() for c in pred), Counter(c.name.strip() for c in gold)
+    if pn != gn:
+        wrong = sorted((pn - gn).elements())
+        return "wrong_name", f"called {wrong}, expected {sorted((gn - pn).elements())}"
+    for p, g in _pair_up(pred, gold):
+        missing = sorted(set(g.arguments) - set(p.arguments))
+        if missing:
+            return "missing_arg", f"{g.name}: missing {missing}"
+    for p, g in _pair_up(pred, gold):
+        extra = sorted(set(p.arguments) - set(g.arguments))
+        if extra:
+            return "extra_arg", f"{g.name}: unexpected {extra}"
+    for p, g in _pair_up(pred, gold):
+        bad = sorted(k for k in g.arguments if not same_value(p.arguments.get(k), g.arguments[k]))
+        if bad:
+            k = bad[0]
+            return "wrong_value", f"{g.name}.{k}: {p.arguments.get(k)!r} != {g.arguments[k]!r}"
+    return "wrong_args", "arguments differ"
+
+
+def score_calls(pred: list[ToolCall], gold: list[ToolCall]) -> tuple[bool, str, str]:
+    """Exact match (order-free) of two call lists, with the reason when they differ."""
+    if not gold:
+        ok = not pred
+    else:
+        ok = bool(pred) and exact_match(pred, gold, ordered=False)
+    if ok:
+        return True, "ok", ""
+    reason, detail = diagnose(pred, gold)
+    return False, reason, detail
+
+
+def score_completion(text: str, gold: list[ToolCall]) -> Verdict:
+    """Score one raw Solver completion against the gold calls (spec §9.1 recommended protocol)."""
+    p = parse_solver_output(text)
+    metrics = prf(p.calls, gold)
+    lenient = parse_solver_output(text, allow_unclosed=True, python_calls=True)
+    lenient_ok = score_calls(lenient.calls, gold)[0] if (lenient.parsed or not gold) else False
+    fmt = format_reason(text, p)
+    if fmt is not None:
+        if not gold:  # no call expected and none was made: correct
+            return Verdict(True, "ok", f"no call ({fmt})", [], metrics, True)
+        return Verdict(False, fmt, p.reason, [], metrics, lenient_ok)
+    ok, reason, detail = score_calls(p.calls, gold)
+    if not ok and reason == "no_call" and p.calls == [] and not p.empty_answer:
+        detail = "answer parses but no element normalises to a call"
+    return Verdict(ok, reason, detail, list(p.calls), metrics, lenient_ok or ok)

@@ -1,0 +1,65 @@
+"""Config sections owned by the inference layer: `model` (which weights, dtype, threads) and `inference`
+(which sampling backend and its knobs). Pure pydantic, default-constructible, no engine imports."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ModelConfig(BaseModel):
+    """Which model to load and how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        "default",
+        description='"default" (packaged Qwen2.5-Coder-0.5B-Instruct, fetched offline), a locally cached '
+        "Hugging Face id, a model folder, or a LoRA adapter folder.",
+    )
+    dtype: Literal["auto", "bf16", "fp32"] = Field(
+        "auto",
+        description="Weights/compute dtype. auto: bf16 on a GPU or a CPU with AMX/AVX512-BF16, else fp32.",
+    )
+    threads: int | None = Field(
+        None, ge=1, description="torch intra-op threads on CPU (None: keep OMP_NUM_THREADS / torch default)."
+    )
+
+
+class InferenceConfig(BaseModel):
+    """Which sampling backend serves the Generator/Solver rollouts outside TRL, and its knobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["hf", "vllm", "openai"] = Field(
+        "hf",
+        description="hf: in-process transformers (CPU default); vllm: offline vLLM (GPU); "
+        "openai: any OpenAI-compatible HTTP server (e.g. `vllm serve`).",
+    )
+    base_url: str = Field(
+        "http://127.0.0.1:8000/v1", description="openai backend: server root including /v1."
+    )
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        description="openai backend: environment variable holding the API key (may be unset).",
+    )
+    served_model: str | None = Field(
+        None,
+        description="openai backend: the `model` field sent when no adapter is selected "
+        "(None: the first id listed by /v1/models).",
+    )
+    timeout_s: float = Field(600.0, gt=0, description="openai backend: per-request timeout in seconds.")
+    batch_size: int = Field(
+        8, ge=1, description="hf backend: prompts per generate() call (each expanded to n sequences)."
+    )
+    max_batch_sequences: int = Field(
+        64, ge=1, description="hf backend: cap on prompts×n sequences decoded together (memory bound)."
+    )
+    sort_by_length: bool = Field(
+        True, description="hf backend: group prompts of similar length to cut padding."
+    )
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vllm backend: share of GPU memory.")
+    enable_prefix_caching: bool = Field(True, description="vllm backend: reuse KV of shared prompt prefixes.")
+    max_lora_rank: int = Field(64, ge=1, description="vllm backend: largest LoRA rank served.")
+    tensor_parallel_size: int = Field(1, ge=1, description="vllm backend: GPUs per model.")

@@ -1,0 +1,290 @@
+"""In-process transformers sampling backend (the CPU default).
+
+Prompts are chat-templated, sorted by length (less padding), left-padded and decoded in chunks of
+`batch_size` prompts. With `n > 1` each prompt is prefilled once and its KV cache expanded to the n
+samples (`prefill_once`), instead of prefilling n identical copies as `num_return_sequences` does.
+Decoding stops per row on a stop string (kept in the text) or eos. Seeded per call, so a call is
+deterministic for the same inputs. Works with a plain model or a PEFT model holding named adapters
+(`adapter=` switches per call, None disables adapters), including a model object owned by a trainer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from toolr0.errors import ToolR0Error
+from toolr0.inference.base import (
+    BaseSampler,
+    Completion,
+    GenerationResult,
+    GenerationStats,
+    Messages,
+    SamplingParams,
+    cut_at_stop,
+)
+
+log = logging.getLogger(__name__)
+
+#: (indices of the chunk's prompts in the call, n) -> list of logits processors for that chunk, or None.
+LogitsProcessorFactory = Callable[[list[int], int], list[Any] | None]
+
+
+def _stop_criteria_cls() -> type:
+    from transformers import StoppingCriteria
+
+    class StopOnStrings(StoppingCriteria):
+        """Per-row stop: a row is done once any stop string appears in its generated text."""
+
+        def __init__(self, tokenizer: Any, stops: tuple[str, ...], prompt_len: int) -> None:
+            import torch
+
+            self.tokenizer = tokenizer
+            self.stops = [s for s in stops if s]
+            self.prompt_len = prompt_len
+            # worst case one byte per token, plus a margin for tokens straddling the start
+            self.window = max(len(s.encode("utf-8")) for s in self.stops) + 2
+            self.done: torch.Tensor | None = None
+            self.stop_step: dict[int, int] = {}
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            import torch
+
+            if self.done is None:
+                self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            step = input_ids.shape[1] - self.prompt_len  # tokens generated so far
+            start = max(self.prompt_len, input_ids.shape[1] - self.window)
+            rows = (~self.done).nonzero().flatten().tolist()
+            if rows:
+                tails = self.tokenizer.batch_decode(input_ids[rows, start:], skip_special_tokens=False)
+                for r, text in zip(rows, tails, strict=True):
+                    if any(s in text for s in self.stops):
+                        self.done[r] = True
+                        self.stop_step[r] = step
+            return self.done.clone()
+
+    return StopOnStrings
+
+
+class HFSampler(BaseSampler):
+    """Batched sampling with a transformers causal LM (optionally PEFT-wrapped)."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        batch_size: int = 8,
+        max_batch_sequences: int = 64,
+        sort_by_length: bool = True,
+        prefill_once: bool = True,
+        checkpoint_id: str | None = None,
+        logits_processor_factory: LogitsProcessorFactory | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.max_batch_sequences = max_batch_sequences
+        self.sort_by_length = sort_by_length
+        self.prefill_once = prefill_once
+        self.logits_processor_factory = logits_processor_factory
+        self.checkpoint_id = checkpoint_id or str(getattr(model, "name_or_path", "") or "in-memory-model")
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.pad_id = int(tokenizer.pad_token_id)
+        self.eos_ids = self._eos_ids()
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str, dtype: str = "auto", threads: int | None = None, **kwargs: Any
+    ) -> HFSampler:
+        """Load `name_or_path` ("default", folder, cached HF id, adapter folder) and wrap it."""
+        from toolr0.inference.models import load_model
+
+        model, tokenizer = load_model(name_or_path, dtype=dtype, threads=threads)
+        kwargs.setdefault("checkpoint_id", str(name_or_path))
+        return cls(model, tokenizer, **kwargs)
+
+    @classmethod
+    def from_config(cls, model_cfg: Any, inference_cfg: Any, **kwargs: Any) -> HFSampler:
+        return cls.from_pretrained(
+            model_cfg.name,
+            dtype=model_cfg.dtype,
+            threads=model_cfg.threads,
+            batch_size=inference_cfg.batch_size,
+            max_batch_sequences=inference_cfg.max_batch_sequences,
+            sort_by_length=inference_cfg.sort_by_length,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def _eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        gc = getattr(self.model, "generation_config", None)
+        for src in (getattr(gc, "eos_token_id", None), self.tokenizer.eos_token_id):
+            if isinstance(src, int):
+                ids.add(src)
+            elif isinstance(src, list | tuple):
+                ids.update(int(x) for x in src)
+        return ids
+
+    def render(self, messages: Messages) -> str:
+        """The chat-templated prompt text (generation prompt appended)."""
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def encode(self, messages: Messages) -> list[int]:
+        return self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
+
+    @contextmanager
+    def _adapter(self, adapter: str | None) -> Iterator[None]:
+        model = self.model
+        if not hasattr(model, "peft_config"):
+            if adapter is not None:
+                raise ToolR0Error(f"adapter {adapter!r} requested but the model has no LoRA adapters")
+            yield
+            return
+        if adapter is None:
+            with model.disable_adapter():
+                yield
+            return
+        if adapter not in model.peft_config:
+            raise ToolR0Error(f"unknown adapter {adapter!r}; loaded: {sorted(model.peft_config)}")
+        previous = model.active_adapter
+        model.set_adapter(adapter)
+        try:
+            yield
+        finally:
+            model.set_adapter(previous)
+
+    def _chunks(self, lengths: list[int], n: int) -> list[list[int]]:
+        order = list(range(len(lengths)))
+        if self.sort_by_length:
+            order.sort(key=lambda i: -lengths[i])  # longest first: memory trouble shows up at once
+        per = max(1, min(self.batch_size, self.max_batch_sequences // n))
+        return [order[i : i + per] for i in range(0, len(order), per)]
+
+    # --------------------------------------------------------------------------------------- generation
+    def _generate(
+        self, prompts: list[Messages], params: SamplingParams, adapter: str | None
+    ) -> GenerationResult:
+        import torch
+
+        encoded = [self.encode(m) for m in prompts]
+        result = GenerationResult(completions=[[] for _ in prompts], stats=GenerationStats())
+        if not prompts:
+            return result
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with self._adapter(adapter), torch.no_grad():
+                for ci, chunk in enumerate(self._chunks([len(e) for e in encoded], params.n)):
+                    seed = None if params.seed is None else params.seed * 1_000_003 + ci
+                    rows, stats = self._generate_chunk([encoded[i] for i in chunk], chunk, params, seed)
+                    for i, comps in zip(chunk, rows, strict=True):
+                        result.completions[i] = comps
+                    result.stats.add(stats)
+        finally:
+            if was_training:
+                self.model.train()
+        return result
+
+    def _generate_chunk(
+        self, ids: list[list[int]], indices: list[int], params: SamplingParams, seed: int | None
+    ) -> tuple[list[list[Completion]], GenerationStats]:
+        import torch
+        from transformers import LogitsProcessorList, StoppingCriteriaList
+
+        device = next(self.model.parameters()).device
+        n = params.n
+        width = max(len(x) for x in ids)
+        input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for r, x in enumerate(ids):
+            input_ids[r, width - len(x) :] = torch.tensor(x, dtype=torch.long)
+            mask[r, width - len(x) :] = 1
+        input_ids, mask = input_ids.to(device), mask.to(device)
+
+        gen_kwargs: dict[str, Any] = {
+            "max_new_tokens": params.max_new_tokens,
+            "pad_token_id": self.pad_id,
+            "eos_token_id": sorted(self.eos_ids) or None,
+            "do_sample": not params.greedy,
+            "use_cache": True,
+        }
+        if params.greedy:
+            gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+        else:
+            gen_kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
+        if params.repetition_penalty != 1.0:
+            gen_kwargs["repetition_penalty"] = params.repetition_penalty
+        stopper = None
+        if params.stop:
+            stopper = _stop_criteria_cls()(self.tokenizer, params.stop, width)
+            gen_kwargs["stopping_criteria"] = StoppingCriteriaList([stopper])
+        if self.logits_processor_factory is not None:
+            procs = self.logits_processor_factory(indices, n)
+            if procs:
+                gen_kwargs["logits_processor"] = LogitsProcessorList(procs)
+
+        stats = GenerationStats(sequences=len(ids) * n, prompt_tokens=sum(len(x) for x in ids))
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            if seed is not None:
+                torch.manual_seed(seed)
+            if n > 1 and self.prefill_once and width > 1:
+                out = self._generate_prefilled(input_ids, mask, n, gen_kwargs)
+            else:
+                # same as num_return_sequences=n (which greedy decoding refuses): n copies prefilled
+                out = self.model.generate(
+                    input_ids=input_ids.repeat_interleave(n, dim=0),
+                    attention_mask=mask.repeat_interleave(n, dim=0),
+                    **gen_kwargs,
+                )
+        gen = out[:, width:].tolist()
+        stats.forward_calls = len(gen[0]) + (1 if n > 1 and self.prefill_once else 0)
+        rows: list[list[Completion]] = []
+        for p in range(len(ids)):
+            comps = []
+            for j in range(n):
+                r = p * n + j
+                comps.append(self._completion(gen[r], stopper.stop_step.get(r) if stopper else None, params))
+                stats.completion_tokens += comps[-1].completion_tokens
+            rows.append(comps)
+        return rows, stats
+
+    def _generate_prefilled(self, input_ids: Any, mask: Any, n: int, gen_kwargs: dict[str, Any]) -> Any:
+        """Prefill all but the last prompt token once, expand the KV cache n-fold, then decode."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        self.model(
+            input_ids=input_ids[:, :-1],
+            attention_mask=mask[:, :-1],
+            position_ids=pos[:, :-1],
+            past_key_values=cache,
+            use_cache=True,
+        )
+        cache.batch_repeat_interleave(n)
+        return self.model.generate(
+            input_ids=input_ids.repeat_interleave(n, dim=0),
+            attention_mask=mask.repeat_interleave(n, dim=0),
+            past_key_values=cache,
+            **gen_kwargs,
+        )
+
+    def _completion(self, tokens: list[int], stop_step: int | None, params: SamplingParams) -> Completion:
+        length, reason = len(tokens), "length"
+        for i, t in enumerate(tokens):
+            if t in self.eos_ids:
+                length, reason = i + 1, "eos"
+                break
+        if stop_step is not None and stop_step <= length:
+            length, reason = stop_step, "stop"
+        text = self.tokenizer.decode(tokens[:length], skip_special_tokens=True)
+        text, stopped = cut_at_stop(text, params.stop)
+        if stopped:
+            reason = "stop"
+        return Completion(text=text, completion_tokens=length, finish_reason=reason)

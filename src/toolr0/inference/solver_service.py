@@ -1,0 +1,299 @@
+"""The frozen-Solver service: pass rates (r_diff, pass@K difficulty), judge scores (r_sem) and
+cross-verification, for many tasks per batched sampler call.
+
+Every Solver query is rendered with the one Solver prompt (`core.prompts.solver_messages`, spec §10
+item 4) and cached by content: sha256 over (checkpoint id, system prompt, user message, sampling params,
+K, seed, purpose) — never `id()` (spec §10 item 7). `clear()` between iterations; the cache can be
+persisted to a JSONL file and reloaded for resume. Sampling is seeded, so results are deterministic for
+the same tasks, order and seed. Tasks may be `core.schema.Task` objects or their dict form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from toolr0.core.matching import calls_equal_canonical, values_match
+from toolr0.core.parsing import parse_solver_output
+from toolr0.core.prompts import difficulty_label_messages, judge_messages, solver_messages
+from toolr0.core.rewards.config import RewardConfig
+from toolr0.core.rewards.generator import parse_judge_score
+from toolr0.core.schema import Task, ToolCall
+from toolr0.inference.base import Messages, Sampler, SamplingParams
+from toolr0.io import append_jsonl, read_jsonl
+
+STOP_ANSWER = "</tool_call_answer>"
+DIFFICULTY_LABELS = ("easy", "medium", "hard")
+
+
+class PassRate(NamedTuple):
+    """p̂ = successes / K for one task, plus the per-sample parse outcome."""
+
+    p_hat: float
+    successes: int
+    K: int
+    unclosed: int  # samples whose answer came from an unclosed final tag (allow_unclosed only)
+    reasons: tuple[str, ...]
+
+
+class CrossVerifyResult(NamedTuple):
+    """Agreement of the k samples with the gold calls; unpacks as (agreement, extra)."""
+
+    agreement: float
+    extra: dict[str, Any]
+
+
+@dataclass
+class SolverCache:
+    """Content-hash cache of sampled completions, optionally mirrored to a JSONL file (resume)."""
+
+    path: Path | None = None
+    entries: dict[str, list[str]] = field(default_factory=dict)
+    hits: int = 0
+    misses: int = 0
+
+    def __post_init__(self) -> None:
+        if self.path is not None:
+            self.path = Path(self.path)
+            for row in read_jsonl(self.path):
+                if isinstance(row, dict) and "key" in row and isinstance(row.get("texts"), list):
+                    self.entries[row["key"]] = row["texts"]
+
+    def get(self, key: str) -> list[str] | None:
+        hit = self.entries.get(key)
+        if hit is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return hit
+
+    def put_many(self, items: dict[str, list[str]]) -> None:
+        self.entries.update(items)
+        if self.path is not None and items:
+            append_jsonl(self.path, ({"key": k, "texts": v} for k, v in items.items()))
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.hits = self.misses = 0
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+def _as_task(t: Task | dict[str, Any]) -> Task:
+    return t if isinstance(t, Task) else Task.from_dict(t)
+
+
+def content_key(checkpoint_id: str, messages: Messages, params: SamplingParams, purpose: str) -> str:
+    """sha256 over everything that determines the samples (spec §11); K = params.n, seed = params.seed."""
+    system = "".join(m.get("content", "") for m in messages if m.get("role") == "system")
+    user = json.dumps([m for m in messages if m.get("role") != "system"], sort_keys=True, ensure_ascii=False)
+    blob = json.dumps(
+        {
+            "ckpt": checkpoint_id,
+            "system": system,
+            "user": user,
+            "params": params.key(),
+            "K": params.n,
+            "seed": params.seed,
+            "purpose": purpose,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _full_call_equal(pred: list[ToolCall], gold: list[ToolCall]) -> bool:
+    """Whole calls agree in order: names, argument key sets and §7.3 values."""
+    if len(pred) != len(gold):
+        return False
+    for p, g in zip(pred, gold, strict=True):
+        if p.name != g.name or set(p.arguments) != set(g.arguments):
+            return False
+        if not all(values_match(p.arguments[k], g.arguments[k]) for k in g.arguments):
+            return False
+    return True
+
+
+class SolverService:
+    """Batched, cached queries to a frozen Solver behind any `Sampler`."""
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        reward_cfg: RewardConfig | None = None,
+        checkpoint_id: str | None = None,
+        seed: int = 0,
+        *,
+        adapter: str | None = None,
+        prompt_variant: str = "reference",
+        max_new_tokens: int | None = None,
+        cache_path: str | Path | None = None,
+    ) -> None:
+        self.sampler = sampler
+        self.cfg = reward_cfg or RewardConfig()
+        self.checkpoint_id = checkpoint_id or getattr(sampler, "checkpoint_id", None) or "unknown"
+        self.seed = seed
+        self.adapter = adapter
+        self.prompt_variant = prompt_variant
+        self.max_new_tokens = max_new_tokens  # overrides cfg.solver_max_tokens for pass rates when set
+        self.cache = SolverCache(Path(cache_path) if cache_path else None)
+
+    def clear(self) -> None:
+        """Drop every cached result (call between iterations: the Solver changed)."""
+        self.cache.clear()
+
+    # ------------------------------------------------------------------------------------------ sampling
+    def _sample(self, convs: list[Messages], params: SamplingParams, purpose: str) -> list[list[str]]:
+        """Completions for each conversation, sampling only the uncached, distinct ones in one call."""
+        keys = [content_key(self.checkpoint_id, m, params, purpose) for m in convs]
+        todo: dict[str, Messages] = {}
+        for k, m in zip(keys, convs, strict=True):
+            if k not in todo and self.cache.get(k) is None:
+                todo[k] = m
+        if todo:
+            outs = self.sampler.generate(list(todo.values()), params, adapter=self.adapter)
+            self.cache.put_many(dict(zip(todo.keys(), outs, strict=True)))
+        return [self.cache.entries[k] for k in keys]
+
+    def solver_messages(self, task: Task) -> Messages:
+        return solver_messages(task.question, task.tools, self.prompt_variant)
+
+    # ---------------------------------------------------------------------------------------- pass rates
+    def pass_rates_detailed(
+        self, tasks: list[Task | dict[str, Any]], K: int | None = None, seed: int | None = None
+    ) -> list[PassRate]:
+        """K Solver samples per task at the spec's temperature; success = the whole call list equals the
+        gold list (canonical JSON, ordered unless rewards.pass_success = multiset)."""
+        K = K or self.cfg.K
+        ts = [_as_task(t) for t in tasks]
+        params = SamplingParams(
+            n=K,
+            temperature=self.cfg.solver_temperature,
+            top_p=1.0,
+            max_new_tokens=self.max_new_tokens or self.cfg.solver_max_tokens,
+            stop=(STOP_ANSWER,),
+            seed=self.seed if seed is None else seed,
+        )
+        samples = self._sample([self.solver_messages(t) for t in ts], params, "pass_rate")
+        ordered = self.cfg.pass_success == "ordered"
+        out = []
+        for task, texts in zip(ts, samples, strict=True):
+            succ = unclosed = 0
+            reasons = []
+            for text in texts:
+                parse = parse_solver_output(text, allow_unclosed=self.cfg.allow_unclosed_answer)
+                if task.calls:
+                    ok = parse.parsed and calls_equal_canonical(parse.calls, task.calls, ordered=ordered)
+                else:  # no call expected: success only on an explicit empty list
+                    ok = parse.empty_answer
+                succ += ok
+                unclosed += parse.unclosed
+                reasons.append("success" if ok else parse.reason if parse.reason != "ok" else "mismatch")
+            out.append(PassRate(succ / len(texts), succ, len(texts), unclosed, tuple(reasons)))
+        return out
+
+    def pass_rates(
+        self, tasks: list[Task | dict[str, Any]], K: int | None = None, seed: int | None = None
+    ) -> list[float]:
+        """p̂ per task (one batched sampler call for all uncached tasks)."""
+        return [r.p_hat for r in self.pass_rates_detailed(tasks, K, seed)]
+
+    def pass_rate(self, task: Task | dict[str, Any], K: int | None = None) -> float:
+        return self.pass_rates([task], K)[0]
+
+    # --------------------------------------------------------------------------------------------- judge
+    def judge_detailed(self, tasks: list[Task | dict[str, Any]]) -> list[tuple[int, list[str], bool]]:
+        """(score, replies, used_fallback) per task: up to `judge_retries` attempts, the later ones with
+        the retry suffix appended; every attempt batched over the tasks still unscored."""
+        ts = [_as_task(t) for t in tasks]
+        base = [judge_messages(t.question, t.tools, t.calls, self.prompt_variant) for t in ts]
+        scores: list[int | None] = [None] * len(ts)
+        replies: list[list[str]] = [[] for _ in ts]
+        for attempt in range(self.cfg.judge_retries):
+            pending = [i for i, s in enumerate(scores) if s is None]
+            if not pending:
+                break
+            convs = [self._retry(base[i]) if attempt else base[i] for i in pending]
+            params = SamplingParams(
+                n=1,
+                temperature=self.cfg.judge_temperature,
+                max_new_tokens=self.cfg.judge_max_tokens,
+                seed=self.seed + attempt,
+            )
+            for i, outs in zip(pending, self._sample(convs, params, f"judge{attempt}"), strict=True):
+                replies[i].append(outs[0])
+                scores[i] = parse_judge_score(outs[0])
+        fb = self.cfg.judge_fallback_score
+        return [(fb, r, True) if s is None else (s, r, False) for s, r in zip(scores, replies, strict=True)]
+
+    def _retry(self, messages: Messages) -> Messages:
+        out = [dict(m) for m in messages]
+        out[-1]["content"] = out[-1]["content"].rstrip() + "\n" + self.cfg.judge_retry_suffix
+        return out
+
+    def judge(self, tasks: list[Task | dict[str, Any]]) -> list[int]:
+        """Judge score 1-5 per task (spec §5.4); the fallback score when no attempt parses."""
+        return [s for s, _, _ in self.judge_detailed(tasks)]
+
+    def judge_labels(self, tasks: list[Task | dict[str, Any]]) -> list[tuple[str, str, bool]]:
+        """The reference code's easy|medium|hard label (spec §6.5): (label, raw, used_fallback); T=0,
+        10 tokens, unparseable -> medium."""
+        ts = [_as_task(t) for t in tasks]
+        convs = [difficulty_label_messages(t.question, t.tools, t.calls, self.prompt_variant) for t in ts]
+        params = SamplingParams(n=1, temperature=0.0, max_new_tokens=10, seed=self.seed)
+        out = []
+        for outs in self._sample(convs, params, "difficulty_label"):
+            raw = outs[0]
+            label = next((w for w in raw.lower().split() if w.strip(".,:;!\"'") in DIFFICULTY_LABELS), None)
+            out.append((label.strip(".,:;!\"'"), raw, False) if label else ("medium", raw, True))
+        return out
+
+    # -------------------------------------------------------------------------------------- cross-verify
+    def cross_verify(
+        self,
+        tasks: list[Task | dict[str, Any]],
+        mode: str = "names",
+        k: int = 10,
+        tau: float = 0.2,
+        seed: int | None = None,
+        temperature: float = 0.001,
+        top_p: float = 0.95,
+        max_new_tokens: int = 1024,
+    ) -> list[CrossVerifyResult]:
+        """Spec §6.4: agreement = share of k samples whose ordered tool names equal the gold names
+        (mode "names"), or whose whole calls agree under the §7.3 value rules (mode "full_call", §11)."""
+        if mode not in ("names", "full_call"):
+            raise ValueError(f"cross_verify mode must be names or full_call, got {mode!r}")
+        ts = [_as_task(t) for t in tasks]
+        params = SamplingParams(
+            n=k,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            stop=(STOP_ANSWER,),
+            seed=self.seed if seed is None else seed,
+        )
+        samples = self._sample([self.solver_messages(t) for t in ts], params, "cross_verify")
+        out = []
+        for task, texts in zip(ts, samples, strict=True):
+            gold_names = [c.name for c in task.calls]
+            agree = 0
+            for text in texts:
+                parse = parse_solver_output(text, allow_unclosed=self.cfg.allow_unclosed_answer)
+                if not parse.parsed:
+                    continue
+                if mode == "names":
+                    agree += [c.name for c in parse.calls] == gold_names and (
+                        bool(gold_names) or parse.empty_answer
+                    )
+                else:
+                    agree += _full_call_equal(parse.calls, task.calls) and (
+                        bool(task.calls) or parse.empty_answer
+                    )
+            a = agree / len(texts)
+            out.append(CrossVerifyResult(a, {"kept": a >= tau, "k": len(texts), "mode": mode}))
+        return out

@@ -1,0 +1,74 @@
+"""`loop` config section: counts and switches of the self-play loop (spec §2, §6, §11 ablations).
+
+Pure pydantic, default-constructible; defaults are the paper's / reference code's values.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LoopConfig(BaseModel):
+    """Self-play loop: iterations, dataset-synthesis counts, filtering constants and Table 3 ablations."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    iterations: int = Field(3, ge=1, description="Self-play iterations N (paper: 3; reference script: 5).")
+    seed: int = Field(13, description="Master seed: spec i of iteration t is derived from (seed, t, i).")
+
+    # Phase A: Generator GRPO prompts (each a freshly sampled spec).
+    generator_prompts: int = Field(
+        2000, ge=1, description="Generator training prompts per iteration (each one fresh spec; spec §2)."
+    )
+
+    # Phase B.1: generation (spec §6.1).
+    n_candidates: int = Field(10000, ge=0, description="Candidates generated per iteration (spec §6.1).")
+    gen_batch_size: int = Field(
+        256, ge=1, description="Prompts per generation batch (one JSONL append each)."
+    )
+    gen_temperature: float = Field(0.7, ge=0, description="Sampling temperature of the frozen Generator.")
+    gen_top_p: float = Field(1.0, gt=0, le=1, description="Top-p of the frozen Generator.")
+    gen_max_tokens: int = Field(4096, ge=1, description="Max new tokens per candidate.")
+
+    # Phase B.3: cross-verification (spec §6.4).
+    cross_verify: bool = Field(True, description="Run cross-verification with the frozen Solver.")
+    cross_verify_mode: Literal["names", "full_call"] = Field(
+        "names", description="names: ordered tool names agree (reference); full_call: whole calls agree."
+    )
+    k_verify: int = Field(10, ge=1, description="Solver samples per task for cross-verification.")
+    verify_temperature: float = Field(0.001, ge=0, description="Cross-verification temperature.")
+    verify_top_p: float = Field(0.95, gt=0, le=1, description="Cross-verification top-p.")
+    verify_max_tokens: int = Field(1024, ge=1, description="Cross-verification max new tokens.")
+    tau: float = Field(0.2, ge=0, le=1, description="Keep a task if agreement >= tau.")
+
+    # Phase B.4: difficulty (spec §6.5, §11); the source (passk/llm/both) is curriculum.difficulty_source.
+    k_passk: int = Field(8, ge=1, description="K samples for the Solver pass-rate estimate p̂.")
+    passk_temperature: float = Field(0.7, ge=0, description="Temperature of the pass@K samples.")
+    passk_max_tokens: int = Field(1024, ge=1, description="Max new tokens per pass@K sample.")
+    filter_batch_size: int = Field(
+        64, ge=1, description="Tasks per cross-verification / pass@K batch (one JSONL append each)."
+    )
+
+    # Table 3 ablations (spec §11).
+    shared_weights: bool = Field(
+        False, description="One set of parameters plays both roles (sets roles.mode = shared)."
+    )
+    freeze_generator: bool = Field(
+        False, description="Skip phase A: the base model generates every iteration."
+    )
+    no_difficulty_reward: bool = Field(
+        False, description="r_diff weight 0 in the Generator's curriculum reward (rewards.* adjusted)."
+    )
+    hard_band_edges: bool = Field(
+        False, description="r_diff = 1 inside the band, else 0 (no Gaussian fall-off)."
+    )
+
+    # Solver training / robustness.
+    min_curriculum: int = Field(
+        1, ge=0, description="Skip Solver training (recorded with a reason) when fewer tasks were selected."
+    )
+    record_spec_compliance: bool = Field(
+        True, description="Record whether |T| = m and |C*| = n per candidate (not enforced; spec §11 extra)."
+    )

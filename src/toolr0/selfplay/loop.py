@@ -1,0 +1,298 @@
+"""The Tool-R0 self-play loop (spec §2), written to read like the paper's algorithm:
+
+    for t in 1..N:
+        A. G_t ← GRPO(G_{t-1}; rewards from the frozen S_{t-1})            (skipped if freeze_generator)
+        B. D_t ← select(difficulty(cross_verify(dedup(verify(generate(G_t, N))), S_{t-1}), S_{t-1}))
+        C. S_t ← GRPO(S_{t-1}; D_t)                                          (skipped, with a reason, if D_t is empty)
+
+Every stage is resumable from the run directory (`rundir.py`); the models live behind an `Engine`
+(`engine.py`) so the loop itself never touches torch. Per-stage wall time and counts go to metrics.jsonl
+and TensorBoard; `summary.md` and the plots are rewritten after every iteration.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from toolr0.config import ToolR0Config, config_to_dict, dump_config
+from toolr0.selfplay.progress import Reporter
+from toolr0.selfplay.rundir import RunDir, maybe_fault
+from toolr0.selfplay.stages import (
+    Ctx,
+    reason_counts,
+    stage_cross_verify,
+    stage_dedup,
+    stage_difficulty,
+    stage_generate,
+    stage_select,
+)
+
+
+def _config_for_state(cfg: ToolR0Config) -> dict[str, Any]:
+    return config_to_dict(cfg)
+
+
+class _Timer:
+    """Records one stage's wall time in metrics.jsonl (and TensorBoard) when the stage finishes."""
+
+    def __init__(self, ctx: Ctx, t: int, stage: str, tb: Any):
+        self.ctx, self.t, self.stage, self.tb = ctx, t, stage, tb
+
+    def __enter__(self) -> _Timer:
+        self.t0 = time.monotonic()
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        wall = time.monotonic() - self.t0
+        self.ctx.run.log_metric(
+            {
+                "event": "stage_time",
+                "iteration": self.t,
+                "stage": self.stage,
+                "wall_s": round(wall, 3),
+                "completed": exc_type is None,
+            }
+        )
+        if self.tb is not None:
+            self.tb.add_scalar(f"time/{self.stage}", wall, self.t)
+
+
+def _open_tb(run: RunDir) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # noqa: BLE001 - TensorBoard is optional
+        return None
+    return SummaryWriter(log_dir=str(run.tb_dir))
+
+
+def _role_inits(run: RunDir, t: int, shared: bool) -> tuple[str | None, str | None]:
+    """(Generator init, frozen/initial Solver) checkpoints at the start of iteration t.
+
+    Separate roles: G_t starts from G_{t-1}, the frozen Solver is S_{t-1}. Shared weights (spec §11): one
+    model is trained as G then as S each iteration, so G_t starts from S_{t-1} (the shared model's latest
+    state) and the frozen Solver is a snapshot of the shared model at the start of the phase.
+    """
+    solver_prev = run.checkpoint("solver", t - 1)
+    if shared:
+        latest = solver_prev or run.checkpoint("generator", t - 1)
+        return latest, latest
+    return run.checkpoint("generator", t - 1), solver_prev
+
+
+def run_selfplay(
+    cfg: ToolR0Config,
+    out: str | Path,
+    *,
+    engine: Any | None = None,
+    progress: bool = True,
+    engine_factory: Callable[[ToolR0Config, RunDir], Any] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the whole loop into `out`; returns the final summary rows. Resumes automatically."""
+    run = RunDir(out)
+    resumed = run.open(_config_for_state(cfg), dump_config(cfg))
+    if engine is None:
+        from toolr0.selfplay.engine import build_engine
+
+        engine = (engine_factory or build_engine)(cfg, run)
+    lp = cfg.loop
+    tb = _open_tb(run)
+    reporter = Reporter(enabled=progress, iterations=lp.iterations)
+    ctx = Ctx(cfg=cfg, run=run, engine=engine, reporter=reporter)
+    run.log_metric({"event": "run_start", "resumed": resumed, "iterations": lp.iterations})
+    try:
+        with reporter:
+            if resumed:
+                reporter.note(f"resuming {run.root} (done: {len(run.state['done'])} stages)")
+            for t in range(1, lp.iterations + 1):
+                run_iteration(ctx, t, tb)
+            run.state["finished"] = True
+            run.save()
+    finally:
+        if tb is not None:
+            tb.close()
+        close = getattr(engine, "close", None)
+        if close is not None:
+            close()
+    from toolr0.selfplay.report import summary_rows, write_reports
+
+    write_reports(run)
+    rows = summary_rows(run)
+    if progress:
+        from toolr0.selfplay.progress import final_table
+
+        reporter.console.print(final_table(rows))
+    return {"rows": rows, "run_dir": str(run.root)}
+
+
+def run_iteration(ctx: Ctx, t: int, tb: Any) -> None:
+    """One self-play iteration: phases A, B, C of spec §2 (each stage skipped if already done)."""
+    cfg, run, engine, rep = ctx.cfg, ctx.run, ctx.engine, ctx.reporter
+    lp = cfg.loop
+    shared = lp.shared_weights
+    if all(run.is_done(t, s) for s in ("generator_train", "select", "solver_train")):
+        return
+    run.iter_dir(t).mkdir(parents=True, exist_ok=True)
+    engine.begin_iteration(t)  # clears every Solver cache (spec §10.10)
+    gen_init, solver_frozen = _role_inits(run, t, shared)
+
+    # ---- A. Generator GRPO against the frozen S_{t-1}
+    if not run.is_done(t, "generator_train"):
+        rep.stage_start(t, "generator_train", cfg.generator.max_steps, "steps")
+        if lp.freeze_generator:
+            run.mark_done(
+                t, "generator_train", "freeze_generator: the base model generates (Table 3 ablation)"
+            )
+            rep.stage_end(t, "generator_train", "skipped (freeze_generator)")
+        else:
+            with _Timer(ctx, t, "generator_train", tb):
+                res = engine.train_generator(
+                    iteration=t,
+                    init=gen_init,
+                    frozen_solver=solver_frozen,
+                    out_dir=run.checkpoint_dir(t, "generator"),
+                    reporter=rep,
+                )
+            run.set_checkpoint("generator", t, res.get("checkpoint"))
+            _log_train(ctx, t, "generator", res, tb)
+            run.mark_done(t, "generator_train", res.get("skipped"))
+            rep.stage_end(t, "generator_train", res.get("skipped") or f"{res.get('steps', '?')} steps")
+        maybe_fault("generator_train", 1)
+    gen_ckpt = run.checkpoint("generator", t) if not lp.freeze_generator else None
+    # shared weights: the frozen Solver of phase B is the shared model at the start of the phase (= G_t)
+    shared_trained = shared and not lp.freeze_generator
+    solver_b = gen_ckpt if shared_trained else solver_frozen
+
+    # ---- B. Dataset synthesis with G_t frozen, S_{t-1} as verifier and difficulty judge
+    if not run.is_done(t, "select"):
+        with _Timer(ctx, t, "generate", tb):
+            candidates = stage_generate(ctx, t, gen_ckpt)
+        ok = sum(r["ok"] for r in candidates)
+        rep.stage_end(t, "generate", f"{len(candidates)} generated, {ok} pass verification")
+        with _Timer(ctx, t, "dedup", tb):
+            unique = stage_dedup(ctx, t, candidates)
+        rep.stage_end(t, "dedup", f"{len(unique)} unique of {ok}")
+        solver = engine.solver(solver_b, t) if unique else None
+        with _Timer(ctx, t, "cross_verify", tb):
+            crossed = stage_cross_verify(ctx, t, unique, solver) if unique else []
+        rep.stage_end(
+            t, "cross_verify", f"{len(crossed)} kept of {len(unique)} (τ={lp.tau}, {lp.cross_verify_mode})"
+        )
+        with _Timer(ctx, t, "difficulty", tb):
+            labelled = stage_difficulty(ctx, t, crossed, solver) if crossed else []
+        rep.stage_end(t, "difficulty", f"{len(labelled)} labelled of {len(crossed)}")
+        with _Timer(ctx, t, "select", tb):
+            selected = stage_select(ctx, t, labelled)
+        rep.stage_end(t, "select", f"{len(selected)} selected (n_final={cfg.curriculum.n_final})")
+        counts = _stage_counts(candidates, unique, crossed, labelled, selected)
+        run.write_json(run.file(t, "stage_counts.json"), counts)
+        run.log_metric(
+            {"event": "stage_counts", "iteration": t, **{k: v for k, v in counts.items() if k != "reasons"}}
+        )
+        _tb_counts(tb, t, counts, labelled)
+        run.mark_done(t, "select")
+    selected_path = run.file(t, "curriculum.jsonl")
+
+    # ---- C. Solver GRPO on the curriculum
+    if not run.is_done(t, "solver_train"):
+        from toolr0.io import read_jsonl
+
+        n_sel = sum(1 for _ in read_jsonl(selected_path))
+        solver_init = gen_ckpt if shared_trained else solver_frozen
+        rep.stage_start(t, "solver_train", cfg.solver.max_steps, "steps")
+        if n_sel < max(1, lp.min_curriculum):
+            reason = f"empty curriculum: {n_sel} task(s) selected (< {max(1, lp.min_curriculum)}); Solver unchanged"
+            run.set_checkpoint("solver", t, solver_init)
+            run.mark_done(t, "solver_train", reason)
+            rep.stage_end(t, "solver_train", "skipped: " + reason)
+        else:
+            with _Timer(ctx, t, "solver_train", tb):
+                res = engine.train_solver(
+                    iteration=t,
+                    init=solver_init,
+                    curriculum=selected_path,
+                    out_dir=run.checkpoint_dir(t, "solver"),
+                    reporter=rep,
+                )
+            run.set_checkpoint("solver", t, res.get("checkpoint") or solver_init)
+            _log_train(ctx, t, "solver", res, tb)
+            run.mark_done(t, "solver_train", res.get("skipped"))
+            rep.stage_end(t, "solver_train", res.get("skipped") or f"{res.get('steps', '?')} steps")
+        maybe_fault("solver_train", 1)
+    from toolr0.selfplay.report import write_reports
+
+    write_reports(run, upto=t)
+
+
+def _stage_counts(
+    candidates: list, unique: list, crossed: list, labelled: list, selected: list
+) -> dict[str, Any]:
+    from collections import Counter
+
+    ok = sum(r["ok"] for r in candidates)
+    n = len(candidates)
+
+    def rate(a: int, b: int) -> float | None:
+        return round(a / b, 4) if b else None
+
+    compliance = [r.get("details", {}) for r in candidates if r["ok"]]
+    return {
+        "generated": n,
+        "verified": ok,
+        "unique": len(unique),
+        "cross_verified": len(crossed),
+        "labelled": len(labelled),
+        "selected": len(selected),
+        "acceptance": {
+            "verify": rate(ok, n),
+            "dedup": rate(len(unique), ok),
+            "cross_verify": rate(len(crossed), len(unique)),
+            "difficulty": rate(len(labelled), len(crossed)),
+            "select": rate(len(selected), len(labelled)),
+            "overall": rate(len(selected), n),
+        },
+        "buckets": dict(Counter(r.get("difficulty") for r in selected)),
+        "spec_compliance": {
+            "menu_size_ok": sum(1 for d in compliance if d.get("menu_size_ok")),
+            "num_calls_ok": sum(1 for d in compliance if d.get("num_calls_ok")),
+            "of": len(compliance),
+        },
+        "reasons": reason_counts(candidates),
+    }
+
+
+def _tb_counts(tb: Any, t: int, counts: dict[str, Any], labelled: list) -> None:
+    if tb is None:
+        return
+    for k in ("generated", "verified", "unique", "cross_verified", "labelled", "selected"):
+        tb.add_scalar(f"counts/{k}", counts[k], t)
+    for k, v in counts["acceptance"].items():
+        if v is not None:
+            tb.add_scalar(f"acceptance/{k}", v, t)
+    p = [r["label"]["p_hat"] for r in labelled if r.get("label", {}).get("p_hat") is not None]
+    if p:
+        import numpy as np
+
+        tb.add_histogram("passrate/p_hat", np.asarray(p, dtype=float), t)
+
+
+def _log_train(ctx: Ctx, t: int, role: str, res: dict[str, Any], tb: Any) -> None:
+    """Per-step training logs (reward means etc.) into metrics.jsonl, TensorBoard and the live summary."""
+    hist = res.get("log_history") or []
+    for row in hist:
+        ctx.run.log_metric({"event": "train_log", "iteration": t, "role": role, **row})
+        step = row.get("step")
+        if tb is not None and step is not None:
+            for k, v in row.items():
+                if isinstance(v, int | float) and k != "step":
+                    tb.add_scalar(f"{role}/{k}", v, (t - 1) * 10_000 + int(step))
+    ctx.run.log_metric(
+        {
+            "event": "train_end",
+            "iteration": t,
+            "role": role,
+            **{k: v for k, v in res.items() if k not in ("log_history",)},
+        }
+    )

@@ -1,0 +1,159 @@
+"""Plots of a run (matplotlib, Agg): pass-rate histogram per iteration, rewards per step for both roles,
+acceptance per filtering stage. Written atomically (render to a temp file, then rename)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from toolr0.selfplay.rundir import RunDir
+
+
+def _save(fig: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def passrate_hist(run: RunDir, t: int) -> Path | None:
+    """iter_XX/passrate_hist.png: the frozen Solver's p̂ over the cross-verified tasks, band marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from toolr0.selfplay.report import load_passrates
+
+    p = load_passrates(run, t)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    k = max(1, run_config(run).get("loop", {}).get("k_passk", 8))
+    bins = [(i - 0.5) / k for i in range(k + 2)]
+    ax.hist(p, bins=bins, color="#4c72b0", edgecolor="white")
+    cur = run_config(run).get("curriculum", {})
+    ax.axvspan(
+        cur.get("medium_low", 0.25),
+        cur.get("medium_high", 0.75),
+        color="orange",
+        alpha=0.15,
+        label="medium band",
+    )
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_xlabel("Solver pass rate p̂ (pass@K)")
+    ax.set_ylabel("tasks")
+    ax.set_title(f"iteration {t}: {len(p)} cross-verified tasks")
+    ax.legend(loc="upper right", fontsize=8)
+    out = run.file(t, "passrate_hist.png")
+    _save(fig, out)
+    plt.close(fig)
+    return out
+
+
+def run_config(run: RunDir) -> dict[str, Any]:
+    if run.state.get("config"):
+        return run.state["config"]
+    if run.state_path.is_file():
+        return json.loads(run.state_path.read_text()).get("config", {})
+    return {}
+
+
+def rewards_per_step(run: RunDir) -> Path | None:
+    """plots/rewards.png: reward (total and per function) per training step, both roles, all iterations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, dict[str, list[tuple[int, float]]]] = {"generator": {}, "solver": {}}
+    offsets: dict[str, int] = {"generator": 0, "solver": 0}
+    last_iter: dict[str, int] = {}
+    for m in run.metrics():
+        if m.get("event") != "train_log" or m.get("role") not in series:
+            continue
+        role = m["role"]
+        it = int(m.get("iteration", 1))
+        if last_iter.get(role) not in (None, it):
+            offsets[role] = max((x for s in series[role].values() for x, _ in s), default=0)
+        last_iter[role] = it
+        step = m.get("step")
+        if step is None:
+            continue
+        for k, v in m.items():
+            if (
+                (k == "reward" or k.startswith("rewards/"))
+                and k.endswith(("reward", "/mean"))
+                and isinstance(v, int | float)
+            ):
+                series[role].setdefault(k, []).append((offsets[role] + int(step), float(v)))
+    if not any(series.values()):
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for ax, role in zip(axes, ("generator", "solver"), strict=True):
+        for k, pts in sorted(series[role].items()):
+            ax.plot(
+                [x for x, _ in pts], [y for _, y in pts], marker="o", ms=3, label=k.replace("rewards/", "")
+            )
+        ax.set_title(f"{role} rewards per step")
+        ax.set_xlabel("optimizer step (all iterations)")
+        if series[role]:
+            ax.legend(fontsize=7)
+    out = run.plots_dir / "rewards.png"
+    _save(fig, out)
+    plt.close(fig)
+    return out
+
+
+def acceptance(run: RunDir) -> Path | None:
+    """plots/acceptance.png: tasks surviving each stage, one line per iteration (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from toolr0.selfplay.report import COUNT_KEYS, _iterations
+
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    drawn = False
+    for t in _iterations(run):
+        p = run.file(t, "stage_counts.json")
+        if not p.is_file():
+            continue
+        c = json.loads(p.read_text())
+        ax.plot(
+            list(COUNT_KEYS), [max(c.get(k, 0), 0.8) for k in COUNT_KEYS], marker="o", label=f"iteration {t}"
+        )
+        drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_yscale("log")
+    ax.set_ylabel("tasks (log)")
+    ax.set_title("tasks surviving each stage")
+    ax.tick_params(axis="x", labelrotation=30)
+    ax.legend(fontsize=8)
+    out = run.plots_dir / "acceptance.png"
+    _save(fig, out)
+    plt.close(fig)
+    return out
+
+
+def write_plots(run: RunDir, upto: int | None = None) -> list[Path]:
+    """Every plot of the run (iterations after `upto` are skipped: they are still in progress)."""
+    from toolr0.selfplay.report import _iterations
+
+    out = [
+        passrate_hist(run, t)
+        for t in _iterations(run)
+        if (upto is None or t <= upto) and run.file(t, "stage_counts.json").exists()
+    ]
+    out.append(rewards_per_step(run))
+    out.append(acceptance(run))
+    return [p for p in out if p is not None]

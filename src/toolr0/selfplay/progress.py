@@ -1,0 +1,187 @@
+"""Terminal UX of the self-play loop: per-stage progress bars (counts, ETA), a one-screen live summary
+(iteration, stage, reward means, acceptance rates), the final table, and the `--dry-run` plan."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from toolr0.config import ToolR0Config
+
+STAGE_TITLES = {
+    "generator_train": "A  Generator GRPO",
+    "generate": "B1 generate + verify",
+    "dedup": "B2 dedup",
+    "cross_verify": "B3 cross-verify",
+    "difficulty": "B4 difficulty (pass@K)",
+    "select": "B5 select curriculum",
+    "solver_train": "C  Solver GRPO",
+}
+
+
+class Reporter:
+    """Progress for one run. `enabled=False` prints one plain line per finished stage (logs, CI)."""
+
+    def __init__(self, enabled: bool = True, console: Console | None = None, iterations: int = 1):
+        self.console = console or Console(stderr=True)
+        self.enabled = enabled and self.console.is_terminal
+        self.iterations = iterations
+        self.iteration = 0
+        self.stage = "-"
+        self.info: dict[str, Any] = {}
+        self.acceptance: dict[str, str] = {}
+        self.rewards: dict[str, float] = {}
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[unit]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        self._task: Any = None
+        self._t0 = 0.0
+        self._live: Live | None = None
+
+    # ---- lifecycle
+    def __enter__(self) -> Reporter:
+        if self.enabled:
+            self._live = Live(self._render(), console=self.console, refresh_per_second=2, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+            self._live.__exit__(*exc)
+            self._live = None
+
+    def _render(self) -> Any:
+        head = Table.grid(padding=(0, 2))
+        head.add_column(style="bold")
+        head.add_column()
+        head.add_row("iteration", f"{self.iteration}/{self.iterations}")
+        head.add_row("stage", STAGE_TITLES.get(self.stage, self.stage))
+        if self.rewards:
+            head.add_row("reward means", "  ".join(f"{k}={v:.3f}" for k, v in self.rewards.items()))
+        if self.acceptance:
+            head.add_row("acceptance", "  ".join(f"{k} {v}" for k, v in self.acceptance.items()))
+        for k, v in self.info.items():
+            head.add_row(k, str(v))
+        return Panel(Group(head, self.progress), title="toolr0 self-play", border_style="cyan")
+
+    def _refresh(self) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+
+    # ---- events
+    def stage_start(self, t: int, stage: str, total: int | None, unit: str = "") -> None:
+        self.iteration, self.stage = t, stage
+        self._t0 = time.monotonic()
+        if self.enabled:
+            if self._task is not None:
+                self.progress.remove_task(self._task)
+            self._task = self.progress.add_task(STAGE_TITLES.get(stage, stage), total=total, unit=unit)
+        self._refresh()
+
+    def advance(self, n: int = 1, completed: int | None = None) -> None:
+        if self.enabled and self._task is not None:
+            if completed is not None:
+                self.progress.update(self._task, completed=completed)
+            else:
+                self.progress.advance(self._task, n)
+        self._refresh()
+
+    def stage_end(self, t: int, stage: str, message: str) -> None:
+        line = f"[iter {t}] {STAGE_TITLES.get(stage, stage)}: {message} ({time.monotonic() - self._t0:.1f} s)"
+        if self.enabled:
+            self.progress.console.print(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
+        self._refresh()
+
+    def note(self, message: str) -> None:
+        if self.enabled:
+            self.progress.console.print(message)
+        else:
+            print(message, file=sys.stderr, flush=True)
+
+    def update(
+        self, rewards: dict[str, float] | None = None, acceptance: dict[str, str] | None = None, **info: Any
+    ) -> None:
+        if rewards:
+            self.rewards.update(rewards)
+        if acceptance:
+            self.acceptance.update(acceptance)
+        self.info.update(info)
+        self._refresh()
+
+
+def final_table(rows: list[dict[str, Any]], title: str = "self-play summary") -> Table:
+    """Per iteration: counts per stage, acceptance rates and reward means."""
+    table = Table(title=title)
+    cols = [
+        "iter",
+        "generated",
+        "verified",
+        "unique",
+        "cross-verified",
+        "labelled",
+        "selected",
+        "solver steps",
+        "gen reward",
+        "solver reward",
+    ]
+    for c in cols:
+        table.add_column(c, justify="right")
+    for r in rows:
+        table.add_row(*[str(r.get(c, "-")) for c in cols])
+    return table
+
+
+def print_plan(cfg: ToolR0Config, out: Path | None = None, console: Console | None = None) -> None:
+    """Print the `--dry-run` plan: stages, counts, estimated tokens and wall time (no model loaded)."""
+    from toolr0.selfplay.plan import ASSUMED_PASS, build_plan, format_seconds, plan_total
+
+    console = console or Console()
+    rows = build_plan(cfg)
+    table = Table(title=f"toolr0 self-play plan ({cfg.model.name}, {cfg.loop.iterations} iteration(s))")
+    for c in ("iter", "stage", "count", "tokens", "est. time", "note"):
+        table.add_column(c, justify="right" if c in ("iter", "tokens", "est. time") else "left")
+    for r in rows:
+        table.add_row(
+            str(r.iteration),
+            r.stage,
+            r.count,
+            f"{r.tokens:,}" if r.tokens else "-",
+            format_seconds(r.seconds) if r.seconds else "-",
+            r.note,
+        )
+    console.print(table)
+    console.print(
+        f"estimated total: {format_seconds(plan_total(rows))} (rough, ±3×; filter rates assumed "
+        + ", ".join(f"{k} {v:.0%}" for k, v in ASSUMED_PASS.items())
+        + f"); roles: {getattr(cfg.roles, 'mode', '?')}, structured decoding: "
+        + f"{'on' if getattr(cfg.structured, 'enabled', False) else 'off'}, "
+        + f"generator prompt: {getattr(cfg.prompts, 'generator_variant', '?')}"
+    )
+    if out is not None:
+        state = out / "state.json"
+        console.print(f"run directory: {out}" + (" (exists: would resume)" if state.is_file() else " (new)"))

@@ -1,0 +1,266 @@
+"""The stages of one self-play iteration (spec §2, §6), each resumable from the run directory.
+
+generate (+ structural verification) → dedup → cross-verify (S_{t-1}) → pass@K difficulty (S_{t-1}) →
+select (quota curriculum) → Solver training. Each stage reads what an earlier (possibly killed) run wrote,
+continues after the last complete batch, and returns the rows the next stage needs. Counting and
+reasons are recorded for every candidate, so an empty stage is a recorded outcome, never a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolr0.config import ToolR0Config
+from toolr0.selfplay.progress import Reporter
+from toolr0.selfplay.rundir import BatchLog, RunDir, maybe_fault
+
+STAGES = ("generator_train", "generate", "dedup", "cross_verify", "difficulty", "select", "solver_train")
+
+
+def derive_seed(*parts: Any) -> int:
+    """A stable 31-bit seed from any parts, e.g. (seed, iteration, "gen", batch)."""
+    h = hashlib.sha256(":".join(str(p) for p in parts).encode()).hexdigest()
+    return int(h[:8], 16) & 0x7FFFFFFF
+
+
+@dataclass
+class Ctx:
+    """What every stage needs: config, run directory, engine (models) and the reporter."""
+
+    cfg: ToolR0Config
+    run: RunDir
+    engine: Any
+    reporter: Reporter
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _batches(n: int, bs: int) -> int:
+    return math.ceil(n / bs) if n > 0 else 0
+
+
+def _expected(n: int, bs: int):
+    return lambda b: max(0, min(bs, n - b * bs))
+
+
+# ------------------------------------------------------------------------------------------- generate
+def stage_generate(ctx: Ctx, t: int, generator_checkpoint: str | None) -> list[dict[str, Any]]:
+    """Sample n candidates from the frozen G_t (one fresh spec each) and verify each (spec §6.1–6.2).
+
+    Spec i of iteration t depends only on (seed, t, i) and batch b's sampling seed only on (seed, t, b),
+    so a resumed run regenerates exactly the batches that were lost.
+    """
+    from toolr0.core.prompts import generator_messages
+    from toolr0.core.spec import SpecSampler, load_spec_file
+    from toolr0.core.verify import verify_task
+
+    cfg, lp = ctx.cfg, ctx.cfg.loop
+    n, bs = lp.n_candidates, lp.gen_batch_size
+    log = BatchLog(ctx.run.file(t, "candidates.jsonl"), _expected(n, bs))
+    rows, done = log.load()
+    total = _batches(n, bs)
+    ctx.reporter.stage_start(t, "generate", n, "candidates")
+    ctx.reporter.advance(completed=len(rows))
+    if done >= total:
+        return rows
+    sampler = SpecSampler(load_spec_file(cfg.spec_file), seed=derive_seed(lp.seed, t, "spec"))
+    variant = cfg.prompts.generator_variant
+    gen = ctx.engine.generator(generator_checkpoint, t)
+    for b in range(done, total):
+        idx = list(range(b * bs, min(n, (b + 1) * bs)))
+        specs = [sampler.sample_one(i) for i in idx]
+        messages = [generator_messages(s, variant) for s in specs]
+        texts = gen.generate(messages, specs, seed=derive_seed(lp.seed, t, "gen", b))
+        new = []
+        for i, spec, text in zip(idx, specs, texts, strict=True):
+            v = verify_task(text, spec)
+            task = v.task.to_dict() if v.ok and v.task is not None else None
+            if task is not None:
+                task["domain"] = spec.domain
+            new.append(
+                {
+                    "id": f"i{t:02d}-{i:06d}",
+                    "index": i,
+                    "spec": spec.to_dict(),
+                    "ok": bool(v.ok),
+                    "reason": v.reason,
+                    "details": v.details,
+                    "task": task,
+                    "text": text,
+                }
+            )
+        if b == done and _torn_fault(b):
+            log.append(b, new[: max(1, len(new) // 2)])  # simulate a kill mid-write
+            maybe_fault("generate_torn", b)
+        log.append(b, new)
+        rows.extend(new)
+        stats = getattr(gen, "last_stats", None)
+        if stats:
+            ctx.run.log_metric(
+                {"event": "gen_batch", "iteration": t, "batch": b, "prompts": len(idx), **stats}
+            )
+        ctx.reporter.advance(len(new))
+        ctx.reporter.update(acceptance={"verify": _rate(sum(r["ok"] for r in rows), len(rows))})
+        maybe_fault("generate", b + 1)
+    return rows
+
+
+def _torn_fault(b: int) -> bool:
+    """Test hook `TOOLR0_FAULT=generate_torn:b`: write half of batch b, then fail (a kill mid-write)."""
+    return f"generate_torn:{b}" in os.environ.get("TOOLR0_FAULT", "")
+
+
+def _rate(k: int, n: int) -> str:
+    return f"{k}/{n}" + (f" ({k / n:.0%})" if n else "")
+
+
+# ------------------------------------------------------------------------------------------- dedup
+def stage_dedup(ctx: Ctx, t: int, candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep one verified candidate per fingerprint, the highest-quality one (spec §6.3). Pure and quick."""
+    from toolr0.core.schema import Task
+    from toolr0.core.verify import dedup, dedup_fingerprint
+
+    ok = [r for r in candidates if r["ok"] and r.get("task")]
+    ctx.reporter.stage_start(t, "dedup", len(ok), "tasks")
+    tasks = [Task.from_dict(r["task"]) for r in ok]
+    _, dropped = dedup(tasks)
+    dropped_set = set(dropped)
+    fps = [dedup_fingerprint(x) for x in tasks]
+    keeper = {}
+    for i, fp in enumerate(fps):
+        if i not in dropped_set:
+            keeper[fp] = ok[i]["id"]
+    rows = [
+        {
+            "id": r["id"],
+            "fingerprint": fp,
+            "kept": i not in dropped_set,
+            "duplicate_of": None if i not in dropped_set else keeper.get(fp),
+        }
+        for i, (r, fp) in enumerate(zip(ok, fps, strict=True))
+    ]
+    ctx.run.write_jsonl(ctx.run.file(t, "dedup.jsonl"), rows)
+    ctx.reporter.advance(completed=len(ok))
+    return [r for i, r in enumerate(ok) if i not in dropped_set]
+
+
+# ------------------------------------------------------------------------------------------- cross-verify
+def stage_cross_verify(ctx: Ctx, t: int, unique: list[dict[str, Any]], solver: Any) -> list[dict[str, Any]]:
+    """Agreement of S_{t-1}'s k_verify samples with the gold calls; keep agreement ≥ τ (spec §6.4, §11)."""
+    lp = ctx.cfg.loop
+    if not lp.cross_verify:
+        return unique
+    n, bs = len(unique), lp.filter_batch_size
+    log = BatchLog(ctx.run.file(t, "crossverify.jsonl"), _expected(n, bs))
+    rows, done = log.load()
+    _check_ids(rows, unique, "crossverify.jsonl")
+    ctx.reporter.stage_start(t, "cross_verify", n, "tasks")
+    ctx.reporter.advance(completed=len(rows))
+    for b in range(done, _batches(n, bs)):
+        chunk = unique[b * bs : (b + 1) * bs]
+        res = solver.cross_verify([r["task"] for r in chunk], seed=derive_seed(lp.seed, t, "xv", b))
+        new = [
+            {"id": r["id"], "agreement": a, "kept": a >= lp.tau, **extra}
+            for r, (a, extra) in zip(chunk, res, strict=True)
+        ]
+        log.append(b, new)
+        rows.extend(new)
+        ctx.reporter.advance(len(new))
+        maybe_fault("cross_verify", b + 1)
+    kept = {r["id"] for r in rows if r["kept"]}
+    ctx.reporter.update(acceptance={"cross-verify": _rate(len(kept), n)})
+    return [r for r in unique if r["id"] in kept]
+
+
+def _check_ids(rows: list[dict[str, Any]], inputs: list[dict[str, Any]], what: str) -> None:
+    for r, x in zip(rows, inputs, strict=False):
+        if r["id"] != x["id"]:
+            from toolr0.errors import ToolR0Error
+
+            raise ToolR0Error(
+                f"{what}: row {r['id']} does not match input {x['id']}; the run dir is inconsistent"
+            )
+
+
+# ------------------------------------------------------------------------------------------- difficulty
+def stage_difficulty(ctx: Ctx, t: int, tasks: list[dict[str, Any]], solver: Any) -> list[dict[str, Any]]:
+    """p̂ from S_{t-1}'s pass@K (paper) and/or the LLM label (reference), bucketed (spec §6.5, §11)."""
+    from toolr0.core.curriculum import item_level
+
+    lp, cur = ctx.cfg.loop, ctx.cfg.curriculum
+    source = cur.difficulty_source
+    n, bs = len(tasks), lp.filter_batch_size
+    log = BatchLog(ctx.run.file(t, "passrates.jsonl"), _expected(n, bs))
+    rows, done = log.load()
+    _check_ids(rows, tasks, "passrates.jsonl")
+    ctx.reporter.stage_start(t, "difficulty", n, "tasks")
+    ctx.reporter.advance(completed=len(rows))
+    for b in range(done, _batches(n, bs)):
+        chunk = tasks[b * bs : (b + 1) * bs]
+        batch_tasks = [r["task"] for r in chunk]
+        seed = derive_seed(lp.seed, t, "passk", b)
+        new: list[dict[str, Any]] = [{"id": r["id"], "domain": r["task"].get("domain", "")} for r in chunk]
+        if source in ("passk", "both"):
+            for row, (p, succ) in zip(new, solver.pass_rates(batch_tasks, seed=seed), strict=True):
+                row.update(p_hat=p, successes=succ, K=lp.k_passk)
+        if source in ("llm", "both"):
+            for row, (label, raw, fallback) in zip(new, solver.judge_labels(batch_tasks), strict=True):
+                row.update(label=label, judge_raw=raw, judge_used_fallback=fallback)
+        for row in new:
+            row["difficulty"] = item_level(row, cur)
+            row["kept"] = row["difficulty"] is not None
+        log.append(b, new)
+        rows.extend(new)
+        ctx.reporter.advance(len(new))
+        maybe_fault("difficulty", b + 1)
+    by_id = {r["id"]: r for r in rows}
+    out = []
+    for r in tasks:
+        lab = by_id[r["id"]]
+        if lab["kept"]:
+            out.append({**r, "label": lab})
+    ctx.reporter.update(acceptance={"labelled": _rate(len(out), n)})
+    return out
+
+
+# ------------------------------------------------------------------------------------------- select
+def training_record(row: dict[str, Any]) -> dict[str, Any]:
+    """The Solver training record of spec §6.6 (plus our p̂ and ids for traceability)."""
+    from toolr0.core.prompts import solver_user_message
+
+    task, lab = row["task"], row["label"]
+    return {
+        "question": solver_user_message(task["question"], task["tools"]),
+        "answer": task["calls"],
+        "difficulty": lab.get("difficulty"),
+        "domain": task.get("domain", ""),
+        "p_hat": lab.get("p_hat"),
+        "judge_used_fallback": lab.get("judge_used_fallback", False),
+        "judge_raw": lab.get("judge_raw", ""),
+        "id": row["id"],
+        "task": task,
+    }
+
+
+def stage_select(ctx: Ctx, t: int, labelled: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Quota-based curriculum selection (spec §6.5): domain quotas, easy/medium/hard mix, order."""
+    from toolr0.core.curriculum import select_curriculum
+    from toolr0.core.spec import load_spec_file
+
+    cur = ctx.cfg.curriculum
+    cur = cur.model_copy(update={"seed": derive_seed(cur.seed, t, "select")})
+    ctx.reporter.stage_start(t, "select", len(labelled), "tasks")
+    items = [training_record(r) for r in labelled]
+    weights = load_spec_file(ctx.cfg.spec_file).domain_weights()
+    selected = select_curriculum(items, weights, cur)
+    ctx.run.write_jsonl(ctx.run.file(t, "curriculum.jsonl"), selected)
+    ctx.reporter.advance(completed=len(labelled))
+    return selected
+
+
+def reason_counts(candidates: list[dict[str, Any]]) -> dict[str, int]:
+    return dict(Counter(r["reason"] for r in candidates if not r["ok"]).most_common())

@@ -1,0 +1,306 @@
+"""Build TRL's `GRPOConfig` and `GRPOTrainer` for one role, with every knob set explicitly.
+
+`grpo_config_kwargs` turns a `GRPORoleConfig` into the full keyword set passed to `GRPOConfig`, resolving
+everything TRL would otherwise decide by itself (precision, generation batch size, ε_high, reward weights,
+CPU vs GPU). It imports nothing heavy, so `toolr0 train ... --dry-run` prints it without loading a model.
+
+Tested against TRL 1.16.0 (pinned). Version notes that change results if left implicit:
+- TRL 1.16 has no `max_prompt_length`: prompts are never truncated (older releases cut at 512 tokens from the
+  left, spec §10.8). On an older TRL that still has the field we pass None explicitly.
+- `loss_type` defaults to "dapo" in TRL 1.16; we always pass ours ("grpo" for the paper).
+- `per_device_train_batch_size` counts completions (TRL >= 0.18); TRL < 0.18 is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from toolr0.errors import ConfigError
+from toolr0.training.config import GRPORoleConfig
+
+log = logging.getLogger(__name__)
+
+TESTED_TRL = "1.16.0"
+
+#: Called once per generation round with one `TaskSpec | None` per completion row (prompt-major, each
+#: prompt repeated num_generations times); returns a transformers LogitsProcessor (or list) or None.
+LogitsProcessorFactory = Callable[[list[Any]], Any]
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def resolve_precision(pref: str, on_gpu: bool | None = None) -> str:
+    """ "bf16" | "fp16" | "fp32" for a `precision` setting; auto detects the hardware and logs the choice."""
+    if pref != "auto":
+        return pref
+    on_gpu = cuda_available() if on_gpu is None else on_gpu
+    if on_gpu:
+        if not cuda_available():  # resolving a GPU config on a CPU host (dry run)
+            log.info("precision auto: bf16 (assuming a bf16-capable GPU; none visible here)")
+            return "bf16"
+        import torch
+
+        choice = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        log.info("precision auto: %s (CUDA)", choice)
+        return choice
+    from toolr0.inference.models import cpu_supports_bf16
+
+    choice = "bf16" if cpu_supports_bf16() else "fp32"
+    log.info("precision auto: %s (CPU %s AMX/AVX512-BF16)", choice, "has" if choice == "bf16" else "lacks")
+    return choice
+
+
+def resolve_generation_batch(cfg: GRPORoleConfig, n_processes: int = 1) -> int:
+    """Completions per generation round, checked against TRL's divisibility rules (one-line errors)."""
+    per_step = cfg.per_device_train_batch_size * n_processes
+    if cfg.generation_batch_size is not None:
+        gbs = cfg.generation_batch_size
+    elif cfg.steps_per_generation is not None:
+        gbs = per_step * cfg.steps_per_generation
+    else:
+        gbs = per_step * cfg.gradient_accumulation_steps
+    if gbs % cfg.num_generations:
+        raise ConfigError(
+            f"generation batch ({gbs} completions = per_device_train_batch_size × processes × "
+            f"gradient_accumulation_steps) must be a multiple of num_generations ({cfg.num_generations})"
+        )
+    if gbs % per_step:
+        raise ConfigError(
+            f"generation_batch_size ({gbs}) must be a multiple of per_device_train_batch_size × processes "
+            f"({per_step})"
+        )
+    return gbs
+
+
+def check_trl() -> str:
+    """TRL's version; refuses releases whose batch semantics differ (< 0.18), warns off the tested one."""
+    import trl
+    from packaging.version import Version
+
+    v = Version(trl.__version__)
+    if v < Version("0.18"):
+        raise ConfigError(f"trl {trl.__version__} is too old (per-completion batch semantics need >= 0.18)")
+    if str(v) != TESTED_TRL:
+        log.warning("trl %s is untested (tested: %s); every knob is still passed explicitly", v, TESTED_TRL)
+    return str(v)
+
+
+def grpo_config_kwargs(
+    cfg: GRPORoleConfig,
+    output_dir: str | os.PathLike,
+    *,
+    reward_weights: Sequence[float] | None = None,
+    n_processes: int = 1,
+    on_gpu: bool | None = None,
+    run_name: str | None = None,
+) -> dict[str, Any]:
+    """Every `GRPOConfig` argument for `cfg`, resolved (no TRL import: safe for dry runs)."""
+    on_gpu = cuda_available() if on_gpu is None else on_gpu
+    if cfg.use_vllm and not on_gpu:
+        raise ConfigError("use_vllm needs a GPU (set use_vllm: false for CPU runs)")
+    if cfg.use_vllm and cfg.vllm_mode == "server" and not cfg.vllm_server_base_url:
+        log.info("vllm server mode without vllm_server_base_url: TRL uses host 0.0.0.0:8000")
+    precision = resolve_precision(cfg.precision, on_gpu)
+    weights = (
+        list(cfg.reward_weights)
+        if cfg.reward_weights is not None
+        else (list(reward_weights) if reward_weights is not None else None)
+    )
+    gbs = resolve_generation_batch(cfg, n_processes)
+    kw: dict[str, Any] = {
+        "output_dir": str(output_dir),
+        "run_name": run_name,
+        # schedule and batches
+        "learning_rate": cfg.learning_rate,
+        "max_steps": cfg.max_steps,
+        "per_device_train_batch_size": cfg.per_device_train_batch_size,
+        "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+        "num_generations": cfg.num_generations,
+        "generation_batch_size": gbs,
+        "num_iterations": cfg.num_iterations,
+        "max_completion_length": cfg.max_completion_length,
+        # objective
+        "loss_type": cfg.loss_type,
+        "beta": cfg.beta,
+        "epsilon": cfg.epsilon,
+        "epsilon_high": cfg.epsilon_high if cfg.epsilon_high is not None else cfg.epsilon,
+        "delta": None,
+        "scale_rewards": cfg.scale_rewards,
+        "reward_weights": weights,
+        "multi_objective_aggregation": "sum_then_normalize",
+        "importance_sampling_level": "token",
+        "top_entropy_quantile": 1.0,
+        "mask_truncated_completions": cfg.mask_truncated_completions,
+        "disable_dropout": False,
+        # sampling
+        "temperature": cfg.temperature,
+        "top_p": cfg.top_p,
+        "top_k": cfg.top_k,
+        "min_p": cfg.min_p,
+        "repetition_penalty": cfg.repetition_penalty,
+        # optimizer and schedule
+        "optim": cfg.optim,
+        "adam_beta1": cfg.adam_beta1,
+        "adam_beta2": cfg.adam_beta2,
+        "adam_epsilon": cfg.adam_epsilon,
+        "weight_decay": cfg.weight_decay,
+        "lr_scheduler_type": cfg.lr_scheduler_type,
+        "warmup_steps": cfg.warmup_steps,
+        "max_grad_norm": cfg.max_grad_norm,
+        # numerics and memory
+        "bf16": precision == "bf16",
+        "fp16": precision == "fp16",
+        "use_cpu": not on_gpu,
+        "gradient_checkpointing": cfg.gradient_checkpointing,
+        "gradient_checkpointing_kwargs": {"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        # data order and reproducibility
+        "seed": cfg.seed,
+        "data_seed": cfg.seed,
+        "shuffle_dataset": cfg.shuffle,
+        "remove_unused_columns": False,
+        "dataloader_num_workers": 0,
+        # checkpoints and logging
+        "save_strategy": "steps",
+        "save_steps": cfg.save_steps,
+        "save_total_limit": cfg.save_total_limit,
+        "save_only_model": False,  # optimizer/scheduler/RNG are needed to resume
+        "logging_strategy": "steps",
+        "logging_steps": cfg.logging_steps,
+        "log_completions": cfg.log_completions,
+        "report_to": list(cfg.report_to) or "none",
+        # generation backend
+        "use_vllm": cfg.use_vllm,
+        "vllm_mode": cfg.vllm_mode,
+        "vllm_gpu_memory_utilization": cfg.vllm_gpu_memory_utilization,
+        "vllm_tensor_parallel_size": cfg.vllm_tensor_parallel_size,
+    }
+    if cfg.vllm_server_base_url:
+        kw["vllm_server_base_url"] = cfg.vllm_server_base_url
+    return kw
+
+
+def build_grpo_config(cfg: GRPORoleConfig, output_dir: str | os.PathLike, **kwargs: Any) -> Any:
+    """A `trl.GRPOConfig` from `grpo_config_kwargs` (plus version guards)."""
+    check_trl()
+    from trl import GRPOConfig
+
+    kw = grpo_config_kwargs(cfg, output_dir, **kwargs)
+    fields = GRPOConfig.__dataclass_fields__
+    if "max_prompt_length" in fields:  # older TRL: would truncate prompts from the left at 512 by default
+        kw["max_prompt_length"] = cfg.max_prompt_length
+    unknown = [k for k in kw if k not in fields]
+    if unknown:
+        raise ConfigError(f"installed trl lacks GRPOConfig fields {unknown} (tested with trl=={TESTED_TRL})")
+    try:
+        return GRPOConfig(**kw)
+    except ValueError as exc:
+        raise ConfigError(f"GRPOConfig: {str(exc).splitlines()[0]}") from None
+
+
+def _trainer_class() -> type:
+    from trl import GRPOTrainer
+
+    class ToolR0GRPOTrainer(GRPOTrainer):
+        """`GRPOTrainer` plus a structured-decoding hook for the transformers generation path.
+
+        When `logits_processor_factory` is set, each generation round calls it with one spec per completion
+        row (from the `spec_json` column) and passes the returned processor to `model.generate`. With vLLM,
+        use `GRPORoleConfig`-level `vllm` guided decoding instead (see docs/training.md).
+        """
+
+        logits_processor_factory: LogitsProcessorFactory | None = None
+        _row_specs: list[Any] | None = None
+
+        def _generate_and_score_completions(self, inputs):  # noqa: ANN001 - TRL signature
+            if self.logits_processor_factory is not None:
+                from toolr0.training.data import spec_of
+
+                self._row_specs = [spec_of(x.get("spec_json")) for x in inputs]
+            return super()._generate_and_score_completions(inputs)
+
+        def _generate_single_turn(self, prompt_ids, *args, **kwargs):  # noqa: ANN001 - TRL signature
+            factory = self.logits_processor_factory
+            if factory is None or self.use_vllm:
+                return super()._generate_single_turn(prompt_ids, *args, **kwargs)
+            specs = self._row_specs if self._row_specs and len(self._row_specs) == len(prompt_ids) else None
+            processor = factory(specs or [None] * len(prompt_ids))
+            if processor is None:
+                return super()._generate_single_turn(prompt_ids, *args, **kwargs)
+            from transformers import LogitsProcessorList
+
+            procs = LogitsProcessorList(processor if isinstance(processor, list) else [processor])
+            target = self.accelerator.unwrap_model(self.model_wrapped)
+            original = target.generate
+
+            def generate(*a: Any, **k: Any) -> Any:
+                k.setdefault("logits_processor", procs)
+                return original(*a, **k)
+
+            target.generate = generate  # instance attribute shadows the method for this round only
+            try:
+                return super()._generate_single_turn(prompt_ids, *args, **kwargs)
+            finally:
+                del target.generate
+
+    return ToolR0GRPOTrainer
+
+
+def build_trainer(
+    model: Any,
+    tokenizer: Any,
+    train_dataset: Any,
+    reward_funcs: list[Callable[..., list[float]]],
+    cfg: GRPORoleConfig,
+    output_dir: str | os.PathLike,
+    *,
+    reward_weights: Sequence[float] | None = None,
+    callbacks: Sequence[Any] = (),
+    logits_processor_factory: LogitsProcessorFactory | None = None,
+    n_processes: int | None = None,
+    run_name: str | None = None,
+) -> Any:
+    """THE one place a `GRPOTrainer` is built for a role: explicit `GRPOConfig`, our reward functions
+    (each logged by TRL under `rewards/<name>/mean`), completion-marker checkpoints, optional structured
+    decoding. `model` is a PeftModel with the role's adapter active, or a full model."""
+    from toolr0.training.checkpoint import completion_callback
+
+    if cfg.beta > 0 and _is_multi_adapter(model):
+        raise ConfigError(
+            "beta > 0 needs a reference model: use roles.mode full (TRL's PEFT reference path "
+            "assumes a single adapter named 'default')"
+        )
+    if n_processes is None:
+        n_processes = int(os.environ.get("WORLD_SIZE", "1"))
+    args = build_grpo_config(
+        cfg, Path(output_dir), reward_weights=reward_weights, n_processes=n_processes, run_name=run_name
+    )
+    if args.reward_weights is not None and len(args.reward_weights) != len(reward_funcs):
+        raise ConfigError(
+            f"reward_weights has {len(args.reward_weights)} entries but there are {len(reward_funcs)} reward functions"
+        )
+    cls = _trainer_class()
+    trainer = cls(
+        model=model,
+        reward_funcs=list(reward_funcs),
+        args=args,
+        train_dataset=train_dataset,
+        processing_class=tokenizer,
+        callbacks=[completion_callback(), *callbacks],
+    )
+    trainer.logits_processor_factory = logits_processor_factory
+    return trainer
+
+
+def _is_multi_adapter(model: Any) -> bool:
+    cfgs = getattr(model, "peft_config", None)
+    return isinstance(cfgs, dict) and (len(cfgs) > 1 or "default" not in cfgs)

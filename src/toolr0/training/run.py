@@ -1,0 +1,367 @@
+"""Train one role end to end: datasets, rewards, trainer, checkpoints/resume, final export, summary.
+
+Public entry points (used by the CLI and by the self-play loop):
+- `train_generator(cfg, out_dir, models=None, service=None, resume=False, ...) -> TrainResult`
+- `train_solver(cfg, data, out_dir, models=None, resume=False, ...) -> TrainResult`
+- `dry_run(role, cfg, out_dir) -> dict` — the resolved `GRPOConfig` arguments, without loading a model.
+
+A role's run folder (`out_dir`) holds `checkpoints/checkpoint-N/` (TRL saves, completed by a marker),
+`resolved.json` (every GRPOConfig argument, precision, reward names/weights, the full toolr0 config),
+`metrics.jsonl` (one line per TRL log), `final/` (the role's adapter or model folder, written atomically)
+and `summary.json`. `resume=True` restarts from the newest complete checkpoint with the same seeded data
+order; without it, a folder that already has checkpoints is refused (no silent overwrite).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from toolr0.errors import ConfigError
+from toolr0.io import append_jsonl, atomic_write_json
+from toolr0.training import checkpoint as ckpt
+from toolr0.training.grpo import build_trainer, cuda_available, grpo_config_kwargs, resolve_precision
+
+log = logging.getLogger(__name__)
+
+Role = Literal["generator", "solver"]
+
+
+@dataclass
+class TrainResult:
+    """What one role's GRPO run did."""
+
+    role: str
+    out_dir: str
+    final_dir: str | None
+    global_step: int
+    start_step: int
+    resumed_from: str | None
+    seconds: float
+    seconds_per_step: float | None
+    peak_rss_gb: float
+    precision: str
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process so far (GB; Linux reports KiB)."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb * (1 if sys.platform != "darwin" else 1 / 1024) / 1e6
+
+
+def _role_cfg(cfg: Any, role: Role) -> Any:
+    return cfg.generator if role == "generator" else cfg.solver
+
+
+def _reward_names_weights(cfg: Any, role: Role) -> tuple[list[str], list[float]]:
+    from toolr0.training.reward_funcs import generator_weights, solver_weights
+
+    if role == "generator":
+        return ["generator_format", "generator_validity", "generator_curriculum"], generator_weights(
+            cfg.rewards
+        )
+    return ["solver_format", "solver_accuracy"], solver_weights(cfg.rewards)
+
+
+def dry_run(
+    role: Role, cfg: Any, out_dir: str | os.PathLike, n_processes: int = 1, on_gpu: bool | None = None
+) -> dict[str, Any]:
+    """Resolved GRPOConfig arguments and reward setup for `role`, without loading a model or dataset.
+
+    `on_gpu` lets a CPU machine resolve a GPU config (e.g. the paper preset with vLLM); by default it is
+    inferred from the config (use_vllm → GPU) and the hardware."""
+    rc = _role_cfg(cfg, role)
+    if on_gpu is None:
+        on_gpu = True if rc.use_vllm or cfg.roles.mode == "full" else None
+    names, weights = _reward_names_weights(cfg, role)
+    kw = grpo_config_kwargs(
+        rc,
+        Path(out_dir) / "checkpoints",
+        reward_weights=weights,
+        n_processes=n_processes,
+        on_gpu=on_gpu,
+        run_name=f"toolr0-{role}",
+    )
+    if kw["use_cpu"] or cuda_available():
+        from toolr0.training.grpo import build_grpo_config
+
+        build_grpo_config(rc, Path(out_dir) / "checkpoints", reward_weights=weights, n_processes=n_processes)
+        validated = "GRPOConfig built by the installed TRL"
+    else:
+        validated = "not built: a GPU config on a host without CUDA (TRL refuses bf16/GPU here)"
+    return {
+        "role": role,
+        "roles_mode": cfg.roles.mode,
+        "model": cfg.model.name,
+        "reward_functions": names,
+        "processes": n_processes,
+        "prompts_per_step": kw["generation_batch_size"] // kw["num_generations"],
+        "completions_per_step": kw["generation_batch_size"],
+        "max_prompt_length": "none (TRL 1.16 never truncates prompts)",
+        "validation": validated,
+        "grpo_config": kw,
+    }
+
+
+class _MetricsCallbackFactory:
+    """Appends every TRL log dict (with the step) to `metrics.jsonl` and feeds an optional progress bar."""
+
+    @staticmethod
+    def make(path: Path, echo: Any = None) -> Any:
+        from transformers import TrainerCallback
+
+        class MetricsCallback(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+                if state.is_world_process_zero and logs:
+                    append_jsonl(path, [{"step": state.global_step, "time": time.time(), **logs}])
+                    if echo is not None and "reward" in logs:
+                        keys = [k for k in logs if k.startswith("rewards/") and k.endswith("/mean")]
+                        parts = [f"{k[8:-5]}={logs[k]:.3f}" for k in keys]
+                        if "reward" in logs:
+                            parts.insert(0, f"reward={logs['reward']:.3f}")
+                        echo(f"step {state.global_step}/{state.max_steps}: " + " ".join(parts))
+                return control
+
+        return MetricsCallback()
+
+
+def _check_prompt_lengths(dataset: Any, tokenizer: Any, max_prompt_length: int | None) -> int:
+    """Longest prompt in tokens; TRL 1.16 never truncates, so `max_prompt_length` is only a guard."""
+    longest = 0
+    for row in dataset:
+        ids = tokenizer.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True)
+        if isinstance(ids, dict):
+            ids = ids["input_ids"]
+        longest = max(longest, len(ids))
+    if max_prompt_length is not None and longest > max_prompt_length:
+        raise ConfigError(
+            f"a training prompt has {longest} tokens > max_prompt_length {max_prompt_length} "
+            "(TRL 1.16 never truncates; raise or unset max_prompt_length)"
+        )
+    return longest
+
+
+def _prepare_out(out: Path, resume: bool) -> Path | None:
+    """Resume point (newest complete checkpoint) or None; refuses to overwrite without `resume`."""
+    ckdir = out / "checkpoints"
+    if not resume:
+        if ckpt.list_checkpoints(ckdir):
+            raise ConfigError(
+                f"{out} already has checkpoints: pass --resume to continue, or choose another --out"
+            )
+        return None
+    ckpt.remove_incomplete(ckdir)
+    last = ckpt.last_complete_checkpoint(ckdir)
+    if last is None:
+        log.info("resume: no complete checkpoint under %s, starting from step 0", ckdir)
+    return last
+
+
+def _structured_factory(cfg: Any, tokenizer: Any) -> Any:
+    """The Generator's structured-decoding hook (H6's xgrammar processor) when `structured.enabled`."""
+    if not getattr(cfg.structured, "enabled", False):
+        return None
+    from toolr0.inference import structured
+
+    def factory(row_specs: list[Any]) -> Any:
+        return structured.make_logits_processor(tokenizer, row_specs, cfg.structured, num_return_sequences=1)
+
+    return factory
+
+
+def train_role(
+    role: Role,
+    cfg: Any,
+    out_dir: str | os.PathLike,
+    *,
+    models: Any = None,
+    data: Any = None,
+    service: Any = None,
+    resume: bool = False,
+    init: dict[str, Any] | None = None,
+    callbacks: Sequence[Any] = (),
+    spec_seed: int | None = None,
+    spec_start: int = 0,
+    n_prompts: int | None = None,
+    echo: Any = None,
+    logits_processor_factory: Any = None,
+) -> TrainResult:
+    """GRPO-train `role` (see module docstring). `models`: a `RoleModels` (loaded from `cfg` when None);
+    `data`: Solver curriculum (JSONL path or list of `Task`); `service`: frozen-Solver `SolverService` for the
+    Generator's curriculum reward (built in-process on the frozen Solver adapter when None);
+    `logits_processor_factory`: constrained-decoding hook for TRL's generation (default: the Generator's
+    structured decoding when `cfg.structured.enabled`, none for the Solver)."""
+    from toolr0.training import data as tdata
+    from toolr0.training import reward_funcs as rf
+    from toolr0.training.roles import frozen_scope, load_role_models
+
+    out = Path(out_dir)
+    rc = _role_cfg(cfg, role)
+    resume_from = _prepare_out(out, resume)
+    precision = resolve_precision(rc.precision)
+    names, weights = _reward_names_weights(cfg, role)
+    t_start = time.perf_counter()
+
+    if role == "solver" and data is None:
+        raise ConfigError("solver training needs a curriculum (--data curriculum.jsonl)")
+    # Build the dataset first: a bad curriculum file fails before a model is loaded.
+    if role == "generator":
+        from toolr0.core.spec import load_spec_file
+
+        dist = load_spec_file(cfg.spec_file)
+        n = n_prompts or cfg.loop.generator_prompts
+        seed = cfg.loop.seed if spec_seed is None else spec_seed
+        dataset = tdata.generator_dataset(n, seed, cfg.prompts.generator_variant, dist, start=spec_start)
+    else:
+        dataset = tdata.solver_dataset(data, cfg.prompts.solver_variant)
+
+    # GPU recipe: the frozen Solver runs in its own vLLM server (OpenAI-compatible, inference.base_url).
+    remote_solver = role == "generator" and service is None and cfg.inference.backend in ("openai", "vllm")
+    if models is None:
+        # Full fine-tuning loads only the trained role; its frozen Solver (if needed) is loaded below or served.
+        which = (role,) if cfg.roles.mode == "full" else ("generator", "solver")
+        models = load_role_models(
+            cfg.model, cfg.roles, init=init, roles=which, training_precision=precision, seed=rc.seed
+        )
+    tokenizer = models.tokenizer
+    longest = _check_prompt_lengths(dataset, tokenizer, rc.max_prompt_length)
+
+    if role == "generator":
+        models.snapshot_for_frozen_solver()  # shared-weights ablation: the frozen Solver = phase-start snapshot
+        if remote_solver:
+            service = _remote_service(cfg, rc.seed)
+            funcs = rf.generator_reward_funcs(cfg.rewards, service)
+        else:
+            if service is None:
+                if cfg.roles.mode == "full":
+                    models.full_models.setdefault("solver", _load_frozen_full_solver(cfg, init))
+                service = _default_service(cfg, models, rc.seed)
+            funcs = rf.generator_reward_funcs(cfg.rewards, service, scope=lambda: frozen_scope(models))
+    else:
+        funcs = rf.solver_reward_funcs(cfg.rewards)
+    model = models.model_for(role)
+
+    out.mkdir(parents=True, exist_ok=True)
+    kw = grpo_config_kwargs(rc, out / "checkpoints", reward_weights=weights, run_name=f"toolr0-{role}")
+    atomic_write_json(
+        out / "resolved.json",
+        {
+            "role": role,
+            "precision": precision,
+            "reward_functions": names,
+            "reward_weights": kw["reward_weights"],
+            "longest_prompt_tokens": longest,
+            "dataset_rows": len(dataset),
+            "resumed_from": str(resume_from) if resume_from else None,
+            "grpo_config": kw,
+            "toolr0_config": cfg.model_dump(mode="json"),
+        },
+    )
+    log.info("%s: precision %s, longest prompt %d tokens, %d rows", role, precision, longest, len(dataset))
+
+    trainer = build_trainer(
+        model,
+        tokenizer,
+        dataset,
+        funcs,
+        rc,
+        out / "checkpoints",
+        reward_weights=weights,
+        callbacks=[_MetricsCallbackFactory.make(out / "metrics.jsonl", echo), *callbacks],
+        logits_processor_factory=logits_processor_factory
+        or (_structured_factory(cfg, tokenizer) if role == "generator" else None),
+        run_name=f"toolr0-{role}",
+    )
+    start_step = 0
+    if resume_from is not None:
+        start_step = ckpt.checkpoint_step(resume_from) or 0
+    t_train = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    train_seconds = time.perf_counter() - t_train
+    steps_done = trainer.state.global_step - start_step
+
+    final = out / "final"
+    models.save_role(role, final)
+    result = TrainResult(
+        role=role,
+        out_dir=str(out),
+        final_dir=str(final),
+        global_step=trainer.state.global_step,
+        start_step=start_step,
+        resumed_from=str(resume_from) if resume_from else None,
+        seconds=time.perf_counter() - t_start,
+        seconds_per_step=train_seconds / steps_done if steps_done > 0 else None,
+        peak_rss_gb=peak_rss_gb(),
+        precision=precision,
+        log_history=list(trainer.state.log_history),
+    )
+    atomic_write_json(out / "summary.json", result.to_dict())
+    return result
+
+
+def _default_service(cfg: Any, models: Any, seed: int) -> Any:
+    """In-process frozen Solver: an `HFSampler` over the frozen Solver model (the shared PeftModel with the
+    solver adapter, the phase-start snapshot in shared mode, or the separate Solver model in full mode)."""
+    from toolr0.inference.hf import HFSampler
+    from toolr0.inference.solver_service import SolverService
+
+    adapter = models.frozen_solver_adapter()
+    sampler = HFSampler(
+        models.frozen_solver_model(),
+        models.tokenizer,
+        batch_size=cfg.inference.batch_size,
+        max_batch_sequences=cfg.inference.max_batch_sequences,
+        sort_by_length=cfg.inference.sort_by_length,
+        checkpoint_id=f"frozen-solver:{adapter or 'full'}:{time.time_ns()}",  # fresh cache scope per phase
+    )
+    return SolverService(
+        sampler, cfg.rewards, seed=seed, adapter=adapter, prompt_variant=cfg.prompts.solver_variant
+    )
+
+
+def _remote_service(cfg: Any, seed: int) -> Any:
+    """Frozen Solver behind an OpenAI-compatible server (e.g. `vllm serve`, GPU recipe; restart or reload it
+    with the newest Solver checkpoint before every Generator phase, spec §10.10)."""
+    from toolr0.inference.openai_backend import OpenAISampler
+    from toolr0.inference.solver_service import SolverService
+
+    adapter = cfg.roles.solver_adapter if cfg.roles.mode == "lora" else None
+    return SolverService(
+        OpenAISampler.from_config(cfg.inference),
+        cfg.rewards,
+        seed=seed,
+        adapter=adapter,
+        prompt_variant=cfg.prompts.solver_variant,
+    )
+
+
+def _load_frozen_full_solver(cfg: Any, init: dict[str, Any] | None) -> Any:
+    from toolr0.inference.models import load_model
+
+    src = (init or {}).get("solver") or cfg.model.name
+    model, _ = load_model(str(src), dtype=cfg.model.dtype, threads=cfg.model.threads)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def train_generator(cfg: Any, out_dir: str | os.PathLike, **kwargs: Any) -> TrainResult:
+    """Phase A: GRPO on the Generator with r_fmt, r_valid, r_curr (frozen Solver via the service)."""
+    return train_role("generator", cfg, out_dir, **kwargs)
+
+
+def train_solver(cfg: Any, data: Any, out_dir: str | os.PathLike, **kwargs: Any) -> TrainResult:
+    """Phase C: GRPO on the Solver with r_fmt, r_acc over a curriculum (JSONL path or list of tasks)."""
+    return train_role("solver", cfg, out_dir, data=data, **kwargs)

@@ -1,0 +1,270 @@
+"""Evaluation runner: oracle modes, resumability (no duplicate rows, nothing redone), setting fingerprint,
+run-directory model resolution, the tiny random model end to end, reports, compare and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from toolr0.errors import ToolR0Error
+from toolr0.eval import runner as runner_mod
+from toolr0.eval.benchmarks import benchmarks_dir
+from toolr0.eval.corrupt import solver_text
+from toolr0.eval.report import NA, compare_markdown, compare_rows, load_summary, markdown, summarise
+from toolr0.eval.runner import EvalSettings, expand_benchmarks, load_rows, resolve_eval_model, run_eval
+
+try:
+    benchmarks_dir()
+    HAVE_DATA = True
+except ToolR0Error:
+    HAVE_DATA = False
+needs_data = pytest.mark.skipif(
+    not HAVE_DATA, reason="Hammer benchmark files (../shared/benchmarks) not present"
+)
+
+
+class EchoGoldSampler:
+    """A fake sampler answering with the gold of every other prompt (and prose otherwise); counts prompts."""
+
+    def __init__(self, gold_by_question):
+        self.gold_by_question = gold_by_question
+        self.prompts_seen = 0
+
+    def generate(self, prompts, params, adapter=None):
+        assert params.temperature == 0.0 and params.n == 1 and "</tool_call_answer>" in params.stop
+        out = []
+        for msgs in prompts:
+            self.prompts_seen += 1
+            q = msgs[-1]["content"].split("User request:\n", 1)[1].split("\n\nAvailable tools (JSON):", 1)[0]
+            gold = self.gold_by_question[q]
+            out.append([solver_text(gold) if len(q) % 2 == 0 else "I am not sure."])
+        return out
+
+
+def _gold_map(names, limit):
+    from toolr0.eval.benchmarks import load_hammer, select_subset
+
+    return {it.question: it.gold for n in names for it in select_subset(load_hammer(n), limit, 0)}
+
+
+@needs_data
+def test_fake_model_run_resume_and_scores(tmp_path):
+    names = ["sealtool", "apibank_l2"]
+    sampler = EchoGoldSampler(_gold_map(names, 8))
+    s = EvalSettings(model="fake", benchmarks=names, out_dir=str(tmp_path / "o"), limit=6, batch_size=4)
+    summary = run_eval(s, sampler=sampler, progress=False)
+    assert sampler.prompts_seen == 12
+    rows = list(map(json.loads, (tmp_path / "o" / "items.jsonl").read_text().splitlines()))
+    assert len(rows) == 12
+    for r in rows:
+        assert {
+            "id",
+            "benchmark",
+            "messages",
+            "raw_output",
+            "parsed_calls",
+            "gold",
+            "correct",
+            "reason",
+        } <= set(r)
+        assert r["messages"][0]["role"] == "system" and r["messages"][1]["content"].startswith(
+            "User request:"
+        )
+        assert r["correct"] == (r["reason"] == "ok")
+        assert r["correct"] or r["reason"] == "no_answer_tag"
+    expect = {n: sum(len(q) % 2 == 0 for q in _gold_map([n], 6)) for n in names}
+    for n in names:
+        assert summary["benchmarks"][n]["correct"] == expect[n]
+        assert summary["benchmarks"][n]["n"] == 6 and summary["benchmarks"][n]["n_total"] > 6
+    assert "apibank" not in summary["benchmarks"]  # pooled only when both levels are run
+
+    # second run: nothing regenerated, no duplicate rows, same summary numbers
+    again = run_eval(s, sampler=sampler, progress=False)
+    assert sampler.prompts_seen == 12
+    assert len((tmp_path / "o" / "items.jsonl").read_text().splitlines()) == 12
+    assert again["benchmarks"] == summary["benchmarks"]
+
+    # a bigger limit only generates the new items (nested seeded subsets)
+    s.limit = 8
+    run_eval(s, sampler=sampler, progress=False)
+    assert sampler.prompts_seen == 16
+    assert len(load_rows(tmp_path / "o")) == 16
+
+
+@needs_data
+def test_torn_last_line_is_redone(tmp_path):
+    names = ["sealtool"]
+    sampler = EchoGoldSampler(_gold_map(names, 3))
+    s = EvalSettings(model="fake", benchmarks=names, out_dir=str(tmp_path / "o"), limit=3, batch_size=1)
+    run_eval(s, sampler=sampler, progress=False)
+    path = tmp_path / "o" / "items.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:2]) + lines[2][:40])  # killed mid-write
+    run_eval(s, sampler=sampler, progress=False)
+    assert sampler.prompts_seen == 4
+    assert len(load_rows(tmp_path / "o")) == 3
+
+
+@needs_data
+def test_fingerprint_refuses_a_different_setting(tmp_path):
+    s = EvalSettings(model="fake", benchmarks=["sealtool"], out_dir=str(tmp_path / "o"), limit=2)
+    run_eval(s, sampler=EchoGoldSampler(_gold_map(["sealtool"], 2)), progress=False)
+    s2 = EvalSettings(
+        model="fake", benchmarks=["sealtool"], out_dir=str(tmp_path / "o"), limit=2, max_new_tokens=7
+    )
+    with pytest.raises(ToolR0Error, match="different setting.*max_new_tokens"):
+        run_eval(s2, sampler=EchoGoldSampler({}), progress=False)
+    sampler = EchoGoldSampler(_gold_map(["sealtool"], 2))
+    run_eval(s2, sampler=sampler, progress=False, overwrite=True)
+    assert sampler.prompts_seen == 2
+
+
+@needs_data
+@pytest.mark.parametrize("mode,acc", [("gold", 100.0), ("corrupt", 0.0)])
+def test_oracle_modes(tmp_path, mode, acc):
+    s = EvalSettings(benchmarks=["hammer"], out_dir=str(tmp_path / mode), limit=20, predictions=mode)
+    summary = run_eval(s, progress=False)
+    for b in ["toolalpaca", "sealtool", "apibank_l1", "apibank_l2", "apibank"]:
+        st = summary["benchmarks"][b]
+        assert st["accuracy"] == acc, (b, st)
+        if mode == "corrupt":
+            assert (
+                st["corrupted"] == st["corrupted_marked_wrong"] == st["corrupted_expected_reason"] == st["n"]
+            )
+    assert summary["benchmarks"]["apibank"]["n"] == 40
+    assert summary["paper_table"]["NexusRaven"] == NA and summary["paper_table"]["SNIPS"] == NA
+    md = (tmp_path / mode / "summary.md").read_text()
+    assert "| NexusRaven | – | n/a (offline)" in md and "| SNIPS | – | n/a (offline)" in md
+
+
+@needs_data
+def test_tiny_model_end_to_end_and_resume(tmp_path, tiny_model_dir, monkeypatch):
+    s = EvalSettings(
+        model=str(tiny_model_dir),
+        benchmarks=["sealtool"],
+        out_dir=str(tmp_path / "o"),
+        limit=2,
+        max_new_tokens=4,
+        batch_size=2,
+    )
+    summary = run_eval(s, progress=False)
+    rows = load_rows(tmp_path / "o")
+    assert len(rows) == 2 and summary["benchmarks"]["sealtool"]["n"] == 2
+    for r in rows.values():
+        assert isinstance(r["raw_output"], str) and r["completion_tokens"] <= 4
+        assert r["reason"] in ("no_answer_tag", "unclosed", "ok")
+
+    def boom(*a, **k):
+        raise AssertionError("model loaded although every item was already scored")
+
+    monkeypatch.setattr(runner_mod, "build_sampler", boom)
+    run_eval(s, progress=False)
+    assert len((tmp_path / "o" / "items.jsonl").read_text().splitlines()) == 2
+
+
+def test_run_dir_resolution(tmp_path):
+    run = tmp_path / "run"
+    for t in (1, 2):
+        (run / f"iter_0{t}" / "solver").mkdir(parents=True)
+        (run / f"iter_0{t}" / "solver" / "adapter_config.json").write_text("{}")
+    assert resolve_eval_model(str(run)) == str(run / "iter_02" / "solver")
+    (run / "state.json").write_text(
+        json.dumps({"checkpoints": {"solver": {"1": "iter_01/solver", "2": None}}})
+    )
+    assert resolve_eval_model(str(run)) == str(run / "iter_01" / "solver")
+    (run / "final" / "solver").mkdir(parents=True)
+    (run / "final" / "solver" / "config.json").write_text("{}")
+    (run / "state.json").write_text("{}")
+    assert resolve_eval_model(str(run)) == str(run / "final" / "solver")
+    empty = tmp_path / "fresh"
+    (empty / "iter_01").mkdir(parents=True)
+    with pytest.raises(ToolR0Error, match="without a Solver checkpoint"):
+        resolve_eval_model(str(empty))
+    assert resolve_eval_model("default") == "default"
+
+
+def test_expand_benchmarks():
+    got, _ = expand_benchmarks(["hammer", "bfcl_irrelevance,simple_python"], skip_missing_bfcl=True)
+    assert got[:4] == ["toolalpaca", "sealtool", "apibank_l1", "apibank_l2"]
+    with pytest.raises(ToolR0Error, match="unknown benchmark"):
+        expand_benchmarks(["nexusraven"])
+    with pytest.raises(ToolR0Error, match="unknown BFCL category"):
+        expand_benchmarks(["bfcl_simple_java"])
+
+
+def _fake_summary(acc_ta, acc_st, acc_ab, model):
+    def rows(n, k):
+        return [
+            {"correct": i < k, "reason": "ok" if i < k else "wrong_value", "metrics": {}} for i in range(n)
+        ]
+
+    per = {
+        "toolalpaca": rows(10, acc_ta),
+        "sealtool": rows(10, acc_st),
+        "apibank_l1": rows(5, acc_ab),
+        "apibank_l2": rows(5, acc_ab),
+    }
+    return summarise(per, meta={"model": model})
+
+
+def test_compare_deltas_and_relative_change(tmp_path):
+    a, b = _fake_summary(2, 5, 1, "base"), _fake_summary(4, 5, 2, "trained")
+    rows = {r["benchmark"]: r for r in compare_rows(a, b)}
+    assert rows["ToolAlpaca"]["a"] == 20.0 and rows["ToolAlpaca"]["b"] == 40.0
+    assert rows["ToolAlpaca"]["delta"] == 20.0 and rows["ToolAlpaca"]["rel_pct"] == 100.0
+    assert rows["Seal-Tools"]["delta"] == 0.0 and rows["Seal-Tools"]["rel_pct"] == 0.0
+    assert rows["API-Bank (L1+L2)"]["a"] == 20.0 and rows["API-Bank (L1+L2)"]["b"] == 40.0
+    assert rows["NexusRaven"]["a"] == NA and rows["NexusRaven"]["delta"] is None
+    assert a["avg_available"] == pytest.approx((20 + 50 + 20) / 3, abs=0.01)
+    md = compare_markdown(a, b, "base", "trained")
+    assert "| ToolAlpaca | 20.00 | 40.00 | +20.00 | +100.0% |" in md
+    assert "| NexusRaven | n/a (offline) | n/a (offline) | – | – |" in md
+    assert "n/a (offline)" in markdown(a)
+
+
+def test_cli_help_everywhere():
+    from toolr0.cli import app
+
+    r = CliRunner()
+    for args in (
+        ["eval", "--help"],
+        ["eval", "run", "--help"],
+        ["eval", "compare", "--help"],
+        ["eval", "list", "--help"],
+        ["eval", "report", "--help"],
+    ):
+        res = r.invoke(app, args)
+        assert res.exit_code == 0, (args, res.output)
+    assert "--limit" in r.invoke(app, ["eval", "run", "--help"]).output
+
+
+@needs_data
+def test_cli_gold_run_and_compare(tmp_path):
+    from toolr0.cli import app
+
+    r = CliRunner()
+    for mode in ("gold", "corrupt"):
+        res = r.invoke(
+            app,
+            [
+                "eval",
+                "run",
+                "--predictions",
+                mode,
+                "-b",
+                "sealtool",
+                "--limit",
+                "5",
+                "--out",
+                str(tmp_path / mode),
+                "--no-progress",
+            ],
+        )
+        assert res.exit_code == 0, res.output
+        assert load_summary(tmp_path / mode)["benchmarks"]["sealtool"]["n"] == 5
+    res = r.invoke(app, ["eval", "compare", str(tmp_path / "corrupt"), str(tmp_path / "gold")])
+    assert res.exit_code == 0 and "| Seal-Tools | 0.00 | 100.00 | +100.00 | – |" in res.output
+    res = r.invoke(app, ["eval", "compare", str(tmp_path / "corrupt"), str(tmp_path / "nope")])
+    assert isinstance(res.exception, ToolR0Error)

@@ -1,0 +1,104 @@
+"""The OpenAI-compatible HTTP backend against a tiny fake chat-completions server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from toolr0.errors import ModelUnavailableError, ToolR0Error
+from toolr0.inference.base import Sampler, SamplingParams
+from toolr0.inference.openai_backend import OpenAISampler
+
+
+class _Handler(BaseHTTPRequestHandler):
+    requests: list[dict] = []
+
+    def log_message(self, *a):  # keep pytest output clean
+        pass
+
+    def _send(self, code: int, obj: dict) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/v1/models":
+            self._send(200, {"data": [{"id": "base-model"}, {"id": "solver"}]})
+        else:
+            self._send(404, {"error": "no"})
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body["_auth"] = self.headers.get("Authorization")
+        type(self).requests.append(body)
+        if body["model"] == "missing-adapter":
+            self._send(404, {"error": {"message": "The model `missing-adapter` does not exist."}})
+            return
+        q = body["messages"][-1]["content"]
+        choices = []
+        for i in range(body["n"]):
+            # content echoes the request so the test can check the mapping; the stop string is kept
+            text = (
+                f"{body['model']}|{q}|{i}|{body.get('seed')}<tool_call_answer>[]</tool_call_answer> trailing"
+            )
+            choices.append(
+                {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            )
+        self._send(
+            200,
+            {
+                "choices": list(reversed(choices)),
+                "usage": {"prompt_tokens": 7, "completion_tokens": 5 * body["n"]},
+            },
+        )
+
+
+@pytest.fixture
+def server():
+    _Handler.requests = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_chat_completions_mapping(server):
+    s = OpenAISampler(base_url=server, api_key="sk-test")
+    assert isinstance(s, Sampler)
+    prompts = [[{"role": "user", "content": "q1"}], [{"role": "user", "content": "q2"}]]
+    params = SamplingParams(
+        n=3, temperature=0.7, top_p=0.9, max_new_tokens=33, stop=("</tool_call_answer>",), seed=5
+    )
+    out = s.generate(prompts, params)
+    assert [len(r) for r in out] == [3, 3]
+    # choices re-ordered by index, the text cut after the stop string (kept), seeds differ per prompt
+    assert out[0] == [f"base-model|q1|{i}|5<tool_call_answer>[]</tool_call_answer>" for i in range(3)]
+    assert out[1][2] == "base-model|q2|2|6<tool_call_answer>[]</tool_call_answer>"
+    req = sorted(_Handler.requests, key=lambda r: r["messages"][0]["content"])[0]
+    assert req["n"] == 3 and req["temperature"] == 0.7 and req["top_p"] == 0.9 and req["max_tokens"] == 33
+    assert req["stop"] == ["</tool_call_answer>"] and req["include_stop_str_in_output"] is True
+    assert req["_auth"] == "Bearer sk-test"
+    assert s.last_stats.prompt_tokens == 14 and s.last_stats.completion_tokens == 30
+
+
+def test_adapter_is_sent_as_model_and_errors_are_one_line(server):
+    s = OpenAISampler(base_url=server, model="base-model", vllm_extensions=False)
+    out = s.generate([[{"role": "user", "content": "x"}]], SamplingParams(n=1, seed=None), adapter="solver")
+    assert out[0][0].startswith("solver|x|0|None")
+    assert "include_stop_str_in_output" not in _Handler.requests[-1] and "seed" not in _Handler.requests[-1]
+    with pytest.raises(ToolR0Error, match="HTTP 404"):
+        s.generate([[{"role": "user", "content": "x"}]], SamplingParams(), adapter="missing-adapter")
+
+
+def test_unreachable_server_is_model_unavailable():
+    s = OpenAISampler(base_url="http://127.0.0.1:9/v1", timeout_s=2)
+    with pytest.raises(ModelUnavailableError, match="cannot reach"):
+        s.generate([[{"role": "user", "content": "x"}]], SamplingParams())

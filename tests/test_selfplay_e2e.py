@@ -1,0 +1,97 @@
+"""End to end on the tiny random model: 2 iterations through every stage, run-directory contents checked.
+
+The tiny model never writes a valid task, so every candidate is rejected and the Solver phase is skipped
+with a recorded reason (the empty-stage path). The data path (a fake Generator writing valid tasks, so
+dedup, cross-verification, pass@K, selection and Solver training all see data) is checked in
+test_selfplay_resume.py, whose uninterrupted reference run is exactly that.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from toolr0.io import read_jsonl
+from toolr0.selfplay.loop import run_selfplay
+
+pytest.importorskip("trl")
+
+from selfplay_fakes import tiny_config  # noqa: E402
+
+
+def _lines(path):
+    return list(read_jsonl(path))
+
+
+def test_two_iterations_tiny_model_empty_stages(tmp_path, tiny_model_dir):
+    cfg = tiny_config(tiny_model_dir, **{"loop.n_candidates": 3, "loop.gen_batch_size": 3})
+    out = tmp_path / "run"
+    res = run_selfplay(cfg, out, progress=False)
+    assert [r["iter"] for r in res["rows"]] == [1, 2]
+    state = json.loads((out / "state.json").read_text())
+    assert state["finished"] is True
+    for t in (1, 2):
+        d = out / f"iter_{t:02d}"
+        cands = _lines(d / "candidates.jsonl")
+        assert len(cands) == 3 and all({"id", "spec", "ok", "reason", "text"} <= set(c) for c in cands)
+        assert all(not c["ok"] and c["reason"] for c in cands)  # the random model writes no valid task
+        counts = json.loads((d / "stage_counts.json").read_text())
+        assert counts["generated"] == 3 and counts["selected"] == 0
+        assert sum(counts["reasons"].values()) == 3
+        assert (d / "curriculum.jsonl").exists() and _lines(d / "curriculum.jsonl") == []
+        # phase A ran (one real GRPO step of the Generator adapter) and was checkpointed
+        assert (d / "generator" / "final" / "adapter_config.json").is_file()
+        assert state["checkpoints"]["generator"][str(t)] == f"iter_{t:02d}/generator/final"
+        # phase C was skipped with a reason, not crashed
+        assert "empty curriculum" in state["skipped"][f"iter_{t:02d}/solver_train"]
+        assert (d / "passrate_hist.png").is_file()
+    assert load_yaml(out / "config.yaml")["loop"]["iterations"] == 2
+    metrics = _lines(out / "metrics.jsonl")
+    timed = {(m["iteration"], m["stage"]) for m in metrics if m["event"] == "stage_time"}
+    assert {(1, "generator_train"), (1, "generate"), (2, "generate")} <= timed
+    assert any(m["event"] == "train_log" and m["role"] == "generator" for m in metrics)
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+    md = (out / "summary.md").read_text()
+    assert "| 1 | 3 | 0 |" in md and "empty curriculum" in md
+    assert (out / "plots" / "acceptance.png").is_file()
+    # running the same command again on a finished run does nothing and keeps the artefacts
+    before = (out / "iter_02" / "candidates.jsonl").read_bytes()
+    run_selfplay(cfg, out, progress=False)
+    assert (out / "iter_02" / "candidates.jsonl").read_bytes() == before
+
+
+def load_yaml(p):
+    import yaml
+
+    return yaml.safe_load(p.read_text())
+
+
+def test_ablations_reach_the_trainers(tmp_path, tiny_model_dir):
+    """shared weights + no difficulty reward + hard band edges (Table 3) in one short iteration."""
+    from selfplay_fakes import FakeGeneratorEngine
+
+    cfg = tiny_config(
+        tiny_model_dir,
+        **{
+            "loop.iterations": 1,
+            "loop.shared_weights": True,
+            "loop.no_difficulty_reward": True,
+            "loop.hard_band_edges": True,
+            "loop.tau": 0.0,
+            "curriculum.keep_zero": True,
+            "loop.n_candidates": 3,
+            "loop.gen_batch_size": 3,
+        },
+    )
+    out = tmp_path / "run"
+    run_selfplay(cfg, out, progress=False, engine_factory=FakeGeneratorEngine)
+    resolved = json.loads((out / "iter_01" / "generator" / "resolved.json").read_text())["toolr0_config"]
+    assert resolved["roles"]["mode"] == "shared"
+    assert resolved["rewards"]["difficulty_weight"] == 0.0 and resolved["rewards"]["band_mode"] == "hard"
+    state = json.loads((out / "state.json").read_text())
+    assert state["checkpoints"]["solver"]["1"] == "iter_01/solver/final" and not state["skipped"]
+    # one parameter set: both checkpoints hold the single shared adapter
+    for role in ("generator", "solver"):
+        ac = json.loads((out / "iter_01" / role / "final" / "adapter_config.json").read_text())
+        assert ac["r"] == cfg.roles.lora_r

@@ -1,0 +1,119 @@
+"""Engine glue without heavy models: reward-mean extraction, the loop's view of the Solver service, the
+vLLM path's sampler wiring (with a stand-in sampler: no GPU here), the role-init chain, the live display."""
+
+from __future__ import annotations
+
+import io
+from types import SimpleNamespace
+
+from rich.console import Console
+
+from toolr0.config import load_config
+from toolr0.selfplay import engine as eng
+from toolr0.selfplay.loop import _role_inits
+from toolr0.selfplay.progress import Reporter, final_table
+from toolr0.selfplay.rundir import RunDir
+
+
+def test_reward_means_from_trl_logs():
+    hist = [
+        {"step": 1, "reward": 0.5, "rewards/a/mean": 0.2, "rewards/a/std": 9.0},
+        {"step": 2, "reward": 1.0, "rewards/a/mean": 0.4},
+    ]
+    m = eng._reward_means(hist)
+    assert set(m) == {"total", "a"} and abs(m["total"] - 0.75) < 1e-12 and abs(m["a"] - 0.3) < 1e-12
+
+
+class _FakeService:
+    def __init__(self):
+        self.calls = []
+
+    def cross_verify(self, tasks, **kw):
+        self.calls.append(("xv", kw))
+        return [
+            SimpleNamespace(agreement=0.5, extra={"kept": True, "k": kw["k"], "mode": kw["mode"]})
+            for _ in tasks
+        ]
+
+    def pass_rates_detailed(self, tasks, K, seed):
+        self.calls.append(("pk", {"K": K, "seed": seed}))
+        return [SimpleNamespace(p_hat=0.25, successes=2) for _ in tasks]
+
+
+def test_solver_ops_applies_loop_settings():
+    cfg = load_config(
+        None, ["loop.k_verify=3", "loop.tau=0.4", "loop.cross_verify_mode=full_call", "loop.k_passk=8"]
+    )
+    svc = _FakeService()
+    ops = eng.SolverOps(svc, cfg)
+    assert ops.cross_verify([{}, {}], seed=7) == [(0.5, {"k": 3, "mode": "full_call"})] * 2
+    assert ops.pass_rates([{}], seed=9) == [(0.25, 2)]
+    xv = svc.calls[0][1]
+    assert (xv["k"], xv["tau"], xv["mode"], xv["seed"], xv["temperature"]) == (3, 0.4, "full_call", 7, 0.001)
+    assert svc.calls[1][1] == {"K": 8, "seed": 9}
+
+
+class _StandInVLLM:
+    made: list = []
+
+    def __init__(self, name):
+        self.name, self.adapters = name, {}
+
+    @classmethod
+    def from_config(cls, model_cfg, inference_cfg):
+        s = cls(model_cfg.name)
+        cls.made.append(s)
+        return s
+
+    def add_adapter(self, name, path):
+        self.adapters[name] = path
+
+    def generate(self, prompts, params, adapter=None):
+        return [[f"{self.name}|{adapter}|{params.seed}"] for _ in prompts]
+
+
+def test_vllm_backend_samples_each_role_from_its_checkpoint(tmp_path, monkeypatch):
+    import toolr0.inference.vllm_backend as vb
+
+    monkeypatch.setattr(vb, "VLLMSampler", _StandInVLLM)
+    _StandInVLLM.made = []
+    run = RunDir(tmp_path)
+    lora = load_config(None, ["inference.backend=vllm", "structured.enabled=false"])
+    e = eng.build_engine(lora, run)
+    g = e.generator("/ck/gen1", 1)
+    assert g.generate([[{"role": "user", "content": "x"}]], [None], seed=5) == ["default|generator|5"]
+    assert _StandInVLLM.made[-1].adapters == {"generator": "/ck/gen1"}
+    assert e.models is None  # nothing loaded in-process for sampling
+    full = load_config(None, ["inference.backend=vllm", "roles.mode=full"])
+    e = eng.build_engine(full, run)
+    e.generator("/ck/gen_full", 1)
+    assert _StandInVLLM.made[-1].name == "/ck/gen_full" and not _StandInVLLM.made[-1].adapters
+    e.generator(None, 1)
+    assert _StandInVLLM.made[-1].name == "default"  # base model π₀
+
+
+def test_role_init_chain(tmp_path):
+    from toolr0.config import ToolR0Config, config_to_dict, dump_config
+
+    run = RunDir(tmp_path)
+    run.open(config_to_dict(ToolR0Config()), dump_config(ToolR0Config()))
+    assert _role_inits(run, 1, shared=False) == (None, None)
+    run.set_checkpoint("generator", 1, tmp_path / "g1")
+    run.set_checkpoint("solver", 1, tmp_path / "s1")
+    assert _role_inits(run, 2, shared=False) == (str(tmp_path / "g1"), str(tmp_path / "s1"))
+    # shared weights: G_t continues from the shared model's latest state, S_{t-1}
+    assert _role_inits(run, 2, shared=True) == (str(tmp_path / "s1"), str(tmp_path / "s1"))
+
+
+def test_live_display_renders():
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=120)
+    with Reporter(enabled=True, console=console, iterations=2) as rep:
+        rep.stage_start(1, "generate", 10, "candidates")
+        rep.advance(4)
+        rep.update(rewards={"total": 0.5}, acceptance={"verify": "4/10 (40%)"})
+        rep.stage_end(1, "generate", "10 generated, 4 pass verification")
+    text = buf.getvalue()
+    assert "toolr0 self-play" in text and "B1 generate" in text and "4/10" in text
+    console.print(final_table([{"iter": 1, "generated": 10, "selected": 2}]))
+    assert "self-play summary" in buf.getvalue()

@@ -1,0 +1,144 @@
+"""TRL-shaped reward functions: values match the core rewards, one batched service call per round,
+extra metrics logged, never raising on garbage; datasets carry the columns the rewards need."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from _training_support import GEN_GOOD, GEN_PARTIAL, SOLVER_GOOD, SOLVER_WRONG, weather_tasks
+from toolr0.core.rewards import generator as grw
+from toolr0.core.rewards.config import RewardConfig
+from toolr0.training import data as tdata
+from toolr0.training.reward_funcs import (
+    completion_text,
+    generator_reward_funcs,
+    generator_weights,
+    solver_reward_funcs,
+    solver_weights,
+)
+
+
+def _conv(texts):
+    return [[{"role": "assistant", "content": t}] for t in texts]
+
+
+class FakeService:
+    def __init__(self, p=0.5, score=5):
+        self.calls, self.p, self.score = [], p, score
+
+    def pass_rates(self, tasks, K):
+        self.calls.append(("pass_rates", len(tasks), K))
+        return [self.p] * len(tasks)
+
+    def judge(self, tasks):
+        self.calls.append(("judge", len(tasks)))
+        return [self.score] * len(tasks)
+
+
+def test_generator_rewards_match_core_and_batch_the_service():
+    cfg = RewardConfig(K=4)
+    svc = FakeService(p=0.5, score=5)
+    fmt, val, cur = generator_reward_funcs(cfg, svc)
+    assert [f.__name__ for f in (fmt, val, cur)] == [
+        "generator_format",
+        "generator_validity",
+        "generator_curriculum",
+    ]
+    texts = [GEN_GOOD, GEN_PARTIAL, "garbage", GEN_GOOD]
+    spec = json.dumps({"domain": "weather", "context_type": "single_turn", "menu_size": 1, "num_calls": 1})
+    logged = {}
+    kw = {
+        "prompts": [[]] * 4,
+        "completion_ids": [[]] * 4,
+        "spec_json": [spec] * 4,
+        "log_metric": lambda k, v: logged.__setitem__(k, v),
+        "trainer_state": None,
+    }
+    assert fmt(completions=_conv(texts), **kw) == [grw.format_reward(t, cfg).value for t in texts]
+    assert val(completions=_conv(texts), **kw) == [grw.validity_reward(t, cfg).value for t in texts]
+    cu = cur(completions=_conv(texts), **kw)
+    # p̂ 0.5 is in band (r_diff 1), judge 5 → r_sem 1: r_curr = 1 for parseable tasks, 0 for garbage
+    assert cu == [1.0, 1.0, 0.0, 1.0]
+    assert svc.calls == [("pass_rates", 3, 4), ("judge", 3)]  # ONE call each for the whole batch
+    assert logged["generator/tasks_scored_rate"] == 0.75 and logged["generator/p_hat_mean"] == 0.5
+    assert "generator/gate_rate" in logged and "generator/fully_valid_rate" in logged
+
+
+def test_curriculum_without_service_and_with_failing_service():
+    _, _, cur = generator_reward_funcs(RewardConfig(), None)
+    assert cur(completions=_conv([GEN_GOOD])) == [0.0]
+
+    class Broken:
+        def pass_rates(self, tasks, K):
+            raise RuntimeError("server down")
+
+        def judge(self, tasks):
+            return [5]
+
+    _, _, cur = generator_reward_funcs(RewardConfig(), Broken())
+    assert cur(completions=_conv([GEN_GOOD])) == [0.0]  # logged, not raised
+
+
+def test_no_difficulty_ablation_skips_pass_rates():
+    svc = FakeService(score=3)
+    _, _, cur = generator_reward_funcs(RewardConfig(difficulty_weight=0.0), svc)
+    assert cur(completions=_conv([GEN_GOOD])) == [0.25]  # 0.5 · r_sem(3) = 0.5 · 0.5
+    assert [c[0] for c in svc.calls] == ["judge"]
+
+
+def test_solver_rewards_use_calls_column():
+    fmt, acc = solver_reward_funcs(RewardConfig())
+    gold = json.dumps([{"name": "w", "arguments": {"city": "Paris"}}])
+    texts = [SOLVER_GOOD, SOLVER_WRONG, "nothing"]
+    logged = {}
+    assert fmt(completions=_conv(texts), calls_json=[gold] * 3) == [1.0, 1.0, 0.0]
+    a = acc(completions=_conv(texts), calls_json=[gold] * 3, log_metric=lambda k, v: logged.__setitem__(k, v))
+    assert a[0] == 1.0 and 0 < a[1] < 1 and a[2] == 0.0
+    assert abs(logged["solver/exact_rate"] - 1 / 3) < 1e-9
+    assert solver_weights(RewardConfig()) == [1.0, 1.0] and generator_weights(RewardConfig()) == [
+        1.0,
+        1.0,
+        1.0,
+    ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=200), st.none(), st.integers()), min_size=1, max_size=6))
+def test_reward_functions_never_raise(junk):
+    comps = [[{"role": "assistant", "content": x}] if isinstance(x, str) else x for x in junk]
+    for f in (*generator_reward_funcs(RewardConfig(), FakeService()), *solver_reward_funcs(RewardConfig())):
+        out = f(completions=comps, calls_json=["not json"] * len(comps), spec_json=[None] * len(comps))
+        assert len(out) == len(comps) and all(0.0 <= v <= 1.0 for v in out)
+
+
+def test_completion_text_shapes():
+    assert completion_text("x") == "x"
+    assert completion_text([{"role": "assistant", "content": "a"}]) == "a"
+    assert completion_text(None) == ""
+
+
+def test_generator_dataset_is_seeded_and_carries_the_spec():
+    a = tdata.generator_rows(5, seed=7)
+    b = tdata.generator_rows(5, seed=7)
+    assert a == b and a != tdata.generator_rows(5, seed=8)
+    spec = tdata.spec_of(a[0]["spec_json"])
+    assert spec is not None and a[0]["prompt"][-1]["role"] == "user"
+    assert spec.domain in a[0]["prompt"][0]["content"] + a[0]["prompt"][1]["content"]
+
+
+def test_solver_dataset_from_curriculum_jsonl(tmp_path):
+    from toolr0.io import atomic_write_jsonl
+
+    tasks = weather_tasks(3)
+    rows = [{"question": "rendered", "answer": [], "task": t.to_dict()} for t in tasks]  # self-play record
+    rows.append({"question": "bad record"})
+    p = tmp_path / "cur.jsonl"
+    atomic_write_jsonl(p, rows)
+    loaded = tdata.load_tasks(p)
+    assert [t.question for t in loaded] == [t.question for t in tasks]
+    ds = tdata.solver_rows(loaded)
+    assert json.loads(ds[0]["calls_json"]) == [{"name": "w", "arguments": {"city": "Paris"}}]
+    assert "User request:" in ds[0]["prompt"][-1]["content"]

@@ -1,0 +1,435 @@
+"""Structural verification, the hardened question gate and dedup (spec §5.1, §6.2, §6.3; issue 8 item 2).
+
+Bad generations below are modelled on the default model's measured failure modes
+(../shared/notes/default-model.md): markdown instead of tags, echoed template sentences, `<placeholder>` values,
+list-valued / nested parameters, refusals, schema copied into the arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from toolr0.core.schema import Task, Tool, ToolCall
+from toolr0.core.spec import TaskSpec
+from toolr0.core.verify import dedup, dedup_fingerprint, question_gate, task_quality, verify_task
+
+QUESTION = "Can you convert 250 US dollars to euros for my trip to Paris next week?"
+TOOLS = [
+    {
+        "name": "convert_currency",
+        "description": "Convert an amount of money between two currencies",
+        "parameters": {
+            "amount": {"type": "number", "description": "Amount to convert"},
+            "from_currency": {"type": "string", "description": "Source currency"},
+            "to_currency": {"type": "string", "description": "Target currency"},
+        },
+        "required": ["amount", "from_currency", "to_currency"],
+    },
+    {
+        "name": "get_stock_price",
+        "description": "Latest price of a listed stock",
+        "parameters": {"symbol": {"type": "string", "description": "Ticker symbol"}},
+    },
+]
+CALLS = [
+    {
+        "name": "convert_currency",
+        "arguments": {"amount": 250, "from_currency": "US dollars", "to_currency": "euros"},
+    }
+]
+
+
+def gen(question=QUESTION, tools=TOOLS, calls=CALLS, think="The user needs a conversion.") -> str:
+    """A Generator completion; tools/calls given as objects are dumped as JSON, strings are used verbatim."""
+    t = tools if isinstance(tools, str) or tools is None else json.dumps(tools)
+    c = calls if isinstance(calls, str) or calls is None else json.dumps(calls)
+    parts = [f"<think>{think}</think>"] if think is not None else []
+    if question is not None:
+        parts.append(f"<question>{question}</question>")
+    if t is not None:
+        parts.append(f"<available_tools>{t}</available_tools>")
+    if c is not None:
+        parts.append(f"<tool_call_answer>{c}</tool_call_answer>")
+    return "\n".join(parts)
+
+
+def tool_with(**changes):
+    tool = json.loads(json.dumps(TOOLS[0]))
+    tool.update(changes)
+    return [tool, TOOLS[1]]
+
+
+def call_args(args, name="convert_currency"):
+    return [{"name": name, "arguments": args}]
+
+
+def test_good_task_passes_and_is_normalised():
+    v = verify_task(gen(), spec=TaskSpec("finance", "single_turn", 2, 1))
+    assert v.ok and v.reason == "ok"
+    assert v.task.question == QUESTION and v.task.domain == "finance"
+    assert v.task.tools[0].required == ["amount", "from_currency", "to_currency"]
+    assert v.task.tools[0].to_json_schema()["parameters"]["type"] == "object"
+    assert v.task.calls == [ToolCall("convert_currency", CALLS[0]["arguments"])]
+    assert v.details["menu_size_ok"] and v.details["num_calls_ok"]
+
+
+def test_spec_compliance_recorded_not_enforced():
+    v = verify_task(gen(), spec=TaskSpec("finance", "single_turn", 5, 2))
+    assert v.ok
+    assert v.details["menu_size_ok"] is False and v.details["num_calls_ok"] is False
+
+
+def test_required_from_all_three_places_is_enforced():
+    # JSON-Schema form with parameters.required, plus a Hammer-style per-parameter flag.
+    tools = [
+        {
+            "name": "book_table",
+            "description": "Book a restaurant table",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "restaurant": {"type": "string", "description": "Restaurant"},
+                    "guests": {"type": "integer", "description": "Guests", "required": True},
+                },
+                "required": ["restaurant"],
+            },
+        }
+    ]
+    q = "Please book a table at Luigi's Trattoria tonight for four of us, guests 4."
+    assert verify_task(
+        gen(q, tools, [{"name": "book_table", "arguments": {"restaurant": "Luigi's Trattoria"}}])
+    ).reason == ("call_missing_required")
+    ok = verify_task(
+        gen(q, tools, [{"name": "book_table", "arguments": {"restaurant": "Luigi's Trattoria", "guests": 4}}])
+    )
+    assert ok.ok and set(ok.task.tools[0].required) == {"restaurant", "guests"}
+
+
+# One realistic bad generation per reason code, in the order of spec §6.2.
+BAD = {
+    "empty": "   \n  ",
+    "cjk": gen(question="请帮我把250美元换成欧元，我下周去巴黎旅行。"),
+    "prompt_echo": "CONTROL SPEC (MUST FOLLOW EXACTLY)\n- Domain: finance\n" + gen(),
+    "missing_tag:question": "### Task\n**Question:** Convert 250 US dollars to euros for my Paris trip.\n"
+    "**Tools:** convert_currency(amount, from_currency, to_currency)",
+    "missing_tag:available_tools": gen(tools=None),
+    "missing_tag:tool_call_answer": gen(calls=None),
+    "refusal": "I'm sorry, but I can't assist with that request.",
+    "question_short": gen(question="Convert"),
+    "placeholder_question": gen(question="[The generated user question here]"),
+    "echo": gen(
+        question="Write a natural user question (no bullet points or meta-instructions) about finance."
+    ),
+    "question_placeholder": gen(
+        question="Can you convert <amount> from <from_currency> to <to_currency> for me?"
+    ),
+    "question_ellipsis": gen(
+        question="# Conversation\nUser: ...\nAgent: ...\nUser: convert 250 US dollars to euros"
+    ),
+    "question_markdown": gen(
+        question="### User Question\nCan you convert 250 US dollars to euros for my trip?"
+    ),
+    "tools_not_strict_json": gen(tools=json.dumps(TOOLS).replace('"name"', "'name'")),
+    "tools_not_list": gen(tools=TOOLS[0]),
+    "tools_empty": gen(tools=[]),
+    "tool_name_generic": gen(tools=tool_with(name="tool")),
+    "tool_names_duplicate": gen(tools=[TOOLS[0], TOOLS[0]]),
+    "tool_description_short": gen(tools=tool_with(description="conv")),
+    "parameters_empty": gen(tools=tool_with(parameters={})),
+    "param_type_invalid:array": gen(
+        tools=tool_with(
+            parameters={**TOOLS[0]["parameters"], "amount": {"type": "array", "description": "amounts"}}
+        )
+    ),
+    "param_type_invalid:list[str]": gen(
+        tools=tool_with(
+            parameters={**TOOLS[0]["parameters"], "amount": {"type": "List[str]", "description": "x"}}
+        )
+    ),
+    "param_type_invalid:<missing>": gen(
+        tools=tool_with(parameters={**TOOLS[0]["parameters"], "amount": {"description": "no type"}})
+    ),
+    "required_not_list": gen(tools=tool_with(required="amount")),
+    "calls_not_strict_json": gen(calls="[{'name': 'convert_currency', 'arguments': {'amount': 250}}]"),
+    "calls_not_list": gen(calls=CALLS[0]),
+    "calls_empty": gen(calls=[]),
+    "call_malformed": gen(calls=["convert_currency(amount=250)"]),
+    "call_unknown_tool": gen(calls=[{**CALLS[0], "name": "currency_converter"}]),
+    "placeholder_value": gen(
+        calls=call_args({"amount": 250, "from_currency": "<from_currency>", "to_currency": "euros"})
+    ),
+    "call_args_not_flat": gen(
+        calls=call_args({"amount": [250, 300], "from_currency": "US dollars", "to_currency": "euros"})
+    ),
+    "call_args_empty": gen(calls=call_args({})),
+    "call_missing_required": gen(calls=call_args({"amount": 250, "from_currency": "US dollars"})),
+    "trivial_question_short": gen(
+        question="Convert 250 USD to EUR.",
+        calls=call_args({"amount": 250, "from_currency": "USD", "to_currency": "EUR"}),
+    ),
+    "trivial_banned_phrase": gen(
+        question="Explain how 250 US dollars convert into euros for my trip to Paris."
+    ),
+    "trivial_single_lookup": gen(
+        question="What is the latest stock price of the company with ticker AAPL today?",
+        calls=[{"name": "get_stock_price", "arguments": {"symbol": "AAPL"}}],
+    ),
+}
+
+
+@pytest.mark.parametrize("reason", sorted(BAD))
+def test_every_reason_code(reason):
+    v = verify_task(BAD[reason])
+    assert not v.ok and v.task is None
+    assert v.reason == reason
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {
+            "amount": 250,
+            "from_currency": {"type": "string", "description": "Source currency"},
+            "to_currency": "euros",
+        },
+        {"amount": 250, "from_currency": "...", "to_currency": "euros"},
+        {"amount": 250, "from_currency": "string", "to_currency": "euros"},
+        {"amount": 250, "from_currency": "US dollars", "to_currency": "<currency code>"},
+    ],
+    ids=["schema-as-arguments", "ellipsis", "type-name-as-value", "angle"],
+)
+def test_placeholder_values(args):
+    assert verify_task(gen(calls=call_args(args))).reason == "placeholder_value"
+
+
+def test_markdown_instead_of_tags_is_flagged_in_details():
+    v = verify_task(BAD["missing_tag:question"])
+    assert v.details == {"markdown": True}
+    assert verify_task("Sure! Here is a task about finance.").details == {"markdown": False}
+
+
+def test_refusal_inside_question_and_echo_of_compact_toy():
+    assert verify_task(
+        gen(question="As an AI language model, I cannot generate a task for that domain.")
+    ).reason == ("refusal")
+    toy = "Please paint the north fence of my garden sky blue with 3 coats."
+    assert question_gate(toy) == (False, "echo")
+    assert (
+        verify_task(
+            gen(question="I see <tool_call_answer> as the tool call answer block, convert 250 USD.")
+        ).reason
+        == "echo"
+    )
+
+
+def test_think_may_restate_rules_without_prompt_echo():
+    think = "Every argument value must be written in the question exactly as it appears in the call, so I add 250."
+    assert verify_task(gen(think=think)).ok
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "I cannot log in to my banking app; please reset the password for the user anna_k92 now.",
+        "# Conversation\nUser: I need a taxi tomorrow.\nAgent: Where to?\nUser: To 5th Avenue at 7 pm, for 2 people.",
+        "Is 3 < 5 true? Also, convert 250 US dollars to euros for my Paris trip.",
+        "Please check whether the API key sk-1234 for the system account is still valid.",
+    ],
+)
+def test_gate_accepts_ordinary_questions(question):
+    assert question_gate(question) == (True, "ok")
+
+
+def test_question_gate_spec_patterns():
+    for q in (
+        "Follow the CONTROL SPEC for finance",
+        "[the generated user question about weather]",
+        "rules to satisfy: 1",
+    ):
+        assert question_gate(q) == (False, "placeholder_question")
+    assert question_gate("  hi  ") == (False, "question_short")
+    assert question_gate(None) == (False, "missing_question")
+
+
+def test_last_occurrence_of_tags_is_used():
+    text = "<question>draft question that is not good</question>\n" + gen()
+    assert verify_task(text).ok
+
+
+# ------------------------------------------------------------------------------------------------- dedup
+def _task(q, tools=("convert_currency",), calls=("convert_currency",), args=("amount",)):
+    return Task(
+        question=q,
+        tools=[Tool(n, "desc ok", {"amount": {"type": "number"}}, []) for n in tools],
+        calls=[ToolCall(n, {a: 1 for a in args}) for n in calls],
+    )
+
+
+def test_fingerprint_normalises_digits_case_and_whitespace():
+    a = _task("Convert 250 USD   to EUR")
+    b = _task("convert 999 usd to eur")
+    c = _task("convert 999 usd to gbp")
+    assert dedup_fingerprint(a) == dedup_fingerprint(b) != dedup_fingerprint(c)
+    assert dedup_fingerprint(a) != dedup_fingerprint(_task("Convert 250 USD to EUR", args=("amount", "to")))
+    assert dedup_fingerprint(a) == dedup_fingerprint(a.to_dict())  # dict form gives the same fingerprint
+    assert len(dedup_fingerprint(a)) == 40
+
+
+def test_task_quality_formula():
+    t = _task("x" * 110, tools=("a1", "b1"), calls=("a1",))
+    assert task_quality(t) == pytest.approx(0.5 + 1 / 3 + 0.5)
+    assert (
+        task_quality(_task("dummy" + "x" * 300, tools=("a1", "b1", "c1", "d1"), calls=("a1", "b1", "c1")))
+        == 2.0
+    )
+    assert task_quality(_task("lorem ipsum")) == 0.0
+
+
+def test_dedup_keeps_best_per_fingerprint_stable_on_ties():
+    short = _task("convert 1 usd to eur")
+    other = _task("a different question entirely")
+    longer = Task("convert 2 usd to eur", short.tools + [Tool("extra_tool", "d", {}, [])], short.calls)
+    tie = _task("Convert 3 USD to EUR")
+    kept, dropped = dedup([short, other, longer, tie])
+    # `longer` has another tool, so another fingerprint; `tie` duplicates `short` with equal quality: first wins.
+    assert kept == [short, other, longer] and dropped == [3]
+    # Same fingerprint (whitespace collapses) but a longer raw question: higher quality, so it replaces `short`.
+    spaced = _task("convert 4 usd" + " " * 200 + "to eur")
+    assert dedup_fingerprint(spaced) == dedup_fingerprint(short) and task_quality(spaced) > task_quality(
+        short
+    )
+    kept, dropped = dedup([short, other, spaced])
+    assert kept == [other, spaced] and dropped == [0]
+    assert dedup([]) == ([], [])
+
+
+# --------------------------------------------------------------------------------------- never raises
+garbage = st.one_of(
+    st.text(max_size=300),
+    st.sampled_from(
+        [
+            "<question>" * 50,
+            "<question><question>x</question></question>",
+            gen()[: len(gen()) // 2],
+            gen(calls="[" * 5000 + "]" * 5000),
+            gen(calls='[{"name": "convert_currency", "arguments": {"amount": 1e999999}}]'),
+            gen(calls='[{"name": "convert_currency", "arguments": {"amount": NaN}}]'),
+            gen(tools='[{"name": "x' + "\ud800" + '"}]'),
+            gen(question="\ud800\udfff" * 20),
+            "x" * 1_000_000,
+            gen(question="q" * 1_000_000),
+        ]
+    ),
+    st.builds(gen, st.text(max_size=80), st.text(max_size=80), st.text(max_size=80)),
+    st.builds(
+        gen, st.just(QUESTION), st.just(TOOLS), st.lists(st.dictionaries(st.text(max_size=5), st.integers()))
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(garbage)
+def test_verify_and_gate_never_raise(text):
+    v = verify_task(text)
+    assert isinstance(v.ok, bool) and isinstance(v.reason, str) and v.reason
+    assert (v.task is not None) == v.ok
+    ok, reason = question_gate(text)
+    assert isinstance(ok, bool) and isinstance(reason, str)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(json_values | st.builds(_task, st.text(max_size=30)), max_size=8))
+def test_dedup_and_quality_never_raise(items):
+    kept, dropped = dedup(items)
+    assert len(kept) + len(dropped) == len(items)
+    for it in items:
+        q = task_quality(it)
+        assert 0.0 <= q <= 3.0 and not math.isnan(q)
+        assert isinstance(dedup_fingerprint(it), str)
+
+
+def test_non_string_inputs():
+    for obj in (None, 3, b"bytes", ["<question>"], {"a": 1}):
+        assert verify_task(obj).reason == "empty"
+        assert question_gate(obj)[0] is False
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm sorry, but I can't assist with that.",
+        "I'm sorry, I cannot help with that request.",
+        "Sorry, I'm not able to help with generating that.",
+        "I apologize, but I cannot create a task for this domain.",
+    ],
+)
+def test_bare_refusals(text):
+    assert verify_task(text).reason == "refusal"
+    assert question_gate(text) == (False, "refusal")
+
+
+BENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "hammer"
+
+
+@pytest.mark.skipif(not BENCH.is_dir(), reason="shared benchmarks not present")
+def test_gate_accepts_real_user_questions():
+    """False-positive guard: real user requests (evaluation data, read only here) pass the hardened gate."""
+    from toolr0.core.prompts import render_conversation
+
+    rejected, total = [], 0
+    for f in sorted(BENCH.glob("*.json")):
+        for sample in json.loads(f.read_text()):
+            total += 1
+            ok, reason = question_gate(render_conversation(sample["query"]))
+            if not ok:
+                rejected.append((f.name, reason))
+    assert total > 900
+    assert len(rejected) / total <= 0.01, rejected[:5]
+
+
+@pytest.mark.parametrize("variant", ["reference", "compact"])
+def test_every_template_sentence_echoed_as_question_is_rejected(variant):
+    import re
+
+    from toolr0.core.prompts import generator_messages
+
+    spec = TaskSpec("finance", "single_turn", 3, 1)
+    system = generator_messages(spec, variant)[0]["content"]
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n", system) if len(s.split()) >= 6]
+    assert len(sentences) >= 8
+    for sentence in sentences:
+        ok, reason = question_gate(sentence)
+        assert not ok, sentence
+        verdict = verify_task(gen(question=sentence))
+        assert not verdict.ok, sentence
+
+
+def test_required_null_is_absent_but_schema_required_must_be_a_list():
+    assert verify_task(gen(tools=tool_with(required=None))).ok
+    schema_tool = {
+        "name": "convert_currency",
+        "description": "Convert money",
+        "parameters": {
+            "type": "object",
+            "properties": {"amount": {"type": "number", "description": "Amount"}},
+            "required": "amount",
+        },
+    }
+    assert (
+        verify_task(gen(tools=[schema_tool], calls=call_args({"amount": 250}))).reason == "required_not_list"
+    )
