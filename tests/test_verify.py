@@ -433,3 +433,24 @@ def test_required_null_is_absent_but_schema_required_must_be_a_list():
     assert (
         verify_task(gen(tools=[schema_tool], calls=call_args({"amount": 250}))).reason == "required_not_list"
     )
+
+
+def test_hardened_echo_from_measured_compact_failures():
+    """Failure modes seen on the default model with the compact prompt (bench step 0, structured decoding)."""
+    assert question_gate("Your request, with concrete real values") == (
+        False,
+        "echo",
+    )  # paraphrased slot text
+    assert question_gate("Generate 1 educational recommendation for a retail_ecommerce tool call.") == (
+        False,
+        "echo",
+    )
+    copied_toy = [
+        {
+            "name": "paint_fence",
+            "description": "Paints one garden fence",
+            "parameters": {"fence": {"type": "string", "description": "Which fence"}},
+        },
+        TOOLS[0],
+    ]
+    assert verify_task(gen(tools=copied_toy)).reason == "prompt_echo"

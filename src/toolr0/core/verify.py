@@ -45,6 +45,7 @@ ECHO_PHRASES = (
     "tool calling task",
     "gold tool call",
     "gold call",
+    "tool call",
     "available tools block",
     "tool call answer",
     "argument values used in the gold",
@@ -159,6 +160,42 @@ def echo_overlap(text: str, n: int, wildcards: bool = True, max_words: int = 500
     return None
 
 
+ECHO_COVERAGE_NGRAM = 4
+ECHO_COVERAGE = (
+    0.6  # share of a question's words inside 4-word runs copied from a template (paraphrased echo)
+)
+
+
+def echo_coverage(text: str, n: int = ECHO_COVERAGE_NGRAM, max_words: int = 400) -> float:
+    """Share of the words of ``text`` covered by word n-grams that also occur in a prompt template."""
+    grams = _template_ngrams(n)
+    words = _tokens(text)[:max_words]
+    if not words:
+        return 0.0
+    covered = [False] * len(words)
+    for i in range(len(words) - n + 1):
+        if tuple(words[i : i + n]) in grams:
+            for k in range(i, i + n):
+                covered[k] = True
+    return sum(covered) / len(words)
+
+
+@lru_cache(maxsize=4)
+def template_tool_names(variants: tuple[str, ...] = ("reference", "compact")) -> frozenset[str]:
+    """Tool names written in the prompt templates (the toy illustration's tools): a generated tool with one of
+    these names was copied from the prompt."""
+    from toolr0.core.prompts import template_texts
+
+    names: set[str] = set()
+    for variant in variants:
+        try:
+            for text in template_texts(variant):
+                names.update(n.lower() for n in re.findall(r'"name":\s*"([A-Za-z_][A-Za-z0-9_]*)"', text))
+        except Exception:  # noqa: BLE001
+            continue
+    return frozenset(names)
+
+
 def _norm_words(text: str) -> str:
     return " ".join(_words(text))
 
@@ -189,7 +226,11 @@ def question_gate(question: Any) -> tuple[bool, str]:
         if _REFUSAL.search(q):
             return False, "refusal"
         normed = _norm_words(q)
-        if any(f" {p} " in f" {normed} " for p in ECHO_PHRASES) or echo_overlap(q, QUESTION_ECHO_NGRAM):
+        if (
+            any(f" {p} " in f" {normed} " for p in ECHO_PHRASES)
+            or echo_overlap(q, QUESTION_ECHO_NGRAM)
+            or echo_coverage(q) >= ECHO_COVERAGE
+        ):
             return False, "echo"
         if _ANGLE_PLACEHOLDER.search(question):
             return False, "question_placeholder"
@@ -374,6 +415,11 @@ def _verify(raw: Any, spec: Any) -> Verdict:
     bad = _check_tools(parsed_tools.value)
     if bad is not None:
         return _fail(bad[0], **bad[1])
+    copied = template_tool_names()
+    for raw_tool in parsed_tools.value:
+        inner = raw_tool["function"] if isinstance(raw_tool.get("function"), dict) else raw_tool
+        if str(inner.get("name", "")).strip().lower() in copied:  # the prompt's toy tool, copied (hardened)
+            return _fail("prompt_echo", tool=str(inner.get("name"))[:60])
     # 4. Normalise to JSON-Schema form; required = union of all places it may live (spec §11).
     tools: list[Tool] = []
     for raw_tool in parsed_tools.value:

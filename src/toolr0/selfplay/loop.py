@@ -120,10 +120,11 @@ def run_selfplay(
 
     write_reports(run)
     rows = summary_rows(run)
-    if progress:
-        from toolr0.selfplay.progress import final_table
+    from rich.console import Console
 
-        reporter.console.print(final_table(rows))
+    from toolr0.selfplay.progress import final_table
+
+    (reporter.console if reporter.enabled else Console(stderr=True)).print(final_table(rows))
     return {"rows": rows, "run_dir": str(run.root)}
 
 

@@ -135,24 +135,15 @@ class Reporter:
 
 
 def final_table(rows: list[dict[str, Any]], title: str = "self-play summary") -> Table:
-    """Per iteration: counts per stage, acceptance rates and reward means."""
+    """Per iteration: tasks surviving each stage, Solver steps and reward means (fits 80 columns)."""
+    cols = [("iter", "iter"), ("generated", "gen"), ("verified", "verif"), ("unique", "uniq"),
+            ("cross-verified", "x-ver"), ("labelled", "label"), ("selected", "sel"),
+            ("solver steps", "S steps"), ("gen reward", "G rew"), ("solver reward", "S rew")]  # fmt: skip
     table = Table(title=title)
-    cols = [
-        "iter",
-        "generated",
-        "verified",
-        "unique",
-        "cross-verified",
-        "labelled",
-        "selected",
-        "solver steps",
-        "gen reward",
-        "solver reward",
-    ]
-    for c in cols:
-        table.add_column(c, justify="right")
+    for _, head in cols:
+        table.add_column(head, justify="right")
     for r in rows:
-        table.add_row(*[str(r.get(c, "-")) for c in cols])
+        table.add_row(*[str(r.get(k, "-")) for k, _ in cols])
     return table
 
 
