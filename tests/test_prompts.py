@@ -196,4 +196,12 @@ def test_unknown_variant_name():
 
 
 def test_builtin_variants_listed():
-    assert set(prompts.BUILTIN_VARIANTS) == {"reference", "compact"}
+    assert set(prompts.BUILTIN_VARIANTS) == {"reference", "compact", "compact_noexample"}
+
+
+def test_noexample_variant_is_compact_without_the_illustration():
+    spec = TaskSpec("finance", "single_turn", 3, 1)
+    compact = generator_messages(spec, "compact")[0]["content"]
+    bare = generator_messages(spec, "compact_noexample")[0]["content"]
+    assert "paint_fence" in compact and "paint_fence" not in bare
+    assert "exactly 3 tools" in bare and "finance" in bare

@@ -1,7 +1,8 @@
 """Prompt builders (chat-message lists) for the Generator, Solver, judge and difficulty labeller.
 
 Prompt text is data, not code: each variant is a YAML file in ``toolr0/core/data/prompts/`` (``reference``:
-faithful to spec §4/§5.4/§6.5/§7.1; ``compact``: short, for small models). Users pass their own file path.
+faithful to spec §4/§5.4/§6.5/§7.1; ``compact``: short, for small models;
+``compact_noexample``: compact without the format illustration, for structured decoding). Users pass their own file path.
 Templates use ``{name}`` placeholders substituted in one pass; any other brace is literal, so JSON examples are
 written with plain quotes.
 """
@@ -23,7 +24,7 @@ from toolr0.core.schema import Tool, ToolCall, normalise_tool, tools_json
 from toolr0.core.spec import TaskSpec
 from toolr0.errors import ConfigError
 
-BUILTIN_VARIANTS = ("reference", "compact")
+BUILTIN_VARIANTS = ("reference", "compact", "compact_noexample")
 GENERATOR_PLACEHOLDERS = {"domain", "context_type", "menu_size", "num_calls", "context_note"}
 REQUIRED_GENERATOR_PLACEHOLDERS = {"domain", "menu_size", "num_calls"}
 SECTION_PLACEHOLDERS = {
@@ -49,7 +50,8 @@ class PromptConfig(BaseModel):
 
     generator_variant: str = Field(
         "reference",
-        description="Generator prompt: 'reference' (faithful), 'compact' (small models) or a YAML path.",
+        description="Generator prompt: 'reference' (faithful), 'compact' (small models), 'compact_noexample' "
+        "(structured decoding) or a YAML path.",
     )
     solver_variant: str = Field(
         "reference",
