@@ -81,7 +81,7 @@ def test_file_errors(tmp_path):
         load_config(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("loop: [1, 2\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="YAML syntax error"):
         load_config(bad)
     lst = tmp_path / "list.yaml"
     lst.write_text("- 1\n")

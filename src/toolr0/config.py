@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from toolr0.core.curriculum import CurriculumConfig
 from toolr0.core.prompts import PromptConfig
 from toolr0.core.rewards.config import RewardConfig
+from toolr0.core.yamlfile import parse_yaml, read_user_file
 from toolr0.errors import ConfigError
 from toolr0.inference.config import InferenceConfig, ModelConfig
 from toolr0.inference.structured import StructuredConfig
@@ -140,14 +141,7 @@ def load_config(
     if path is not None:
         p = Path(path)
         source = p.name
-        if not p.is_file():
-            raise ConfigError(f"{p}: config file not found")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" (line {mark.line + 1})" if mark is not None else ""
-            raise ConfigError(f"{source}: not valid YAML{where}") from None
+        loaded = parse_yaml(read_user_file(p, "config file"), source)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

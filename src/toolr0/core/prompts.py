@@ -17,11 +17,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from toolr0.core.schema import Tool, ToolCall, normalise_tool, tools_json
 from toolr0.core.spec import TaskSpec
+from toolr0.core.yamlfile import parse_yaml, read_user_file
 from toolr0.errors import ConfigError
 
 BUILTIN_VARIANTS = ("reference", "compact", "compact_noexample")
@@ -135,22 +135,13 @@ def _load_cached(name_or_path: str) -> PromptVariant:
         source = f"{name_or_path}.yaml"
         text = (resources.files("toolr0.core") / "data" / "prompts" / source).read_text(encoding="utf-8")
     else:
-        path = Path(name_or_path)
-        source = str(path)
-        if not path.is_file():
+        source = str(Path(name_or_path))
+        if not Path(name_or_path).is_file():
             raise ConfigError(
                 f"{source}: prompt variant not found (built-in variants: {', '.join(BUILTIN_VARIANTS)}, or a YAML path)"
             )
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{source}: cannot read: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "<yaml>"
-        raise ConfigError(f"{source}: {where}: YAML syntax error") from None
+        text = read_user_file(name_or_path, "prompt variant")
+    data = parse_yaml(text, source)
     return _validate(data, source)
 
 

@@ -12,9 +12,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from toolr0.core.yamlfile import parse_yaml, read_user_file
 from toolr0.errors import ConfigError
 
 DEFAULT_SPEC_FILE = "default_spec.yaml"
@@ -233,20 +233,9 @@ def load_spec_file(path: str | Path | None = None) -> SpecDistribution:
         source = DEFAULT_SPEC_FILE
         text = (resources.files("toolr0.core") / "data" / DEFAULT_SPEC_FILE).read_text(encoding="utf-8")
     else:
-        p = Path(path)
-        source = str(p)
-        if not p.is_file():
-            raise ConfigError(f"{source}: spec file not found")
-        try:
-            text = p.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{source}: cannot read: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "<yaml>"
-        raise ConfigError(f"{source}: {where}: YAML syntax error") from None
+        source = str(Path(path))
+        text = read_user_file(path, "spec file")
+    data = parse_yaml(text, source)
     return parse_spec_data(data, source)
 
 
