@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import typer
 
@@ -48,6 +49,8 @@ _register_groups()
 
 def main() -> None:
     """Entry point: run the app, turning user-facing errors into one line on stderr and exit code 2."""
+    # transformers 5 renames gradient-checkpointing APIs that TRL 1.16 still calls: noise, not a user problem.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
     try:
         app()
     except ToolR0Error as exc:
