@@ -4,5 +4,5 @@
 # apache-tvm-ffi (its FFI runtime) plus torch, transformers, pydantic, numpy and typing-extensions,
 # which the `train` extra already installs. On a GPU machine, vLLM brings xgrammar (and triton) itself.
 set -euo pipefail
-python -m pip install --no-deps "xgrammar==0.2.8" "apache-tvm-ffi==0.1.15.post2"
-python -c "import xgrammar, xgrammar.contrib.hf; print('xgrammar ok')"
+python3 -m pip install --no-deps "xgrammar==0.2.8" "apache-tvm-ffi==0.1.15.post2"
+python3 -c "import xgrammar, xgrammar.contrib.hf; print('xgrammar ok')"
