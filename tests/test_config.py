@@ -131,7 +131,7 @@ def test_presets_validate(name):
         assert cfg.generator.max_steps == cfg.solver.max_steps == 50
     else:
         assert cfg.model.name == "default" and cfg.roles.mode == "lora"
-        assert cfg.structured.enabled and cfg.prompts.generator_variant == "compact"
+        assert cfg.structured.enabled and cfg.prompts.generator_variant == "compact_noexample"
     if name == "quickstart":
         assert cfg.loop.iterations == 1 and cfg.loop.n_candidates <= 24 and cfg.loop.k_passk == 4
         assert cfg.generator.max_steps == 1
