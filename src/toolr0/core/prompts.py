@@ -225,12 +225,7 @@ def judge_messages(
     question: str, tools: Any, calls: Any, variant: str | PromptVariant = "reference"
 ) -> list[dict[str, str]]:
     """Solver-as-judge chat of spec §5.4; the user message ends with ``Score (1-5):``."""
-    sec = _variant(variant).section("judge")
-    values = {"question": question, "tools": tools_json(_as_tools(tools)), "calls": _calls_json(calls)}
-    return [
-        {"role": "system", "content": sec["system"]},
-        {"role": "user", "content": _fill(sec["user"], values)},
-    ]
+    return _task_review_messages("judge", question, tools, calls, variant)
 
 
 def judge_retry_suffix(variant: str | PromptVariant = "reference") -> str:
@@ -242,7 +237,14 @@ def difficulty_label_messages(
     question: str, tools: Any, calls: Any, variant: str | PromptVariant = "reference"
 ) -> list[dict[str, str]]:
     """The reference code's easy|medium|hard judge (spec §6.5), for ``difficulty_source = llm|both``."""
-    sec = _variant(variant).section("difficulty")
+    return _task_review_messages("difficulty", question, tools, calls, variant)
+
+
+def _task_review_messages(
+    section: str, question: str, tools: Any, calls: Any, variant: str | PromptVariant
+) -> list[dict[str, str]]:
+    """A chat that shows the Solver a whole task (question, menu, gold calls) using one prompt section."""
+    sec = _variant(variant).section(section)
     values = {"question": question, "tools": tools_json(_as_tools(tools)), "calls": _calls_json(calls)}
     return [
         {"role": "system", "content": sec["system"]},
