@@ -266,5 +266,7 @@ def test_cli_gold_run_and_compare(tmp_path):
         assert load_summary(tmp_path / mode)["benchmarks"]["sealtool"]["n"] == 5
     res = r.invoke(app, ["eval", "compare", str(tmp_path / "corrupt"), str(tmp_path / "gold")])
     assert res.exit_code == 0 and "| Seal-Tools | 0.00 | 100.00 | +100.00 | – |" in res.output
+    # paired table: 5 items right only in gold, exact McNemar p = 2 * 0.5**5
+    assert "| sealtool | 5 | 0.00 | 100.00 | 0 | 5 | 0.062 |" in res.output
     res = r.invoke(app, ["eval", "compare", str(tmp_path / "corrupt"), str(tmp_path / "nope")])
     assert isinstance(res.exception, ToolR0Error)

@@ -196,7 +196,7 @@ def test_unknown_variant_name():
 
 
 def test_builtin_variants_listed():
-    assert set(prompts.BUILTIN_VARIANTS) == {"reference", "compact", "compact_noexample"}
+    assert set(prompts.BUILTIN_VARIANTS) == {"reference", "compact", "compact_noexample", "compact_named"}
 
 
 def test_noexample_variant_is_compact_without_the_illustration():

@@ -156,6 +156,8 @@ BAD = {
         tools=tool_with(parameters={**TOOLS[0]["parameters"], "amount": {"description": "no type"}})
     ),
     "required_not_list": gen(tools=tool_with(required="amount")),
+    # hardened departure: required may only name the tool's own parameters
+    "required_unknown_param": gen(tools=tool_with(required=["amount", "from_currency", "currency"])),
     "calls_not_strict_json": gen(calls="[{'name': 'convert_currency', 'arguments': {'amount': 250}}]"),
     "calls_not_list": gen(calls=CALLS[0]),
     "calls_empty": gen(calls=[]),

@@ -139,13 +139,19 @@ def compare(
     b: Path = typer.Argument(..., help="Evaluation folder or summary.json to compare (B)."),
     json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON instead of markdown."),
 ) -> None:
-    """Two results side by side: accuracy of A and B, delta in points and relative change."""
+    """Two results side by side: accuracy of A and B, delta in points and relative change; for two evaluation
+    folders also the paired counts on the items both scored and McNemar's exact p-value."""
     import json
 
+    from toolr0.eval.paired import load_items, paired_markdown, paired_rows
     from toolr0.eval.report import compare_markdown, compare_rows, load_summary
 
     sa, sb = load_summary(a), load_summary(b)
+    paired = paired_rows(load_items(a), load_items(b))
     if json_out:
-        typer.echo(json.dumps(compare_rows(sa, sb), indent=2))
+        typer.echo(json.dumps({"summary": compare_rows(sa, sb), "paired": paired}, indent=2))
     else:
-        typer.echo(compare_markdown(sa, sb, Path(a).name or "A", Path(b).name or "B"))
+        name_a, name_b = Path(a).name or "A", Path(b).name or "B"
+        typer.echo(compare_markdown(sa, sb, name_a, name_b))
+        if paired:
+            typer.echo(paired_markdown(paired, name_a, name_b))

@@ -2,7 +2,8 @@
 
 Prompt text is data, not code: each variant is a YAML file in ``toolr0/core/data/prompts/`` (``reference``:
 faithful to spec §4/§5.4/§6.5/§7.1; ``compact``: short, for small models;
-``compact_noexample``: compact without the format illustration, for structured decoding). Users pass their own file path.
+``compact_noexample``: compact without the format illustration, for structured decoding; ``compact_named``: that,
+with placeholder names so the model names parameters instead of copying a literal one). Users pass their own file path.
 Templates use ``{name}`` placeholders substituted in one pass; any other brace is literal, so JSON examples are
 written with plain quotes.
 """
@@ -24,7 +25,7 @@ from toolr0.core.spec import TaskSpec
 from toolr0.core.yamlfile import parse_yaml, read_user_file
 from toolr0.errors import ConfigError
 
-BUILTIN_VARIANTS = ("reference", "compact", "compact_noexample")
+BUILTIN_VARIANTS = ("reference", "compact", "compact_noexample", "compact_named")
 GENERATOR_PLACEHOLDERS = {"domain", "context_type", "menu_size", "num_calls", "context_note"}
 REQUIRED_GENERATOR_PLACEHOLDERS = {"domain", "menu_size", "num_calls"}
 SECTION_PLACEHOLDERS = {
@@ -51,7 +52,7 @@ class PromptConfig(BaseModel):
     generator_variant: str = Field(
         "reference",
         description="Generator prompt: 'reference' (faithful), 'compact' (small models), 'compact_noexample' "
-        "(structured decoding) or a YAML path.",
+        "or 'compact_named' (structured decoding) or a YAML path.",
     )
     solver_variant: str = Field(
         "reference",

@@ -328,6 +328,10 @@ def _check_tools(raw_tools: Any) -> tuple[str, dict[str, Any]] | None:
                 not isinstance(where, list) or not all(isinstance(r, str) for r in where)
             ):
                 return "required_not_list", {"tool": i, "name": stripped[:60]}
+            # Hardened (not in the reference code): a required name that is no parameter makes the tool incoherent.
+            unknown = [r for r in where or () if r not in props]
+            if unknown:
+                return "required_unknown_param", {"tool": i, "name": stripped[:60], "param": unknown[0][:60]}
     return None
 
 
