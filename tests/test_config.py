@@ -131,7 +131,10 @@ def test_presets_validate(name):
         assert cfg.generator.max_steps == cfg.solver.max_steps == 50
     else:
         assert cfg.model.name == "default" and cfg.roles.mode == "lora"
-        assert cfg.structured.enabled and cfg.prompts.generator_variant == "compact_noexample"
+        assert cfg.structured.enabled
+        assert cfg.prompts.generator_variant == ("compact_named" if name == "cpu" else "compact_noexample")
+    if name == "cpu":  # the RESULTS.md run: faithful strict Solver format reward, p̂ = 0 kept as hard (spec §11)
+        assert not cfg.rewards.allow_unclosed_answer and cfg.curriculum.keep_zero
     if name == "quickstart":
         assert cfg.loop.iterations == 1 and cfg.loop.n_candidates <= 24 and cfg.loop.k_passk == 4
         assert cfg.generator.max_steps == 1
