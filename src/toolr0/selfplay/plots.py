@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from toolr0.io import read_jsonl
 from toolr0.selfplay.rundir import RunDir
 
 
@@ -18,6 +19,7 @@ def _save(fig: Any, path: Path) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; plots are for sharing
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -65,6 +67,25 @@ def run_config(run: RunDir) -> dict[str, Any]:
     return {}
 
 
+def train_logs(run: RunDir) -> list[dict[str, Any]]:
+    """``train_log`` events of the run, in iteration order; a phase still running or interrupted (its rows not
+    yet copied into the run's metrics.jsonl) is read from its own ``iter_XX/<role>/metrics.jsonl``."""
+    logged = [m for m in run.metrics() if m.get("event") == "train_log"]
+    seen = {(int(m.get("iteration", 1)), m.get("role")) for m in logged}
+    for p in sorted(run.root.glob("iter_*/*/metrics.jsonl")):
+        try:
+            t, role = int(p.parent.parent.name.split("_")[1]), p.parent.name
+        except (IndexError, ValueError):
+            continue
+        if role in ("generator", "solver") and (t, role) not in seen:
+            logged += [
+                {**row, "event": "train_log", "iteration": t, "role": role}
+                for row in read_jsonl(p)
+                if isinstance(row, dict) and row.get("step") is not None
+            ]
+    return sorted(logged, key=lambda m: int(m.get("iteration", 1)))
+
+
 def rewards_per_step(run: RunDir) -> Path | None:
     """plots/rewards.png: reward (total and per function) per training step, both roles, all iterations."""
     import matplotlib
@@ -75,7 +96,7 @@ def rewards_per_step(run: RunDir) -> Path | None:
     series: dict[str, dict[str, list[tuple[int, float]]]] = {"generator": {}, "solver": {}}
     offsets: dict[str, int] = {"generator": 0, "solver": 0}
     last_iter: dict[str, int] = {}
-    for m in run.metrics():
+    for m in train_logs(run):
         if m.get("event") != "train_log" or m.get("role") not in series:
             continue
         role = m["role"]
