@@ -270,3 +270,23 @@ def test_cli_gold_run_and_compare(tmp_path):
     assert "| sealtool | 5 | 0.00 | 100.00 | 0 | 5 | 0.062 |" in res.output
     res = r.invoke(app, ["eval", "compare", str(tmp_path / "corrupt"), str(tmp_path / "nope")])
     assert isinstance(res.exception, ToolR0Error)
+
+
+def test_report_rebuild_from_items_of_a_stopped_run(tmp_path):
+    from toolr0.cli import app
+
+    r = CliRunner()
+    out = tmp_path / "gold"
+    args = ["eval", "run", "--predictions", "gold", "-b", "sealtool", "--limit", "5", "--out", str(out)]
+    assert r.invoke(app, [*args, "--no-progress"]).exit_code == 0
+    # a run stopped after 3 items: no summary yet, 3 rows (the last one torn)
+    lines = (out / "items.jsonl").read_text().splitlines(keepends=True)
+    (out / "items.jsonl").write_text("".join(lines[:3]) + lines[3][:20])
+    (out / "summary.json").unlink()
+    res = r.invoke(app, ["eval", "report", str(out), "--rebuild"])
+    assert res.exit_code == 0, res.output
+    s = load_summary(out)
+    assert s["benchmarks"]["sealtool"]["n"] == 3 and s["benchmarks"]["sealtool"]["accuracy"] == 100.0
+    assert s["meta"]["rebuilt_from_items"] and "| Seal-Tools | 3/294 | 100.00 |" in res.output
+    res = r.invoke(app, ["eval", "report", str(tmp_path / "nope"), "--rebuild"])
+    assert isinstance(res.exception, ToolR0Error)

@@ -126,11 +126,17 @@ def list_benchmarks(
 
 
 @app.command("report")
-def report(folder: Path = typer.Argument(..., help="An evaluation output folder.")) -> None:
+def report(
+    folder: Path = typer.Argument(..., help="An evaluation output folder."),
+    rebuild: bool = typer.Option(
+        False, "--rebuild", help="Re-summarise from items.jsonl first (a run stopped before it wrote its summary)."
+    ),
+) -> None:
     """Print the markdown report of a finished (or partial) evaluation folder."""
     from toolr0.eval.report import load_summary, markdown
+    from toolr0.eval.runner import rebuild_summary
 
-    typer.echo(markdown(load_summary(folder)))
+    typer.echo(markdown(rebuild_summary(folder) if rebuild else load_summary(folder)))
 
 
 @app.command("compare")

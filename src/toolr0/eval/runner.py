@@ -203,6 +203,37 @@ def load_rows(out: str | Path) -> dict[str, dict[str, Any]]:
     return {r["id"]: r for r in read_jsonl(Path(out) / "items.jsonl") if isinstance(r, dict) and "id" in r}
 
 
+def rebuild_summary(out: str | Path) -> dict[str, Any]:
+    """Re-summarise an evaluation folder from ``eval_config.json`` and ``items.jsonl`` alone, e.g. after a run was
+    stopped before its end: only items already scored count (the tables show n of the benchmark's total)."""
+    from toolr0.eval.report import summarise, write_summary
+
+    out = Path(out)
+    cfg_path = out / "eval_config.json"
+    if not cfg_path.is_file():
+        raise ToolR0Error(f"{out}: no eval_config.json (not an evaluation folder)")
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ToolR0Error(f"{cfg_path}: unreadable ({exc})") from None
+    s = cfg.get("settings") or {}
+    rows = load_rows(out)
+    chosen: dict[str, list[dict[str, Any]]] = {}
+    totals: dict[str, int] = {}
+    for b in cfg.get("benchmarks") or []:
+        items = load_benchmark(b, s.get("data_dir"))
+        totals[b] = len(items)
+        subset = select_subset(items, s.get("limit"), int(s.get("seed", 0)))
+        chosen[b] = [rows[it.id] for it in subset if it.id in rows]
+    meta = {k: s.get(k) for k in ("model", "predictions", "limit", "seed", "max_new_tokens", "prompt_variant")}
+    meta.update(
+        model_resolved=(cfg.get("fingerprint") or {}).get("model"), decoding="greedy", rebuilt_from_items=True
+    )
+    summary = summarise(chosen, totals=totals, meta=meta)
+    write_summary(out, summary)
+    return summary
+
+
 def _row(
     item: EvalItem, messages: list[dict[str, Any]], text: str, v: Verdict, extra: dict[str, Any]
 ) -> dict:
