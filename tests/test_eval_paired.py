@@ -40,3 +40,30 @@ def test_paired_rows_common_items_only_last_row_wins():
 def test_paired_rows_ignore_garbage_rows():
     assert paired_rows([None, {"id": 1}, "x"], [{"benchmark": "b"}]) == []  # type: ignore[list-item]
     assert paired_markdown([]) == ""
+
+
+def test_load_items_one_row_per_id_and_torn_line_skipped(tmp_path):
+    import json
+
+    from toolr0.eval.items import load_rows
+    from toolr0.eval.paired import load_items
+
+    lines = [json.dumps(_row("sealtool", 0, False)), json.dumps(_row("sealtool", 1, True))]
+    lines.append(json.dumps(_row("sealtool", 0, True)))  # re-scored on resume: this one wins
+    (tmp_path / "items.jsonl").write_text("\n".join(lines) + '\n{"id": "sealtool/2", "bench')
+    rows = load_items(tmp_path)
+    assert sorted(r["id"] for r in rows) == ["sealtool/0", "sealtool/1"]
+    assert load_rows(tmp_path)["sealtool/0"]["correct"] is True
+    assert load_items(tmp_path / "missing") == []
+
+
+def test_paired_comparison_imports_no_engine():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, toolr0.eval.paired, toolr0.eval.items\n"
+        "print(','.join(sorted(k for k in sys.modules if k.split('.')[0] in ('torch', 'transformers', 'trl'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

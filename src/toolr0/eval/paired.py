@@ -12,7 +12,7 @@ from math import comb
 from pathlib import Path
 from typing import Any
 
-from toolr0.io import read_jsonl
+from toolr0.eval.items import load_rows
 
 
 def mcnemar_exact_p(a_only: int, b_only: int) -> float:
@@ -26,7 +26,7 @@ def mcnemar_exact_p(a_only: int, b_only: int) -> float:
 
 
 def _verdicts(rows: list[dict[str, Any]]) -> dict[str, dict[str, bool]]:
-    """benchmark -> item id -> correct (the last row of an id wins, as in a resumed run)."""
+    """benchmark -> item id -> correct (a later row of an id wins)."""
     out: dict[str, dict[str, bool]] = defaultdict(dict)
     for r in rows:
         if isinstance(r, dict) and "id" in r and "benchmark" in r:
@@ -61,9 +61,8 @@ def paired_rows(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]]) -> l
 
 
 def load_items(folder: str | Path) -> list[dict[str, Any]]:
-    """The scored rows of an evaluation folder (empty when it has no ``items.jsonl``)."""
-    p = Path(folder)
-    return list(read_jsonl(p / "items.jsonl")) if p.is_dir() else []
+    """The scored rows of an evaluation folder, one per item (empty when it has no ``items.jsonl``)."""
+    return list(load_rows(folder).values())
 
 
 def paired_markdown(rows: list[dict[str, Any]], name_a: str = "A", name_b: str = "B") -> str:

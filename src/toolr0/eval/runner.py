@@ -26,8 +26,9 @@ from toolr0.errors import ToolR0Error
 from toolr0.eval import bfcl
 from toolr0.eval.benchmarks import HAMMER_BENCHMARKS, EvalItem, load_hammer, select_subset
 from toolr0.eval.corrupt import EXPECTED_REASON, corrupt_calls, solver_text
+from toolr0.eval.items import ITEMS_FILE, load_rows, repair_items_file
 from toolr0.eval.scoring import Verdict, score_completion
-from toolr0.io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
+from toolr0.io import append_jsonl, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,26 @@ def load_benchmark(name: str, data_dir: str | None = None) -> list[EvalItem]:
     if name.startswith(bfcl.PREFIX):
         return bfcl.load_bfcl(name)
     return load_hammer(name, data_dir)
+
+
+def select_items(
+    benchmarks: list[str], data_dir: str | None, limit: int | None, seed: int
+) -> tuple[dict[str, list[EvalItem]], dict[str, int]]:
+    """Per benchmark: the seeded subset to score, and the benchmark's full size (for "n of total")."""
+    selected: dict[str, list[EvalItem]] = {}
+    totals: dict[str, int] = {}
+    for b in benchmarks:
+        items = load_benchmark(b, data_dir)
+        totals[b] = len(items)
+        selected[b] = select_subset(items, limit, seed)
+    return selected, totals
+
+
+def scored_rows(
+    selected: dict[str, list[EvalItem]], rows: dict[str, dict[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """Per benchmark: the rows of its selected items already scored, in subset order."""
+    return {b: [rows[it.id] for it in items if it.id in rows] for b, items in selected.items()}
 
 
 def score_item(item: EvalItem, text: str) -> Verdict:
@@ -186,21 +207,7 @@ def _check_fingerprint(out: Path, fingerprint: dict[str, Any], overwrite: bool) 
             f"{out} holds results of a different setting ({what}); use another --out or --overwrite"
         )
     if diff and overwrite:
-        (out / "items.jsonl").unlink(missing_ok=True)
-
-
-def repair_items_file(path: Path) -> None:
-    """Cut a torn last line (a writer killed mid-line), so the next append starts on a fresh line."""
-    if not path.is_file():
-        return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        atomic_write_text(path, data[: data.rfind(b"\n") + 1].decode("utf-8", errors="replace"))
-
-
-def load_rows(out: str | Path) -> dict[str, dict[str, Any]]:
-    """Rows of ``items.jsonl`` by id (a later row for the same id wins)."""
-    return {r["id"]: r for r in read_jsonl(Path(out) / "items.jsonl") if isinstance(r, dict) and "id" in r}
+        (out / ITEMS_FILE).unlink(missing_ok=True)
 
 
 def rebuild_summary(out: str | Path) -> dict[str, Any]:
@@ -217,15 +224,13 @@ def rebuild_summary(out: str | Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise ToolR0Error(f"{cfg_path}: unreadable ({exc})") from None
     s = cfg.get("settings") or {}
-    rows = load_rows(out)
-    chosen: dict[str, list[dict[str, Any]]] = {}
-    totals: dict[str, int] = {}
-    for b in cfg.get("benchmarks") or []:
-        items = load_benchmark(b, s.get("data_dir"))
-        totals[b] = len(items)
-        subset = select_subset(items, s.get("limit"), int(s.get("seed", 0)))
-        chosen[b] = [rows[it.id] for it in subset if it.id in rows]
-    meta = {k: s.get(k) for k in ("model", "predictions", "limit", "seed", "max_new_tokens", "prompt_variant")}
+    selected, totals = select_items(
+        list(cfg.get("benchmarks") or []), s.get("data_dir"), s.get("limit"), int(s.get("seed", 0))
+    )
+    chosen = scored_rows(selected, load_rows(out))
+    meta = {
+        k: s.get(k) for k in ("model", "predictions", "limit", "seed", "max_new_tokens", "prompt_variant")
+    }
     meta.update(
         model_resolved=(cfg.get("fingerprint") or {}).get("model"), decoding="greedy", rebuilt_from_items=True
     )
@@ -324,13 +329,8 @@ def run_eval(
     out.mkdir(parents=True, exist_ok=True)
     _check_fingerprint(out, fingerprint, overwrite)
 
-    selected: dict[str, list[EvalItem]] = {}
-    totals: dict[str, int] = {}
-    for b in benchmarks:
-        items = load_benchmark(b, settings.data_dir)
-        totals[b] = len(items)
-        selected[b] = select_subset(items, settings.limit, settings.seed)
-    repair_items_file(out / "items.jsonl")
+    selected, totals = select_items(benchmarks, settings.data_dir, settings.limit, settings.seed)
+    repair_items_file(out / ITEMS_FILE)
     done = load_rows(out)
     pending = [it for b in benchmarks for it in selected[b] if it.id not in done]
     n_sel = sum(len(v) for v in selected.values())
@@ -388,14 +388,13 @@ def run_eval(
                     v = score_item(it, text)
                     extra = {**extra, "seconds": round(dt / len(batch), 3)}
                     rows.append(_row(it, messages_of[it.id], text, v, extra))
-                append_jsonl(out / "items.jsonl", rows)
+                append_jsonl(out / ITEMS_FILE, rows)
                 bar.update(len(batch))
                 bar.set_postfix(acc=f"{sum(r['correct'] for r in rows)}/{len(rows)}")
         finally:
             bar.close()
 
-    rows = load_rows(out)
-    chosen = {b: [rows[it.id] for it in selected[b] if it.id in rows] for b in benchmarks}
+    chosen = scored_rows(selected, load_rows(out))
     summary = summarise(
         chosen,
         totals=totals,
