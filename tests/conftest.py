@@ -38,3 +38,28 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter_dir(tiny_model_dir, tmp_path_factory):
+    """A saved LoRA adapter on the tiny model whose B matrices are non-zero (a fresh adapter is the identity)."""
+    import json
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from toolr0.inference.models import tiny_random_model
+
+    out = tmp_path_factory.mktemp("tiny_adapter") / "adapter"
+    base, _ = tiny_random_model(seed=0)
+    peft_model = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    peft_model.save_pretrained(out)
+    cfg = json.loads((out / "adapter_config.json").read_text())
+    cfg["base_model_name_or_path"] = str(tiny_model_dir)
+    (out / "adapter_config.json").write_text(json.dumps(cfg))
+    return out

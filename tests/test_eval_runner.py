@@ -164,6 +164,27 @@ def test_tiny_model_end_to_end_and_resume(tmp_path, tiny_model_dir, monkeypatch)
     assert len((tmp_path / "o" / "items.jsonl").read_text().splitlines()) == 2
 
 
+@needs_data
+def test_adapter_folder_is_merged_by_default_and_fingerprinted(tmp_path, tiny_adapter_dir):
+    adapter = tiny_adapter_dir
+    kw = dict(
+        model=str(adapter), benchmarks=["sealtool"], limit=2, max_new_tokens=4, batch_size=2, dtype="fp32"
+    )
+    merged = run_eval(EvalSettings(out_dir=str(tmp_path / "m"), **kw), progress=False)
+    cfg = json.loads((tmp_path / "m" / "eval_config.json").read_text())
+    assert cfg["fingerprint"]["adapter_merged"] is True and merged["benchmarks"]["sealtool"]["n"] == 2
+    # served unmerged: greedy outputs are the same here (fp32, tiny model), but the folders stay apart
+    unmerged_settings = EvalSettings(out_dir=str(tmp_path / "u"), merge_adapter=False, **kw)
+    run_eval(unmerged_settings, progress=False)
+    assert (
+        json.loads((tmp_path / "u" / "eval_config.json").read_text())["fingerprint"]["adapter_merged"] is None
+    )
+    raw = {k: [r["raw_output"] for r in load_rows(tmp_path / k).values()] for k in "mu"}
+    assert raw["m"] == raw["u"]
+    with pytest.raises(ToolR0Error, match="adapter_merged"):
+        run_eval(EvalSettings(out_dir=str(tmp_path / "m"), merge_adapter=False, **kw), progress=False)
+
+
 def test_run_dir_resolution(tmp_path):
     run = tmp_path / "run"
     for t in (1, 2):

@@ -73,6 +73,21 @@ def test_adapter_folder_resolves_and_loads_on_its_base(tiny_model_dir, tmp_path)
     assert hasattr(model, "peft_config") and "default" in model.peft_config
 
 
+def test_merged_adapter_is_a_plain_model_computing_the_same_function(tiny_model_dir, tiny_adapter_dir):
+    import torch
+
+    adapter = tiny_adapter_dir
+    unmerged, _ = load_model(str(adapter), dtype="fp32")
+    merged, _ = load_model(str(adapter), dtype="fp32", merge_adapter=True)
+    base, _ = load_model(str(tiny_model_dir), dtype="fp32")
+    assert not hasattr(merged, "peft_config")
+    ids = torch.tensor([[1, 5, 9, 17, 33, 2]])
+    with torch.no_grad():
+        a, b, c = (m(input_ids=ids).logits for m in (unmerged, merged, base))
+    assert torch.allclose(a, b, atol=1e-4)
+    assert not torch.allclose(b, c, atol=1e-3)  # the adapter did change the model
+
+
 def test_missing_models_raise_actionable_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("TOOLR0_CACHE", str(tmp_path / "cache"))
     with pytest.raises(ModelUnavailableError, match="toolr0 model fetch"):

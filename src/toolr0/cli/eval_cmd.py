@@ -66,6 +66,12 @@ def run(
     prompt_variant: str = typer.Option(
         "reference", "--prompt-variant", help="Solver prompt variant (reference, compact, or a YAML path)."
     ),
+    merge_adapter: bool = typer.Option(
+        True,
+        "--merge-adapter/--no-merge-adapter",
+        help="Fold a LoRA adapter folder into its base weights before generating (faster; same model up to "
+        "rounding).",
+    ),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Discard rows in --out made under a different setting instead of refusing."
     ),
@@ -93,6 +99,7 @@ def run(
         dtype=dtype,
         threads=threads,
         prompt_variant=prompt_variant,
+        merge_adapter=merge_adapter,
     )
     summary = run_eval(
         settings, progress=progress, overwrite=overwrite, echo=lambda m: typer.echo(m, err=True)
@@ -129,7 +136,9 @@ def list_benchmarks(
 def report(
     folder: Path = typer.Argument(..., help="An evaluation output folder."),
     rebuild: bool = typer.Option(
-        False, "--rebuild", help="Re-summarise from items.jsonl first (a run stopped before it wrote its summary)."
+        False,
+        "--rebuild",
+        help="Re-summarise from items.jsonl first (a run stopped before it wrote its summary).",
     ),
 ) -> None:
     """Print the markdown report of a finished (or partial) evaluation folder."""

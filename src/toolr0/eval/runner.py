@@ -41,7 +41,7 @@ GROUPS: dict[str, list[str]] = {
 }
 GROUPS["all"] = GROUPS["hammer"] + GROUPS["bfcl"] + GROUPS["bfcl_live"]
 # Settings that change what a row means; an output folder refuses rows produced under different ones.
-FINGERPRINT_KEYS = ("model", "predictions", "max_new_tokens", "prompt_variant", "adapter")
+FINGERPRINT_KEYS = ("model", "predictions", "max_new_tokens", "prompt_variant", "adapter", "adapter_merged")
 
 
 @dataclass
@@ -63,6 +63,7 @@ class EvalSettings:
     adapter: str | None = (
         None  # named adapter inside a PEFT model (resolved automatically for adapter folders)
     )
+    merge_adapter: bool = True  # fold a LoRA adapter folder into its base for evaluation (faster)
 
 
 # ------------------------------------------------------------------------------------------ benchmarks
@@ -173,16 +174,31 @@ def resolve_eval_model(model: str) -> str:
     return model
 
 
+def merges_adapter(settings: EvalSettings, model_path: str) -> bool:
+    """Whether this evaluation folds a LoRA adapter folder into its base (no named --adapter requested)."""
+    return (
+        settings.merge_adapter
+        and settings.adapter is None
+        and (Path(model_path).expanduser() / "adapter_config.json").is_file()
+    )
+
+
 def build_sampler(settings: EvalSettings, model_path: str) -> tuple[Any, str | None]:
-    """(sampler, adapter name to generate with); LoRA adapter folders are served through their adapter."""
+    """(sampler, adapter name to generate with); a LoRA adapter folder is merged into its base (default) or
+    served through its adapter."""
     from toolr0.inference.hf import HFSampler
     from toolr0.inference.models import is_adapter_dir, resolve_model
 
+    merge = merges_adapter(settings, model_path)
     sampler = HFSampler.from_pretrained(
-        model_path, dtype=settings.dtype, threads=settings.threads, batch_size=settings.batch_size
+        model_path,
+        dtype=settings.dtype,
+        threads=settings.threads,
+        batch_size=settings.batch_size,
+        merge_adapter=merge,
     )
     adapter = settings.adapter
-    if adapter is None and is_adapter_dir(resolve_model(model_path, fetch=False)):
+    if adapter is None and not merge and is_adapter_dir(resolve_model(model_path, fetch=False)):
         adapter = "default"  # load_model's adapter name; None would disable the adapter
     return sampler, adapter
 
@@ -325,6 +341,10 @@ def run_eval(
         "max_new_tokens": settings.max_new_tokens if settings.predictions == "model" else None,
         "prompt_variant": settings.prompt_variant,
         "adapter": settings.adapter,
+        # merged weights round differently from base + adapter: rows of the two are not mixed
+        "adapter_merged": True
+        if settings.predictions == "model" and merges_adapter(settings, model_path)
+        else None,
     }
     out.mkdir(parents=True, exist_ok=True)
     _check_fingerprint(out, fingerprint, overwrite)

@@ -99,12 +99,18 @@ class HFSampler(BaseSampler):
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str, dtype: str = "auto", threads: int | None = None, **kwargs: Any
+        cls,
+        name_or_path: str,
+        dtype: str = "auto",
+        threads: int | None = None,
+        merge_adapter: bool = False,
+        **kwargs: Any,
     ) -> HFSampler:
-        """Load `name_or_path` ("default", folder, cached HF id, adapter folder) and wrap it."""
+        """Load `name_or_path` ("default", folder, cached HF id, adapter folder) and wrap it; an adapter
+        folder is served as adapter "default", or folded into the base with ``merge_adapter``."""
         from toolr0.inference.models import load_model
 
-        model, tokenizer = load_model(name_or_path, dtype=dtype, threads=threads)
+        model, tokenizer = load_model(name_or_path, dtype=dtype, threads=threads, merge_adapter=merge_adapter)
         kwargs.setdefault("checkpoint_id", str(name_or_path))
         return cls(model, tokenizer, **kwargs)
 

@@ -335,9 +335,16 @@ def select_dtype(pref: str = "auto") -> Any:
 
 # ---------------------------------------------------------------------------------------------- loading
 def load_model(
-    name_or_path: str, dtype: str = "auto", threads: int | None = None, adapter_name: str = "default"
+    name_or_path: str,
+    dtype: str = "auto",
+    threads: int | None = None,
+    adapter_name: str = "default",
+    merge_adapter: bool = False,
 ) -> tuple[Any, Any]:
-    """(model, tokenizer) ready for generation; an adapter folder loads its base then the adapter."""
+    """(model, tokenizer) ready for generation; an adapter folder loads its base then the adapter.
+
+    ``merge_adapter`` folds a LoRA adapter into the base weights (a plain model, no adapter left): same
+    function up to rounding, and generation no longer pays for the extra low-rank matmuls."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -362,5 +369,7 @@ def load_model(
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, adapter_dir, adapter_name=adapter_name)
+        if merge_adapter:
+            model = model.merge_and_unload()
     model.eval()
     return model, tokenizer
