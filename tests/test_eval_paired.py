@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from toolr0.eval.paired import mcnemar_exact_p, paired_markdown, paired_rows
+from toolr0.eval.paired import POOLED, mcnemar_exact_p, paired_markdown, paired_rows
 
 
 def test_mcnemar_known_values():
@@ -35,6 +35,18 @@ def test_paired_rows_common_items_only_last_row_wins():
     assert (r["a_only"], r["b_only"]) == (3, 2)
     assert r["a_accuracy"] == 62.5 and r["b_accuracy"] == 50.0
     assert "| sealtool | 8 | 62.50 | 50.00 | 3 | 2 |" in paired_markdown([r], "base", "trained")
+
+
+def test_paired_rows_pool_every_paired_item_last():
+    a = [_row("sealtool", i, i < 5) for i in range(10)] + [_row("toolalpaca", i, i == 0) for i in range(4)]
+    b = [_row("sealtool", i, i >= 3) for i in range(10)] + [_row("toolalpaca", i, i < 3) for i in range(4)]
+    *per_bench, pooled = paired_rows(a, b)
+    assert [r["benchmark"] for r in per_bench] == ["sealtool", "toolalpaca"] and pooled["benchmark"] == POOLED
+    assert pooled["n"] == 14 and pooled["a_only"] == sum(r["a_only"] for r in per_bench) == 3
+    assert pooled["b_only"] == sum(r["b_only"] for r in per_bench) == 7
+    assert pooled["a_accuracy"] == round(100 * 6 / 14, 2) and pooled["mcnemar_p"] == round(
+        mcnemar_exact_p(3, 7), 4
+    )
 
 
 def test_paired_rows_ignore_garbage_rows():

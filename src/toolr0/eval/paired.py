@@ -34,29 +34,40 @@ def _verdicts(rows: list[dict[str, Any]]) -> dict[str, dict[str, bool]]:
     return out
 
 
+def _pair(bench: str, a: list[bool], b: list[bool]) -> dict[str, Any]:
+    a_only = sum(x and not y for x, y in zip(a, b, strict=True))
+    b_only = sum(y and not x for x, y in zip(a, b, strict=True))
+    return {
+        "benchmark": bench,
+        "n": len(a),
+        "a_accuracy": round(100 * sum(a) / len(a), 2),
+        "b_accuracy": round(100 * sum(b) / len(b), 2),
+        "a_only": a_only,
+        "b_only": b_only,
+        "mcnemar_p": round(mcnemar_exact_p(a_only, b_only), 4),
+    }
+
+
+POOLED = "all (pooled)"
+
+
 def paired_rows(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per benchmark present in both: items scored in both, accuracy of each on them, discordant counts, p."""
+    """Per benchmark present in both: items scored in both, accuracy of each on them, discordant counts, p;
+    with more than one benchmark, a last row pooling every paired item (one test over all of them)."""
     va, vb = _verdicts(rows_a), _verdicts(rows_b)
     out = []
+    pooled_a: list[bool] = []
+    pooled_b: list[bool] = []
     for bench in [b for b in va if b in vb]:
         common = sorted(set(va[bench]) & set(vb[bench]))
         if not common:
             continue
-        a_right = sum(va[bench][i] for i in common)
-        b_right = sum(vb[bench][i] for i in common)
-        a_only = sum(va[bench][i] and not vb[bench][i] for i in common)
-        b_only = sum(vb[bench][i] and not va[bench][i] for i in common)
-        out.append(
-            {
-                "benchmark": bench,
-                "n": len(common),
-                "a_accuracy": round(100 * a_right / len(common), 2),
-                "b_accuracy": round(100 * b_right / len(common), 2),
-                "a_only": a_only,
-                "b_only": b_only,
-                "mcnemar_p": round(mcnemar_exact_p(a_only, b_only), 4),
-            }
-        )
+        a, b = [va[bench][i] for i in common], [vb[bench][i] for i in common]
+        out.append(_pair(bench, a, b))
+        pooled_a += a
+        pooled_b += b
+    if len(out) > 1:
+        out.append(_pair(POOLED, pooled_a, pooled_b))
     return out
 
 
