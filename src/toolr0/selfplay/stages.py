@@ -12,6 +12,7 @@ import hashlib
 import math
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,26 +155,45 @@ def stage_cross_verify(ctx: Ctx, t: int, unique: list[dict[str, Any]], solver: A
     lp = ctx.cfg.loop
     if not lp.cross_verify:
         return unique
-    n, bs = len(unique), lp.filter_batch_size
-    log = BatchLog(ctx.run.file(t, "crossverify.jsonl"), _expected(n, bs))
-    rows, done = log.load()
-    _check_ids(rows, unique, "crossverify.jsonl")
-    ctx.reporter.stage_start(t, "cross_verify", n, "tasks")
-    ctx.reporter.advance(completed=len(rows))
-    for b in range(done, _batches(n, bs)):
-        chunk = unique[b * bs : (b + 1) * bs]
+
+    def label(b: int, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
         res = solver.cross_verify([r["task"] for r in chunk], seed=derive_seed(lp.seed, t, "xv", b))
-        new = [
+        return [
             {"id": r["id"], "agreement": a, "kept": a >= lp.tau, **extra}
             for r, (a, extra) in zip(chunk, res, strict=True)
         ]
-        log.append(b, new)
-        rows.extend(new)
-        ctx.reporter.advance(len(new))
-        maybe_fault("cross_verify", b + 1)
+
+    n = len(unique)
+    rows = _run_batched(ctx, t, "cross_verify", "crossverify.jsonl", unique, label)
     kept = {r["id"] for r in rows if r["kept"]}
     ctx.reporter.update(acceptance={"cross-verify": _rate(len(kept), n)})
     return [r for r in unique if r["id"] in kept]
+
+
+def _run_batched(
+    ctx: Ctx,
+    t: int,
+    stage: str,
+    filename: str,
+    inputs: list[dict[str, Any]],
+    label: Callable[[int, list[dict[str, Any]]], list[dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """The resumable batch loop of the Solver-based filters: rows already in ``<iter>/<filename>`` are reused,
+    the remaining batches of ``loop.filter_batch_size`` inputs are labelled by ``label(batch_index, chunk)``
+    and appended one whole batch at a time, so a kill loses at most the batch in flight."""
+    n, bs = len(inputs), ctx.cfg.loop.filter_batch_size
+    log = BatchLog(ctx.run.file(t, filename), _expected(n, bs))
+    rows, done = log.load()
+    _check_ids(rows, inputs, filename)
+    ctx.reporter.stage_start(t, stage, n, "tasks")
+    ctx.reporter.advance(completed=len(rows))
+    for b in range(done, _batches(n, bs)):
+        new = label(b, inputs[b * bs : (b + 1) * bs])
+        log.append(b, new)
+        rows.extend(new)
+        ctx.reporter.advance(len(new))
+        maybe_fault(stage, b + 1)
+    return rows
 
 
 def _check_ids(rows: list[dict[str, Any]], inputs: list[dict[str, Any]], what: str) -> None:
@@ -193,30 +213,24 @@ def stage_difficulty(ctx: Ctx, t: int, tasks: list[dict[str, Any]], solver: Any)
 
     lp, cur = ctx.cfg.loop, ctx.cfg.curriculum
     source = cur.difficulty_source
-    n, bs = len(tasks), lp.filter_batch_size
-    log = BatchLog(ctx.run.file(t, "passrates.jsonl"), _expected(n, bs))
-    rows, done = log.load()
-    _check_ids(rows, tasks, "passrates.jsonl")
-    ctx.reporter.stage_start(t, "difficulty", n, "tasks")
-    ctx.reporter.advance(completed=len(rows))
-    for b in range(done, _batches(n, bs)):
-        chunk = tasks[b * bs : (b + 1) * bs]
+
+    def label(b: int, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
         batch_tasks = [r["task"] for r in chunk]
-        seed = derive_seed(lp.seed, t, "passk", b)
         new: list[dict[str, Any]] = [{"id": r["id"], "domain": r["task"].get("domain", "")} for r in chunk]
         if source in ("passk", "both"):
+            seed = derive_seed(lp.seed, t, "passk", b)
             for row, (p, succ) in zip(new, solver.pass_rates(batch_tasks, seed=seed), strict=True):
                 row.update(p_hat=p, successes=succ, K=lp.k_passk)
         if source in ("llm", "both"):
-            for row, (label, raw, fallback) in zip(new, solver.judge_labels(batch_tasks), strict=True):
-                row.update(label=label, judge_raw=raw, judge_used_fallback=fallback)
+            for row, (lab, raw, fallback) in zip(new, solver.judge_labels(batch_tasks), strict=True):
+                row.update(label=lab, judge_raw=raw, judge_used_fallback=fallback)
         for row in new:
             row["difficulty"] = item_level(row, cur)
             row["kept"] = row["difficulty"] is not None
-        log.append(b, new)
-        rows.extend(new)
-        ctx.reporter.advance(len(new))
-        maybe_fault("difficulty", b + 1)
+        return new
+
+    n = len(tasks)
+    rows = _run_batched(ctx, t, "difficulty", "passrates.jsonl", tasks, label)
     by_id = {r["id"]: r for r in rows}
     out = []
     for r in tasks:
