@@ -156,10 +156,7 @@ def run_iteration(ctx: Ctx, t: int, tb: Any) -> None:
                     out_dir=run.checkpoint_dir(t, "generator"),
                     reporter=rep,
                 )
-            run.set_checkpoint("generator", t, res.get("checkpoint"))
-            _log_train(ctx, t, "generator", res, tb)
-            run.mark_done(t, "generator_train", res.get("skipped"))
-            rep.stage_end(t, "generator_train", res.get("skipped") or f"{res.get('steps', '?')} steps")
+            _finish_train(ctx, t, "generator", res, tb, fallback_checkpoint=None)
         maybe_fault("generator_train", 1)
     gen_ckpt = run.checkpoint("generator", t) if not lp.freeze_generator else None
     # shared weights: the frozen Solver of phase B is the shared model at the start of the phase (= G_t)
@@ -217,10 +214,7 @@ def run_iteration(ctx: Ctx, t: int, tb: Any) -> None:
                     out_dir=run.checkpoint_dir(t, "solver"),
                     reporter=rep,
                 )
-            run.set_checkpoint("solver", t, res.get("checkpoint") or solver_init)
-            _log_train(ctx, t, "solver", res, tb)
-            run.mark_done(t, "solver_train", res.get("skipped"))
-            rep.stage_end(t, "solver_train", res.get("skipped") or f"{res.get('steps', '?')} steps")
+            _finish_train(ctx, t, "solver", res, tb, fallback_checkpoint=solver_init)
         maybe_fault("solver_train", 1)
     from toolr0.selfplay.report import write_reports
 
@@ -277,6 +271,16 @@ def _tb_counts(tb: Any, t: int, counts: dict[str, Any], labelled: list) -> None:
         import numpy as np
 
         tb.add_histogram("passrate/p_hat", np.asarray(p, dtype=float), t)
+
+
+def _finish_train(
+    ctx: Ctx, t: int, role: str, res: dict[str, Any], tb: Any, fallback_checkpoint: str | None
+) -> None:
+    """Record a finished training phase: its checkpoint (else ``fallback_checkpoint``), logs, done mark."""
+    ctx.run.set_checkpoint(role, t, res.get("checkpoint") or fallback_checkpoint)
+    _log_train(ctx, t, role, res, tb)
+    ctx.run.mark_done(t, f"{role}_train", res.get("skipped"))
+    ctx.reporter.stage_end(t, f"{role}_train", res.get("skipped") or f"{res.get('steps', '?')} steps")
 
 
 def _log_train(ctx: Ctx, t: int, role: str, res: dict[str, Any], tb: Any) -> None:
