@@ -1,12 +1,19 @@
-"""Shared pytest fixtures: a tiny random chat model built in code (no download) and saved as an HF folder."""
+"""Shared pytest fixtures (a tiny random chat model built in code, no download, saved as an HF folder) and the
+hypothesis profile."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+# No wall-clock deadline on property tests: on a 2-core machine shared with other jobs, a per-example timing
+# limit fails tests for the machine's load, not for the code (speed lives in bench/, not in unit tests).
+settings.register_profile("toolr0", deadline=None)
+settings.load_profile("toolr0")
 
 
 @pytest.fixture(scope="session")
