@@ -243,6 +243,15 @@ def test_compare_deltas_and_relative_change(tmp_path):
     assert "| ToolAlpaca | 20.00 | 40.00 | +20.00 | +100.0% |" in md
     assert "| NexusRaven | n/a (offline) | n/a (offline) | – | – |" in md
     assert "n/a (offline)" in markdown(a)
+    assert "different items" not in md
+
+
+def test_compare_flags_benchmarks_scored_on_different_items():
+    a = _fake_summary(2, 5, 1, "base")
+    b = summarise({"toolalpaca": [{"correct": True, "reason": "ok", "metrics": {}}] * 4}, meta={"model": "x"})
+    rows = {r["benchmark"]: r for r in compare_rows(a, b)}
+    assert (rows["ToolAlpaca"]["n_a"], rows["ToolAlpaca"]["n_b"]) == (10, 4)
+    assert "| ToolAlpaca (n 10 vs 4: different items) | 20.00 | 100.00 |" in compare_markdown(a, b)
 
 
 def test_cli_help_everywhere():

@@ -236,16 +236,21 @@ def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     order = [x for x in (*HAMMER_BENCHMARKS, APIBANK) if x in pa or x in pb]
     order += [x for x in {**pa, **pb} if x.startswith(PREFIX)]
 
-    def add(name: str, va: Any, vb: Any) -> None:
+    def add(name: str, va: Any, vb: Any, na: Any = None, nb: Any = None) -> None:
         num = isinstance(va, int | float) and isinstance(vb, int | float)
         delta = round(vb - va, 2) if num else None
         rel = round(100 * (vb - va) / va, 1) if num and va else None
-        rows.append({"benchmark": name, "a": va, "b": vb, "delta": delta, "rel_pct": rel})
+        rows.append(
+            {"benchmark": name, "a": va, "b": vb, "delta": delta, "rel_pct": rel, "n_a": na, "n_b": nb}
+        )
 
     for x in order:
-        add(DISPLAY.get(x, x), pa.get(x, {}).get("accuracy"), pb.get(x, {}).get("accuracy"))
+        ra, rb = pa.get(x, {}), pb.get(x, {})
+        add(DISPLAY.get(x, x), ra.get("accuracy"), rb.get("accuracy"), ra.get("n"), rb.get("n"))
     for name in OFFLINE_BENCHMARKS.values():
-        rows.append({"benchmark": name, "a": NA, "b": NA, "delta": None, "rel_pct": None})
+        rows.append(
+            {"benchmark": name, "a": NA, "b": NA, "delta": None, "rel_pct": None, "n_a": None, "n_b": None}
+        )
     add("Avg (ToolAlpaca, SealTool, API-Bank)", a.get("avg_available"), b.get("avg_available"))
     ba, bb = a.get("bfcl") or {}, b.get("bfcl") or {}
     if ba or bb:
@@ -262,5 +267,8 @@ def compare_markdown(a: dict[str, Any], b: dict[str, Any], name_a: str = "A", na
     for r in compare_rows(a, b):
         rel = f"{r['rel_pct']:+.1f}%" if r["rel_pct"] is not None else "–"
         delta = f"{r['delta']:+.2f}" if r["delta"] is not None else "–"
-        lines.append(f"| {r['benchmark']} | {_fmt(r['a'])} | {_fmt(r['b'])} | {delta} | {rel} |")
+        name = r["benchmark"]
+        if r.get("n_a") and r.get("n_b") and r["n_a"] != r["n_b"]:
+            name += f" (n {r['n_a']} vs {r['n_b']}: different items)"
+        lines.append(f"| {name} | {_fmt(r['a'])} | {_fmt(r['b'])} | {delta} | {rel} |")
     return "\n".join(lines) + "\n"
