@@ -12,7 +12,7 @@ import pytest
 
 from toolr0.config import ToolR0Config, config_to_dict, dump_config, load_config
 from toolr0.errors import ConfigError, ToolR0Error
-from toolr0.selfplay.plan import build_plan, model_billions, plan_total
+from toolr0.selfplay.plan import CPU_FP32_SLOWDOWN, build_plan, model_billions, plan_total
 from toolr0.selfplay.report import summary_markdown, summary_rows
 from toolr0.selfplay.rundir import BatchLog, InjectedFault, RunDir, maybe_fault
 from toolr0.selfplay.stages import derive_seed
@@ -183,3 +183,11 @@ def test_bench_stage_share_reads_run_dir(tmp_path):
     assert data["stage_share"] == {"generate": 0.6, "solver_train": 0.4}
     assert data["interrupted_segments"] == {"generate": 1}
     assert data["candidate_generation"]["tokens_per_s"] == 30.0
+
+
+def test_plan_scales_cpu_times_without_bf16_but_not_gpu_times():
+    quick = load_config(ROOT / "configs" / "quickstart.yaml")
+    fast, slow = plan_total(build_plan(quick)), plan_total(build_plan(quick, cpu_bf16=False))
+    assert slow == pytest.approx(fast * CPU_FP32_SLOWDOWN)
+    paper = load_config(ROOT / "configs" / "paper.yaml")
+    assert plan_total(build_plan(paper, cpu_bf16=False)) == plan_total(build_plan(paper))

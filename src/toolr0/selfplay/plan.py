@@ -17,6 +17,9 @@ from toolr0.config import ToolR0Config
 # tokens per second for a 0.5B model: (decode, batched sum) and (training fwd+bwd)
 CPU_DECODE_TOK_S = 30.0  # batched sum; ~27 tok/s measured for structured candidates in the quickstart
 CPU_TRAIN_TOK_S = 180.0
+# The CPU rates above were measured with bf16 on AMX; an AVX2-only CPU runs fp32 and took 2.3-3.0x longer per
+# stage in the quickstart (bench/RESULTS.md, "AVX2-only CPU").
+CPU_FP32_SLOWDOWN = 2.5
 GPU_DECODE_TOK_S = 4000.0  # vLLM, one GPU (guess)
 GPU_TRAIN_TOK_S = 20000.0  # one GPU, bf16 (guess)
 # typical completion lengths (tokens) when the max is larger
@@ -46,21 +49,27 @@ def model_billions(name: str) -> float:
     return float(m.group(1)) if m else 0.5
 
 
-def _rates(cfg: ToolR0Config) -> tuple[float, float]:
+def uses_gpu(cfg: ToolR0Config) -> bool:
+    return cfg.inference.backend in ("vllm", "openai") or cfg.generator.use_vllm
+
+
+def _rates(cfg: ToolR0Config, cpu_bf16: bool) -> tuple[float, float]:
     scale = max(model_billions(cfg.model.name), 0.01) / 0.5
-    gpu = cfg.inference.backend in ("vllm", "openai") or cfg.generator.use_vllm
-    dec, tr = (GPU_DECODE_TOK_S, GPU_TRAIN_TOK_S) if gpu else (CPU_DECODE_TOK_S, CPU_TRAIN_TOK_S)
-    return dec / scale, tr / scale
+    if uses_gpu(cfg):
+        return GPU_DECODE_TOK_S / scale, GPU_TRAIN_TOK_S / scale
+    scale *= 1.0 if cpu_bf16 else CPU_FP32_SLOWDOWN
+    return CPU_DECODE_TOK_S / scale, CPU_TRAIN_TOK_S / scale
 
 
 def _gen_prompt_tokens(cfg: ToolR0Config) -> int:
     return TYP_GEN_PROMPT.get(str(getattr(cfg.prompts, "generator_variant", "reference")), 600)
 
 
-def build_plan(cfg: ToolR0Config) -> list[PlanRow]:
-    """One row per stage per iteration, with expected counts under the assumed filter rates."""
+def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
+    """One row per stage per iteration, with expected counts under the assumed filter rates; ``cpu_bf16`` False
+    (a CPU without AMX/AVX512-BF16, which runs fp32) slows the CPU rates by ``CPU_FP32_SLOWDOWN``."""
     lp = cfg.loop
-    dec, tr = _rates(cfg)
+    dec, tr = _rates(cfg, cpu_bf16)
     k_curr = int(getattr(cfg.rewards, "K", 8))
     gen_tok = min(cfg.generator.max_completion_length, TYP_GEN_TOKENS)
     cand_tok = min(lp.gen_max_tokens, TYP_GEN_TOKENS)

@@ -149,10 +149,19 @@ def final_table(rows: list[dict[str, Any]], title: str = "self-play summary") ->
 
 def print_plan(cfg: ToolR0Config, out: Path | None = None, console: Console | None = None) -> None:
     """Print the `--dry-run` plan: stages, counts, estimated tokens and wall time (no model loaded)."""
-    from toolr0.selfplay.plan import ASSUMED_PASS, build_plan, format_seconds, plan_total
+    from toolr0.inference.models import cpu_supports_bf16
+    from toolr0.selfplay.plan import (
+        ASSUMED_PASS,
+        CPU_FP32_SLOWDOWN,
+        build_plan,
+        format_seconds,
+        plan_total,
+        uses_gpu,
+    )
 
     console = console or Console()
-    rows = build_plan(cfg)
+    bf16 = cpu_supports_bf16()
+    rows = build_plan(cfg, cpu_bf16=bf16)
     table = Table(title=f"toolr0 self-play plan ({cfg.model.name}, {cfg.loop.iterations} iteration(s))")
     for c in ("iter", "stage", "count", "tokens", "est. time", "note"):
         table.add_column(c, justify="right" if c in ("iter", "tokens", "est. time") else "left")
@@ -173,6 +182,10 @@ def print_plan(cfg: ToolR0Config, out: Path | None = None, console: Console | No
         + f"{'on' if getattr(cfg.structured, 'enabled', False) else 'off'}, "
         + f"generator prompt: {getattr(cfg.prompts, 'generator_variant', '?')}"
     )
+    if not uses_gpu(cfg) and not bf16:
+        console.print(
+            f"this CPU lacks AMX/AVX512-BF16 (fp32): CPU times scaled by {CPU_FP32_SLOWDOWN}x (measured)"
+        )
     if out is not None:
         state = out / "state.json"
         console.print(f"run directory: {out}" + (" (exists: would resume)" if state.is_file() else " (new)"))
