@@ -138,6 +138,7 @@ def test_presets_validate(name):
     if name == "quickstart":
         assert cfg.loop.iterations == 1 and cfg.loop.n_candidates <= 24 and cfg.loop.k_passk == 4
         assert cfg.generator.max_steps == 1
+        assert not cfg.loop.cross_verify and cfg.curriculum.keep_zero  # so the demo reaches Solver training
 
 
 def test_config_hash_changes_with_content():
