@@ -302,6 +302,7 @@ def test_cli_gold_run_and_compare(tmp_path):
     assert isinstance(res.exception, ToolR0Error)
 
 
+@needs_data
 def test_report_rebuild_from_items_of_a_stopped_run(tmp_path):
     from toolr0.cli import app
 

@@ -145,6 +145,7 @@ def test_cli_dry_run_and_one_line_errors(tmp_path):
     assert r.returncode == 0, r.stderr
     for stage in ("A generator GRPO", "B1 generate", "B4 cross-verify", "B5 difficulty", "C solver GRPO"):
         assert stage in r.stdout
+    assert "loop.cross_verify off" in r.stdout  # the quickstart preset skips it, and the plan says so
     assert "estimated total" in r.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("solver:\n  learning_rate: fast\n")

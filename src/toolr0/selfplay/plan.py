@@ -118,6 +118,7 @@ def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
             )
         else:
             n_c = n_d
+            rows.append(PlanRow(t, "B4 cross-verify", "skipped", 0, 0.0, "loop.cross_verify off"))
         pt = n_c * lp.k_passk * min(lp.passk_max_tokens, TYP_SOLVER_TOKENS)
         n_l = int(n_c * ASSUMED_PASS["difficulty"])
         rows.append(
