@@ -4,6 +4,7 @@ run-directory model resolution, the tiny random model end to end, reports, compa
 from __future__ import annotations
 
 import json
+import types
 
 import pytest
 from typer.testing import CliRunner
@@ -119,6 +120,34 @@ def test_fingerprint_refuses_a_different_setting(tmp_path):
     sampler = EchoGoldSampler(_gold_map(["sealtool"], 2))
     run_eval(s2, sampler=sampler, progress=False, overwrite=True)
     assert sampler.prompts_seen == 2
+
+
+class DtypeSampler(EchoGoldSampler):
+    """The fake sampler with a model whose weights are in ``dtype``."""
+
+    def __init__(self, gold_by_question, dtype):
+        super().__init__(gold_by_question)
+        self.model = types.SimpleNamespace(dtype=dtype)
+
+
+@needs_data
+def test_fingerprint_keeps_bf16_and_fp32_rows_apart(tmp_path):
+    s = EvalSettings(model="fake", benchmarks=["sealtool"], out_dir=str(tmp_path / "o"), limit=2)
+    gold = _gold_map(["sealtool"], 2)
+    summary = run_eval(s, sampler=DtypeSampler(gold, "torch.float32"), progress=False)
+    assert summary["meta"]["dtype"] == "float32"
+    assert "dtype float32" in (tmp_path / "o" / "summary.md").read_text()
+    # greedy outputs differ between precisions (dtype auto resolves per machine): no silent mixing on resume
+    with pytest.raises(ToolR0Error, match="different setting.*dtype: 'float32' -> 'bfloat16'"):
+        run_eval(s, sampler=DtypeSampler(gold, "torch.bfloat16"), progress=False)
+    # a folder written before the dtype was recorded still resumes (the key cannot be checked there)
+    cfg_path = tmp_path / "o" / "eval_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    del cfg["fingerprint"]["dtype"]
+    cfg_path.write_text(json.dumps(cfg))
+    again = DtypeSampler(gold, "torch.bfloat16")
+    run_eval(s, sampler=again, progress=False)
+    assert again.prompts_seen == 0
 
 
 @needs_data

@@ -154,7 +154,8 @@ def markdown(summary: dict[str, Any]) -> str:
         f"# Evaluation: {m.get('model', '?')} ({m.get('predictions', 'model')})",
         "",
         f"decoding {m.get('decoding', 'greedy')}, max_new_tokens {m.get('max_new_tokens')}, "
-        f"limit {m.get('limit')}, seed {m.get('seed')}, created {m.get('created', '')}",
+        + (f"dtype {m['dtype']}, " if m.get("dtype") else "")
+        + f"limit {m.get('limit')}, seed {m.get('seed')}, created {m.get('created', '')}",
         "",
     ]
     hammer = [b for b in (*HAMMER_BENCHMARKS, APIBANK) if b in per]

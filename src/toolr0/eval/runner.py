@@ -41,7 +41,15 @@ GROUPS: dict[str, list[str]] = {
 }
 GROUPS["all"] = GROUPS["hammer"] + GROUPS["bfcl"] + GROUPS["bfcl_live"]
 # Settings that change what a row means; an output folder refuses rows produced under different ones.
-FINGERPRINT_KEYS = ("model", "predictions", "max_new_tokens", "prompt_variant", "adapter", "adapter_merged")
+FINGERPRINT_KEYS = (
+    "model",
+    "predictions",
+    "max_new_tokens",
+    "prompt_variant",
+    "adapter",
+    "adapter_merged",
+    "dtype",
+)
 
 
 @dataclass
@@ -208,6 +216,19 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("_")[:80] or "model"
 
 
+def weights_dtype(settings: EvalSettings, sampler: Any | None) -> str | None:
+    """The dtype the model generates in ("bfloat16", "float32", ...): greedy outputs differ between them, so
+    it is part of the fingerprint (``dtype: auto`` resolves per machine). None for oracle predictions."""
+    if settings.predictions != "model":
+        return None
+    dtype = getattr(getattr(sampler, "model", None), "dtype", None)
+    if dtype is None:
+        from toolr0.inference.models import select_dtype
+
+        dtype = select_dtype(settings.dtype)
+    return str(dtype).removeprefix("torch.")
+
+
 def _check_fingerprint(out: Path, fingerprint: dict[str, Any], overwrite: bool) -> None:
     cfg = out / "eval_config.json"
     if not cfg.exists():
@@ -216,7 +237,8 @@ def _check_fingerprint(out: Path, fingerprint: dict[str, Any], overwrite: bool) 
         old = json.loads(cfg.read_text(encoding="utf-8")).get("fingerprint", {})
     except (OSError, ValueError):
         old = {}
-    diff = [k for k in FINGERPRINT_KEYS if old.get(k) != fingerprint.get(k)]
+    # a key missing from an older folder's fingerprint was not recorded then: it cannot be checked
+    diff = [k for k in FINGERPRINT_KEYS if k in old and old.get(k) != fingerprint.get(k)]
     if diff and not overwrite:
         what = ", ".join(f"{k}: {old.get(k)!r} -> {fingerprint.get(k)!r}" for k in diff)
         raise ToolR0Error(
@@ -248,7 +270,10 @@ def rebuild_summary(out: str | Path) -> dict[str, Any]:
         k: s.get(k) for k in ("model", "predictions", "limit", "seed", "max_new_tokens", "prompt_variant")
     }
     meta.update(
-        model_resolved=(cfg.get("fingerprint") or {}).get("model"), decoding="greedy", rebuilt_from_items=True
+        model_resolved=(cfg.get("fingerprint") or {}).get("model"),
+        dtype=(cfg.get("fingerprint") or {}).get("dtype"),
+        decoding="greedy",
+        rebuilt_from_items=True,
     )
     summary = summarise(chosen, totals=totals, meta=meta)
     write_summary(out, summary)
@@ -345,6 +370,7 @@ def run_eval(
         "adapter_merged": True
         if settings.predictions == "model" and merges_adapter(settings, model_path)
         else None,
+        "dtype": weights_dtype(settings, sampler),
     }
     out.mkdir(parents=True, exist_ok=True)
     _check_fingerprint(out, fingerprint, overwrite)
@@ -426,6 +452,7 @@ def run_eval(
             "seed": settings.seed,
             "max_new_tokens": settings.max_new_tokens,
             "decoding": "greedy",
+            "dtype": fingerprint["dtype"],
             "prompt_variant": settings.prompt_variant,
             "wall_seconds_this_run": round(time.perf_counter() - t_start, 1),
             "generation_seconds_this_run": round(gen_seconds, 1),
