@@ -148,6 +148,11 @@ def test_fingerprint_keeps_bf16_and_fp32_rows_apart(tmp_path):
     again = DtypeSampler(gold, "torch.bfloat16")
     run_eval(s, sampler=again, progress=False)
     assert again.prompts_seen == 0
+    # only keys added later are exempt: a fingerprint that lost the others still refuses to be resumed
+    cfg["fingerprint"] = {}
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(ToolR0Error, match="different setting.*model: None -> 'fake'"):
+        run_eval(s, sampler=DtypeSampler(gold, "torch.float32"), progress=False)
 
 
 @needs_data

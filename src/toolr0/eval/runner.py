@@ -50,6 +50,8 @@ FINGERPRINT_KEYS = (
     "adapter_merged",
     "dtype",
 )
+# Keys added after folders were already written without them: absent from an older folder, they are not checked.
+FINGERPRINT_KEYS_ADDED_LATER = ("dtype",)
 
 
 @dataclass
@@ -237,8 +239,8 @@ def _check_fingerprint(out: Path, fingerprint: dict[str, Any], overwrite: bool) 
         old = json.loads(cfg.read_text(encoding="utf-8")).get("fingerprint", {})
     except (OSError, ValueError):
         old = {}
-    # a key missing from an older folder's fingerprint was not recorded then: it cannot be checked
-    diff = [k for k in FINGERPRINT_KEYS if k in old and old.get(k) != fingerprint.get(k)]
+    unrecorded = {k for k in FINGERPRINT_KEYS_ADDED_LATER if k not in old}
+    diff = [k for k in FINGERPRINT_KEYS if k not in unrecorded and old.get(k) != fingerprint.get(k)]
     if diff and not overwrite:
         what = ", ".join(f"{k}: {old.get(k)!r} -> {fingerprint.get(k)!r}" for k in diff)
         raise ToolR0Error(
@@ -269,9 +271,10 @@ def rebuild_summary(out: str | Path) -> dict[str, Any]:
     meta = {
         k: s.get(k) for k in ("model", "predictions", "limit", "seed", "max_new_tokens", "prompt_variant")
     }
+    fingerprint = cfg.get("fingerprint") or {}
     meta.update(
-        model_resolved=(cfg.get("fingerprint") or {}).get("model"),
-        dtype=(cfg.get("fingerprint") or {}).get("dtype"),
+        model_resolved=fingerprint.get("model"),
+        dtype=fingerprint.get("dtype"),
         decoding="greedy",
         rebuilt_from_items=True,
     )
