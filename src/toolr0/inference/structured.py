@@ -426,6 +426,7 @@ def _processor_class() -> type:
             self.dead: list[bool] = []
             self.rejected = 0  # tokens refused by the grammar (diagnostic)
             self.finish_ids = {i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None}
+            self.batcher = xgr.BatchGrammarMatcher(max_threads=1)
 
         def _init(self, batch: int, vocab: int) -> None:
             ebnfs = self.ebnfs * batch if len(self.ebnfs) == 1 else self.ebnfs
@@ -437,6 +438,10 @@ def _processor_class() -> type:
             self.tokens = [[] for _ in range(batch)]
             self.switched = [False] * batch
             self.vocab = vocab
+
+        def _live(self) -> list[int]:
+            assert self.matchers is not None
+            return [i for i, m in enumerate(self.matchers) if not self.dead[i] and not m.is_terminated()]
 
         def _maybe_ground(self, i: int) -> None:
             """After ``<tool_call_answer>``, swap row i's matcher for the grounded-calls grammar."""
@@ -462,31 +467,36 @@ def _processor_class() -> type:
             self.grounded += 1
 
         def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+            # One batched accept and one batched mask fill per step (xgrammar's BatchGrammarMatcher) instead
+            # of a Python loop over rows; the same matcher calls, so the same masks.
             batch, vocab = scores.shape
             if self.matchers is None:
                 self._init(batch, vocab)
             else:
                 last = input_ids[:, -1].tolist()
-                for i, m in enumerate(self.matchers):
-                    if self.dead[i] or m.is_terminated():
-                        continue
-                    if not m.accept_token(last[i]):
+                live = self._live()
+                accepted = xgr.BatchGrammarMatcher.batch_accept_token(
+                    [self.matchers[i] for i in live], [last[i] for i in live]
+                )
+                for i, ok in zip(live, accepted, strict=True):
+                    if not ok:
                         self.dead[i] = True
                         # a row stopped by a stop string is padded by transformers: not a grammar breach
                         if last[i] not in self.finish_ids:
                             self.rejected += 1
                     elif self.ground and not self.switched[i]:
                         self.tokens[i].append(last[i])
-                        if ">" in self.tokenizer.decode([last[i]]):
+                        if last[i] in _close_ids(self.tokenizer):
                             self._maybe_ground(i)
             assert self.matchers is not None
-            stopped = []
-            for i, m in enumerate(self.matchers):
-                if self.dead[i] or m.is_terminated():
-                    stopped.append(i)
-                    self.bitmask[i].fill_(-1)  # all allowed; overwritten below
-                else:
-                    m.fill_next_token_bitmask(self.bitmask, i)
+            live = self._live()
+            stopped = [i for i in range(batch) if i not in set(live)]
+            if live:
+                self.batcher.batch_fill_next_token_bitmask(
+                    [self.matchers[i] for i in live], self.bitmask, indices=live
+                )
+            for i in stopped:
+                self.bitmask[i].fill_(-1)  # all allowed; overwritten below
             device = scores.device
             work = scores if device.type in ("cpu", "cuda") else scores.to("cpu")
             xgr.apply_token_bitmask_inplace(work, self.bitmask.to(work.device))
@@ -500,6 +510,17 @@ def _processor_class() -> type:
 
 
 _PROCESSOR_CLASS: type | None = None
+_CLOSE_IDS: dict[int, frozenset[int]] = {}
+
+
+def _close_ids(tokenizer: Any) -> frozenset[int]:
+    """Ids of the tokens whose text holds '>' (a tag may have just closed), computed once per tokenizer."""
+    key = id(tokenizer)
+    if key not in _CLOSE_IDS:
+        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])  # one call, as decode([i])
+        ids = {i for i, t in enumerate(texts) if ">" in t}
+        _CLOSE_IDS[key] = frozenset(ids)
+    return _CLOSE_IDS[key]
 
 
 def make_logits_processor(
