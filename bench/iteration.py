@@ -177,13 +177,17 @@ def main() -> None:
     plan = {
         "generate": (
             [generator_messages(s, "compact_noexample") for s in specs],
-            SamplingParams(n=1, temperature=0.7, max_new_tokens=args.gen_tokens, stop=STOP_TASK, seed=args.seed),
+            SamplingParams(
+                n=1, temperature=0.7, max_new_tokens=args.gen_tokens, stop=STOP_TASK, seed=args.seed
+            ),
             specs,
             scfg,
         ),
         "passk": (
             [solver_messages(t.question, t.tools) for t in tasks],
-            SamplingParams(n=args.k, temperature=0.7, max_new_tokens=args.solver_tokens, stop=STOP_TASK, seed=1),
+            SamplingParams(
+                n=args.k, temperature=0.7, max_new_tokens=args.solver_tokens, stop=STOP_TASK, seed=1
+            ),
             None,
             None,
         ),
@@ -221,7 +225,9 @@ def main() -> None:
         comps = (gen_texts[:1] * 4) if gen_texts else ["<think>x</think>"] * 4
         comps = [c[0] if isinstance(c, list) else c for c in comps]
         secs = [grpo_bound(sampler, prompts, comps) for _ in range(args.repeats)]
-        grpo_line = f"forward+backward of one group (4 × one candidate, LoRA r=16): {statistics.median(secs):.1f} s"
+        grpo_line = (
+            f"forward+backward of one group (4 × one candidate, LoRA r=16): {statistics.median(secs):.1f} s"
+        )
         print(grpo_line)
 
     lines = [

@@ -283,7 +283,11 @@ def _per_row_reference_processor(tok, ebnfs):
                 self.dead = [False] * batch
             else:
                 for i, m in enumerate(self.matchers):
-                    if not self.dead[i] and not m.is_terminated() and not m.accept_token(int(input_ids[i, -1])):
+                    if (
+                        not self.dead[i]
+                        and not m.is_terminated()
+                        and not m.accept_token(int(input_ids[i, -1]))
+                    ):
                         self.dead[i] = True
             stopped = []
             for i, m in enumerate(self.matchers):
