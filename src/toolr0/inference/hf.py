@@ -3,6 +3,8 @@
 Prompts are chat-templated, sorted by length (less padding), left-padded and decoded in chunks of
 `batch_size` prompts. With `n > 1` each prompt is prefilled once and its KV cache expanded to the n
 samples (`prefill_once`), instead of prefilling n identical copies as `num_return_sequences` does.
+A prompt prefix every row of a chunk shares (the Solver's system prompt) is prefilled once for the chunk and
+its KV cache reused (`share_prefix`; rows are laid out prefix, padding, own suffix).
 Decoding stops per row on a stop string (kept in the text) or eos. Seeded per call, so a call is
 deterministic for the same inputs. Works with a plain model or a PEFT model holding named adapters
 (`adapter=` switches per call, None disables adapters), including a model object owned by a trainer.
