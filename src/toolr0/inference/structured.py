@@ -354,20 +354,17 @@ def _xgr() -> Any:
 
 _LOCK = threading.Lock()
 _COMPILERS: dict[str, Any] = {}
-_INFOS: dict[str, Any] = {}
 _COMPILED: dict[tuple[str, str], Any] = {}
 _TOKENIZER_KEYS: dict[tuple[int, int], tuple[Any, str]] = {}
 
-#: Compiled grammars (and the tokenizer's xgrammar info) are also kept on disk, under the toolr0 cache
-#: (``TOOLR0_CACHE``) in ``grammars/``: the first grammar of a 150k-token vocabulary takes minutes of CPU
-#: to compile (measured 119-148 s on a loaded 2-core AVX2 CPU), later processes load it in well under a
-#: second. ``TOOLR0_GRAMMAR_DISK_CACHE=0`` turns the disk cache off.
-DISK_CACHE_ENV = "TOOLR0_GRAMMAR_DISK_CACHE"
+# Compile cost (measured, loaded 2-core AVX2 CPU, Qwen's 152k vocabulary): a capped repetition such as
+# think's [^<...]{1,400} costs ~100 s on its first compile and ~27 MB in memory; grammars are therefore
+# shared by content. Serialised to disk one is 84-128 MB and took 63 s to load, so there is no disk cache.
 
 
 def _tokenizer_key(tokenizer: Any, vocab_size: int) -> str:
     """A content fingerprint of (tokenizer vocabulary, logits width, xgrammar version): tokenizer objects of
-    one model share a compiler and its compiled grammars, in memory and on disk."""
+    one model (the sampler's, TRL's) share one compiler and its compiled grammars."""
     import hashlib
     from importlib.metadata import version
 
@@ -385,71 +382,23 @@ def _tokenizer_key(tokenizer: Any, vocab_size: int) -> str:
     return key
 
 
-def _disk_dir() -> Any:
-    import os
-
-    if os.environ.get(DISK_CACHE_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
-        return None
-    from toolr0.inference.models import cache_dir
-
-    return cache_dir() / "grammars"
-
-
-def _disk_load(name: str, load: Any) -> Any:
-    folder = _disk_dir()
-    path = folder / name if folder is not None else None
-    if path is None or not path.is_file():
-        return None
-    try:
-        return load(path.read_text(encoding="utf-8"))
-    except Exception:  # noqa: BLE001 - a damaged or foreign cache file is recompiled, never fatal
-        log.warning("grammar cache file %s unreadable; recompiling", path)
-        return None
-
-
-def _disk_store(name: str, text: str) -> None:
-    folder = _disk_dir()
-    if folder is None:
-        return
-    from toolr0.io import atomic_write_text
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / name, text)
-    except OSError as e:  # a read-only cache only costs speed
-        log.warning("could not write the grammar cache (%s)", e)
-
-
 def _compiler(tokenizer: Any, vocab_size: int) -> Any:
     xgr = _xgr()
     key = _tokenizer_key(tokenizer, vocab_size)
     with _LOCK:
         if key in _COMPILERS:
             return _COMPILERS[key]
-    info = _disk_load(f"tokenizer-{key}.json", xgr.TokenizerInfo.deserialize_json)
-    if info is None:
-        info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
-        _disk_store(f"tokenizer-{key}.json", info.serialize_json())
+    info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
     with _LOCK:
-        _INFOS.setdefault(key, info)
         return _COMPILERS.setdefault(key, xgr.GrammarCompiler(info, max_threads=1))
 
 
 def compile_grammar(tokenizer: Any, ebnf: str, vocab_size: int | None = None) -> xgrammar.CompiledGrammar:
-    """Compile (and cache, in memory and on disk) an EBNF grammar for ``tokenizer`` with the model's logits
-    width ``vocab_size``."""
-    import hashlib
-
+    """Compile (and cache) an EBNF grammar for ``tokenizer`` with the model's logits width ``vocab_size``."""
     vocab_size = int(vocab_size or len(tokenizer))
     key = (_tokenizer_key(tokenizer, vocab_size), ebnf)
     if key not in _COMPILED:
-        compiler = _compiler(tokenizer, vocab_size)
-        name = f"grammar-{key[0]}-{hashlib.sha256(ebnf.encode()).hexdigest()[:32]}.json"
-        info = _INFOS[key[0]]
-        compiled = _disk_load(name, lambda text: _xgr().CompiledGrammar.deserialize_json(text, info))
-        if compiled is None:
-            compiled = compiler.compile_grammar(ebnf)
-            _disk_store(name, compiled.serialize_json())
+        compiled = _compiler(tokenizer, vocab_size).compile_grammar(ebnf)
         with _LOCK:
             _COMPILED[key] = compiled
     return _COMPILED[key]
