@@ -341,3 +341,16 @@ def test_literal_angle_value_from_the_question_is_not_a_placeholder_value():
     assert verify_task(gen_text(q, tools, calls)).ok
     bad = [{"name": "post_message", "arguments": {"channel": "ops-alerts", "message": "<text>"}}]
     assert verify_task(gen_text(q, tools, bad)).reason == "placeholder_value"
+
+
+# ---------------------------------------------------------------------------------------- clean-up
+def test_report_and_plots_do_not_import_each_other():
+    import ast
+    from pathlib import Path
+
+    import toolr0.selfplay.plots as plots
+
+    tree = ast.parse(Path(plots.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "toolr0.selfplay.report" not in imported
