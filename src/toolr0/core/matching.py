@@ -278,23 +278,24 @@ def prf(pred: list[ToolCall], gold: list[ToolCall]) -> dict[str, float]:
     under :func:`eval_values_equal`) precision/recall/F1 for one sample, plus the raw counts (``*_tp``, ``*_pred``, ``*_gold``) for
     micro-averaging. Both sides empty count as perfect."""
 
-    def params(calls: list[ToolCall]) -> list[tuple[str, str, Any]]:
-        out = []
+    def params(calls: list[ToolCall]) -> dict[tuple[str, str], list[Any]]:
+        out: dict[tuple[str, str], list[Any]] = {}
         for c in calls:
             args = c.arguments if isinstance(c.arguments, dict) else {}
-            out.extend((str(c.name).strip(), str(k), v) for k, v in args.items())
+            for k, v in args.items():
+                out.setdefault((str(c.name).strip(), str(k)), []).append(v)
         return out
-
-    def same(x: tuple[str, str, Any], y: tuple[str, str, Any]) -> bool:
-        return x[:2] == y[:2] and eval_values_equal(x[2], y[2])
 
     try:
         tp_names = Counter(str(c.name).strip() for c in pred)
         tg_names = Counter(str(c.name).strip() for c in gold)
         t_tp = sum((tp_names & tg_names).values())
         pp, pg = params(pred), params(gold)
-        p_tp = _max_matching(len(pg), len(pp), lambda i, j: same(pp[j], pg[i]))
-        n_pp, n_pg = len(pp), len(pg)
+        p_tp = 0
+        for key, gv in pg.items():  # pair values one-to-one within each (tool, key)
+            pv = pp.get(key, [])
+            p_tp += _max_matching(len(gv), len(pv), lambda i, j, g=gv, p=pv: eval_values_equal(p[j], g[i]))
+        n_pp, n_pg = sum(map(len, pp.values())), sum(map(len, pg.values()))
     except Exception:  # noqa: BLE001
         t_tp, p_tp, n_pp, n_pg = 0, 0, 0, 0
         tp_names, tg_names = Counter(), Counter({"": 1})
