@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from toolr0.core.matching import eval_values_equal, exact_match, prf
 from toolr0.core.parsing import extract_last_tag, parse_relaxed, parse_solver_output
@@ -235,6 +237,25 @@ def test_eval_values_that_match(pred, gold):
     assert exact_match([C("f", {"v": pred})], [C("f", {"v": gold})])
 
 
+_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**20), max_value=10**20)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=10)
+    | st.sampled_from(["5", "5.0", "+5", "05", "3.10", "3.1", "1e3", "true", " 7 ", "-0", "0.0"]),
+    lambda ch: st.lists(ch, max_size=3) | st.dictionaries(st.text(max_size=3), ch, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_values, _values)
+def test_eval_equality_is_reflexive_and_symmetric(a, b):
+    assert eval_values_equal(a, a)
+    assert eval_values_equal(a, b) == eval_values_equal(b, a)
+
+
 def test_exact_match_is_a_multiset_match_under_the_new_equality():
     gold = [C("f", {"v": "3.1"}), C("f", {"v": 3.1})]
     assert exact_match([C("f", {"v": 3.1}), C("f", {"v": "3.1"})], gold)
@@ -354,3 +375,16 @@ def test_report_and_plots_do_not_import_each_other():
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert "toolr0.selfplay.report" not in imported
+
+
+@pytest.mark.parametrize(
+    "question,ok",
+    [
+        ("Post 'Deploy done' and then the text '<b>' to channel ops, thanks a lot.", True),
+        ("Please set the status to '<away>' on my profile until the end of the day.", True),
+        ("Post the quoted word 'hello' and then <channel> details for the team.", False),
+        ("Reply 'ok, thanks' to the email about <subject_line> from yesterday.", False),
+    ],
+)
+def test_quoted_angle_text_is_literal_but_slots_after_a_quote_are_not(question, ok):
+    assert question_gate(question)[0] is ok

@@ -75,7 +75,7 @@ _SLOT_WORDS = frozenset(
 )
 # A quoted span ('…', "…", “…”, ‘…’); an apostrophe inside a word (I'm, can't) neither opens nor closes one.
 _QUOTED = re.compile(
-    r"(?<![\w'’])'(?:[^'\n]|'(?=\w))*'(?!\w)|\"[^\"\n]*\"|“[^”\n]*”|(?<![\w'’])‘(?:[^’\n]|’(?=\w))*’(?!\w)"
+    r"(?<![\w'’])'(?:[^'\n]|'(?=\w))*+'(?!\w)|\"[^\"\n]*+\"|“[^”\n]*+”|(?<![\w'’])‘(?:[^’\n]|’(?=\w))*+’(?!\w)"
 )
 # A free-standing "..." (a template slot such as "User: ..." or "[...]"), not a trailing "Before we..." in prose.
 _SLOT_ELLIPSIS = re.compile(r"(?:^|(?<=[\s:(\[{=]))(?:\.\.\.|\u2026)(?=$|[\s)\]}\"',.;])")
@@ -227,8 +227,9 @@ def _has_markdown(q: str) -> bool:
 
 # ------------------------------------------------------------------------------------------ question gate
 def _unquoted(text: str) -> str:
-    """``text`` with quoted spans blanked: a request to translate 'I am sorry, but ...' is no refusal."""
-    return _QUOTED.sub(" ", text)
+    """``text`` with quoted spans blanked (same length): a request to translate 'I am sorry, but ...' is no
+    refusal."""
+    return _QUOTED.sub(lambda m: " " * len(m.group(0)), text)
 
 
 def _is_literal_angle(text: str, m: re.Match[str], quoted: str) -> bool:
