@@ -4,7 +4,7 @@
   failure modes (echoed template sentences of both prompt variants, ``<…>`` placeholders, ``...``, refusals,
   markdown headers), each with its own reason code.
 - :func:`verify_task` — every rule of spec §6.2 in order, one reason code per rule, plus hardened
-  placeholder-value / refusal / echo checks. Spec m and n are not enforced, only recorded in ``details``.
+  null-value / placeholder-value / refusal / echo checks. Spec m and n are not enforced, only recorded in ``details``.
 - :func:`dedup_fingerprint`, :func:`task_quality`, :func:`dedup` — spec §6.3.
 
 Nothing here raises on garbage input.
