@@ -275,8 +275,8 @@ def _prf(tp: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:
 
 def prf(pred: list[ToolCall], gold: list[ToolCall]) -> dict[str, float]:
     """Tool-level (multiset of names) and parameter-level (one-to-one pairing of (tool, key, value) triples
-    under :func:`eval_values_equal`) precision/recall/F1 for one sample, plus the raw counts (``*_tp``, ``*_pred``, ``*_gold``) for
-    micro-averaging. Both sides empty count as perfect."""
+    under :func:`eval_values_equal`) precision/recall/F1 for one sample, plus the raw counts (``*_tp``,
+    ``*_pred``, ``*_gold``) for micro-averaging. Both sides empty count as perfect."""
 
     def params(calls: list[ToolCall]) -> dict[tuple[str, str], list[Any]]:
         out: dict[tuple[str, str], list[Any]] = {}

@@ -4,7 +4,8 @@
   failure modes (echoed template sentences of both prompt variants, ``<…>`` placeholders, ``...``, refusals,
   markdown headers), each with its own reason code.
 - :func:`verify_task` — every rule of spec §6.2 in order, one reason code per rule, plus hardened
-  null-value / placeholder-value / refusal / echo checks. Spec m and n are not enforced, only recorded in ``details``.
+  null-value / placeholder-value / refusal / echo checks. Spec m and n are not enforced, only recorded in
+  ``details``.
 - :func:`dedup_fingerprint`, :func:`task_quality`, :func:`dedup` — spec §6.3.
 
 Nothing here raises on garbage input.
@@ -50,8 +51,8 @@ ECHO_PHRASES = (
     "argument values used in the gold",
     "output exactly these four blocks",
 )
-# "tool call" alone is something a user may ask for ("make a tool call to fetch my calendar"); it marks an echo
-# only beside a word about writing a task ("Generate ... a retail tool call.").
+# "tool call" alone is something a user may ask for ("make a tool call to fetch my calendar"); it marks an
+# echo only beside a word about writing a task ("Generate ... a retail tool call.").
 TOOL_CALL_META_WORDS = frozenset(
     "generate generated write create produce design compose craft output example sample task domain".split()
 )
@@ -75,7 +76,8 @@ _SLOT_WORDS = frozenset(
 )
 # A quoted span ('…', "…", “…”, ‘…’); an apostrophe inside a word (I'm, can't) neither opens nor closes one.
 _QUOTED = re.compile(
-    r"(?<![\w'’])'(?:[^'\n]|'(?=\w))*+'(?!\w)|\"[^\"\n]*+\"|“[^”\n]*+”|(?<![\w'’])‘(?:[^’\n]|’(?=\w))*+’(?!\w)"
+    r"(?<![\w'’])'(?:[^'\n]|'(?=\w))*+'(?!\w)|\"[^\"\n]*+\"|“[^”\n]*+”"
+    r"|(?<![\w'’])‘(?:[^’\n]|’(?=\w))*+’(?!\w)"
 )
 # A free-standing "..." (a template slot such as "User: ..." or "[...]"), not a trailing "Before we..." in prose.
 _SLOT_ELLIPSIS = re.compile(r"(?:^|(?<=[\s:(\[{=]))(?:\.\.\.|\u2026)(?=$|[\s)\]}\"',.;])")
@@ -383,7 +385,8 @@ def _is_placeholder_value(value: Any, declared_type: str, question: str = "") ->
         return bool({"type", "description"} & set(map(str, value)))
     if isinstance(value, str):
         v = value.strip()
-        if any(m.group(0) not in question for m in _ANGLE_PLACEHOLDER.finditer(v)) or _SLOT_ELLIPSIS.search(v):
+        slots = (m.group(0) for m in _ANGLE_PLACEHOLDER.finditer(v))
+        if _SLOT_ELLIPSIS.search(v) or any(slot not in question for slot in slots):
             return True
         return v.lower() == declared_type and declared_type in ALLOWED_PARAM_TYPES
     return False

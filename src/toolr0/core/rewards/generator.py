@@ -287,7 +287,9 @@ def difficulty_reward(p_hat: Any, cfg: RewardConfig | None = None) -> RewardValu
 
 _JUDGE_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
 _JUDGE_WORD_RE = re.compile(r"\b(one|two|three|four|five)\b", re.I)
-_JUDGE_PRONOUN_ONE_RE = re.compile(r"\bone\s+of\b|\b(?:no|any|some|every|each|this|that|the|which)\s+one\b", re.I)
+_JUDGE_PRONOUN_ONE_RE = re.compile(
+    r"\bone\s+of\b|\b(?:no|any|some|every|each|this|that|the|which)\s+one\b", re.I
+)
 _JUDGE_FRACTION_RE = re.compile(r"\b([1-5])\s*/\s*5\b")
 _JUDGE_ECHO_RE = re.compile(r"\(?\b1\s*(?:-|–|to)\s*5\b\)?|\bout\s+of\s+(?:5|five)\b", re.I)
 _JUDGE_SPAN_RE = re.compile(r"(?<![0-9.])([1-5])\s*(?:-|–|—|to|or)\s*([1-5])(?![0-9])", re.I)
