@@ -71,6 +71,24 @@ def test_ellipsis_inside_a_string_parses(text):
     assert r.ok, r.reason
 
 
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(alphabet=st.sampled_from("ab .…'\"\\,{}[]"), max_size=12),
+    lambda ch: st.lists(ch, max_size=3) | st.dictionaries(st.text(max_size=4), ch, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_json_values, st.booleans())
+def test_any_json_value_parses_whatever_its_strings_hold(value, ascii_only):
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    r = parse_relaxed(text)
+    assert r.ok and r.value == value, (text, r.reason)
+
+
 @pytest.mark.parametrize(
     "text",
     [
