@@ -127,23 +127,15 @@ def list_benchmarks(
     data_dir: Path = typer.Option(None, "--data-dir", help="Folder holding hammer/."),
 ) -> None:
     """List the benchmarks, their sizes and whether their data is available here."""
-    from toolr0.errors import ToolR0Error
-    from toolr0.eval import bfcl
-    from toolr0.eval.benchmarks import HAMMER_BENCHMARKS, OFFLINE_BENCHMARKS, hammer_file
+    from toolr0.eval import registry
+    from toolr0.eval.benchmarks import HAMMER_BENCHMARKS, OFFLINE_BENCHMARKS
 
-    for name, (_, n, display) in HAMMER_BENCHMARKS.items():
-        try:
-            where = str(hammer_file(name, data_dir))
-        except ToolR0Error as exc:
-            where = f"missing ({exc})"
-        typer.echo(f"{name:24s} {n:5d}  {display:14s} {where}")
-    ok = bfcl.is_available()
-    for cat in bfcl.CATEGORIES:
-        typer.echo(
-            f"{bfcl.PREFIX + cat:24s}        BFCL {cat:9s} {'bfcl-eval installed' if ok else 'needs scripts/install_bfcl.sh'}"
-        )
+    for name, bench in registry.REGISTRY.items():
+        _, where = bench.available(data_dir)
+        size = HAMMER_BENCHMARKS[name][1] if name in HAMMER_BENCHMARKS else None
+        typer.echo(f"{name:24s} {size if size is not None else '':>5}  {bench.display:22s} {where}")
     for name, display in OFFLINE_BENCHMARKS.items():
-        typer.echo(f"{name:24s}     –  {display:14s} n/a (offline)")
+        typer.echo(f"{name:24s}     –  {display:22s} n/a (offline)")
 
 
 @app.command("report")

@@ -87,7 +87,9 @@ def solve(
         typer.echo(text)
         typer.echo("--- parsed tool calls ---")
     typer.echo(json.dumps([c.to_dict() for c in parse.calls], indent=2, ensure_ascii=False))
-    if not parse.calls and not fmt.is_no_call(parse):
+    if fmt.native and fmt.is_no_call(parse):
+        typer.echo("the model made no tool call", err=True)
+    elif not parse.calls and not fmt.is_no_call(parse):
         typer.echo(f"no tool call parsed ({parse.reason})", err=True)
         raise typer.Exit(1)
 
