@@ -147,3 +147,40 @@ def test_model_config_device_is_validated():
     assert ModelConfig(device="cuda:3").device == "cuda:3"
     with pytest.raises(ValidationError):
         ModelConfig(device="gpu0")
+
+
+class _FakeAccelerator:
+    def __init__(self, main: bool, log: list[str]):
+        self.is_main_process, self.log = main, log
+
+    def get_state_dict(self, model):
+        self.log.append("gather")  # a collective under ZeRO-3: every rank must call it
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    def wait_for_everyone(self):
+        self.log.append("wait")
+
+
+@pytest.mark.parametrize("main", [True, False])
+def test_save_final_gathers_on_every_rank_and_writes_once(tmp_path, main):
+    """ZeRO-3-safe export: all ranks gather, only the main process writes, the others wait for it."""
+    from types import SimpleNamespace
+
+    from toolr0.inference.models import tiny_random_model
+    from toolr0.training.checkpoint import save_final
+    from toolr0.training.config import RolesConfig
+    from toolr0.training.roles import wrap_roles
+
+    model, tok = tiny_random_model(seed=0)
+    rm = wrap_roles(model, tok, RolesConfig(mode="full"), roles=("solver",))
+    log: list[str] = []
+    trainer = SimpleNamespace(accelerator=_FakeAccelerator(main, log), model_wrapped=rm.model_for("solver"))
+    dest = save_final(trainer, rm, "solver", tmp_path / "final")
+    assert log == ["gather", "wait"]
+    assert (dest / "config.json").is_file() == main and (dest / "model.safetensors").is_file() == main
+    if main:
+        from safetensors.torch import load_file
+
+        saved = load_file(str(dest / "model.safetensors"))
+        name = next(k for k in saved if k.endswith("q_proj.weight"))
+        assert torch.equal(saved[name], rm.model_for("solver").state_dict()[name])
