@@ -25,6 +25,8 @@ def fake_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=0: (9, 0))
     monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.delenv("ACCELERATE_USE_CPU", raising=False)
+    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED", raising=False)
     moves: list[str] = []
     real_to = torch.nn.Module.to
 
@@ -58,6 +60,8 @@ def test_resolve_device_with_cuda(fake_cuda, monkeypatch):
         dev.resolve_device("cuda:2")
     monkeypatch.setenv("LOCAL_RANK", "1")  # under accelerate launch each process takes its own GPU
     assert dev.resolve_device("auto") == "cuda:1"
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "true")  # accelerate launch --cpu: the trainer is on the CPU
+    assert dev.resolve_device("auto") == "cpu"
 
 
 def test_dtype_and_precision_follow_the_device(fake_cuda, monkeypatch):

@@ -1,7 +1,8 @@
 """The one place that decides where models run (device) and in which dtype.
 
 `resolve_device("auto")` is CUDA when torch reports it, else CPU; under a distributed launcher
-(`accelerate launch`, torchrun: `LOCAL_RANK` set) each process takes its own local GPU. `cuda:N` picks a
+(`accelerate launch`, torchrun: `LOCAL_RANK` set) each process takes its own local GPU, and
+`accelerate launch --cpu` means CPU. `cuda:N` picks a
 GPU explicitly. `resolve_dtype` and `resolve_precision` follow the chosen device, so a CPU run on a GPU
 host gets CPU rules. Model loading, every sampler, the frozen Solver, evaluation and the trainer arguments
 all call these functions (tests monkeypatch `torch.cuda.is_available` to check that).
@@ -49,6 +50,8 @@ def resolve_device(pref: str = "auto") -> str:
     pref = check_device(pref)
     if pref == "cpu":
         return "cpu"
+    if pref == "auto" and os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("true", "1", "yes"):
+        return "cpu"  # `accelerate launch --cpu`: the trainer runs on the CPU, so do the models
     has_cuda = cuda_available()
     if pref == "auto" and not has_cuda:
         log.info("device auto: cpu (no CUDA device visible)")
