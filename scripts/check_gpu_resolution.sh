@@ -79,7 +79,9 @@ if [ "$MODE" = uv ]; then
   for e in "${GPU_EXTRAS[@]}"; do gpu_args+=(--extra "$e"); done
   compile "[$extras_csv] on Linux x86_64 / Python 3.12" "${gpu_args[@]}" || exit 1
   grep -E "^(torch|transformers|trl|peft|accelerate|vllm|deepspeed)==" "$work/out.txt" | tr '\n' ' '; echo
-  compile "[train,dev] on this Python ($(python3 -V 2>&1))" --extra train --extra dev || exit 1
+  here="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+  compile "[train,dev] on this Python ($(python3 -V 2>&1))" --python-version "$here" --extra train --extra dev \
+    || exit 1
 else
   pipcheck() {  # $1 = label, $2 = requirement
     clean_env timeout "$TIMEOUT_S" python3 -m pip install --dry-run --ignore-installed --quiet \
