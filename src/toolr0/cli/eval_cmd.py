@@ -60,6 +60,7 @@ def run(
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generate() call."),
     max_new_tokens: int = typer.Option(1024, "--max-new-tokens", min=1, help="Generation budget per item."),
     dtype: str = typer.Option("auto", "--dtype", help="auto, bf16 or fp32."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present, else CPU), cpu or cuda:N."),
     threads: int = typer.Option(
         None, "--threads", min=1, help="torch CPU threads (default: OMP_NUM_THREADS)."
     ),
@@ -98,6 +99,8 @@ def run(
         raise ToolR0Error(f"--dtype must be auto, bf16 or fp32, not {dtype!r}")
     if solver_format not in ("reference", "native"):
         raise ToolR0Error(f"--solver-format must be reference or native, not {solver_format!r}")
+    from toolr0.inference.device import check_device
+
     settings = EvalSettings(
         model=model,
         benchmarks=list(benchmarks),
@@ -110,6 +113,7 @@ def run(
         max_new_tokens=max_new_tokens,
         dtype=dtype,
         threads=threads,
+        device=check_device(device),
         prompt_variant=prompt_variant,
         solver_format=solver_format,
         reason_first=reason_first,

@@ -65,6 +65,7 @@ class EvalSettings:
     max_new_tokens: int = 1024
     dtype: str = "auto"
     threads: int | None = None
+    device: str = "auto"  # toolr0.inference.device: auto = CUDA when present, else CPU
     prompt_variant: str = "reference"
     solver_format: str = "reference"  # reference (spec §7.1 prompt) | native (chat template with tools=)
     reason_first: bool = False  # native only: a short <think> before the calls
@@ -182,6 +183,7 @@ def build_sampler(settings: EvalSettings, model_path: str) -> tuple[Any, str | N
         model_path,
         dtype=settings.dtype,
         threads=settings.threads,
+        device=settings.device,
         batch_size=settings.batch_size,
         merge_adapter=merge,
     )
@@ -203,9 +205,10 @@ def weights_dtype(settings: EvalSettings, sampler: Any | None) -> str | None:
         return None
     dtype = getattr(getattr(sampler, "model", None), "dtype", None)
     if dtype is None:
+        from toolr0.inference.device import resolve_device
         from toolr0.inference.models import select_dtype
 
-        dtype = select_dtype(settings.dtype)
+        dtype = select_dtype(settings.dtype, resolve_device(settings.device))
     return str(dtype).removeprefix("torch.")
 
 
