@@ -1,27 +1,31 @@
 """Score one Solver completion against gold calls (spec §9.1): exact match, P/R/F1 and an error reason.
 
-Headline: whole-sample exact match of the call list, order-free, with the §7.3 value rules (numbers and
-whitespace normalised), via :func:`toolr0.core.matching.exact_match`. Secondary: tool/parameter P/R/F1
-(:func:`toolr0.core.matching.prf`). Every wrong item gets one reason, checked in this order:
+Headline: whole-sample exact match of the call list, order-free, with the evaluation's value equality (loose
+number types, whitespace normalised; :func:`toolr0.core.matching.eval_values_equal`), via
+:func:`toolr0.core.matching.exact_match`. Secondary: tool/parameter P/R/F1 (:func:`toolr0.core.matching.prf`).
+Every wrong item gets one reason, checked in this order:
 
 ``no_answer_tag`` (no ``<tool_call_answer>`` at all), ``unclosed`` (opened but never closed), ``empty_answer``,
-``unparseable``, ``no_call`` (parses, but no call normalises, or ``[]`` when gold has calls), ``unexpected_call``
-(gold is empty), ``wrong_count``, ``wrong_name``, ``missing_arg``, ``extra_arg``, ``wrong_value``.
+``unparseable``, ``no_call`` (parses, but no call normalises, or ``[]`` when gold has calls), ``malformed_call``
+(a list mixing calls with elements that are no call), ``unexpected_call`` (gold is empty), ``wrong_count``,
+``wrong_name``, ``missing_arg``, ``extra_arg``, ``wrong_value``.
 
 A second, lenient parse (unclosed final answer block and python-call syntax accepted) is recorded as a
-diagnostic only; it never changes the headline verdict. Pure: no engine imports.
+diagnostic only; it never changes the headline verdict. In the native Solver format (docs/solver_format.md)
+the headline reads the call however it was wrapped and ``strict_correct`` counts the template's own blocks
+only. Pure: no engine imports.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolr0.core.matching import eval_normalise, exact_match, prf
-from toolr0.core.parsing import SolverParse, parse_solver_output
+from toolr0.core.matching import eval_values_equal, exact_match, prf
+from toolr0.core.native import parse_native_output
+from toolr0.core.parsing import SolverParse, normalise_call, parse_solver_output
 from toolr0.core.schema import ToolCall
 
 REASONS = (
@@ -31,6 +35,7 @@ REASONS = (
     "empty_answer",
     "unparseable",
     "no_call",
+    "malformed_call",
     "unexpected_call",
     "wrong_count",
     "wrong_name",
@@ -51,6 +56,7 @@ class Verdict:
     pred: list[ToolCall] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     lenient_correct: bool = False
+    strict_correct: bool | None = None  # native format: right counting only the template's own blocks
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +66,7 @@ class Verdict:
             "pred": [c.to_dict() for c in self.pred],
             "metrics": dict(self.metrics),
             "lenient_correct": self.lenient_correct,
+            "strict_correct": self.strict_correct,
         }
 
 
@@ -78,13 +85,20 @@ def format_reason(text: str, p: SolverParse) -> str | None:
 
 def same_value(a: Any, b: Any) -> bool:
     """Value equality of the evaluation (the one :func:`matching.exact_match` applies)."""
-    try:
-        dump = [
-            json.dumps(eval_normalise(x), sort_keys=True, ensure_ascii=False, default=str) for x in (a, b)
-        ]
-    except (TypeError, ValueError, RecursionError):
-        return False
-    return dump[0] == dump[1]
+    return eval_values_equal(a, b)
+
+
+def malformed_elements(p: SolverParse) -> str | None:
+    """Detail when the parsed answer is a list holding an element that is no call (``[call, 17, "junk"]``).
+
+    Deliberate: the reward drops such elements (spec §7.3), but evaluation must not score a partly garbage
+    answer as right, so it is wrong with reason ``malformed_call``."""
+    if not p.parsed or not isinstance(p.value, list) or not p.calls:
+        return None
+    bad = [i for i, el in enumerate(p.value) if normalise_call(el) is None]
+    if not bad:
+        return None
+    return f"{len(bad)} of {len(p.value)} answer elements are not calls (first: {p.value[bad[0]]!r:.60})"
 
 
 def _closeness(p: ToolCall, g: ToolCall) -> float:
@@ -158,17 +172,40 @@ def score_calls(pred: list[ToolCall], gold: list[ToolCall]) -> tuple[bool, str, 
     return False, reason, detail
 
 
-def score_completion(text: str, gold: list[ToolCall]) -> Verdict:
-    """Score one raw Solver completion against the gold calls (spec §9.1 recommended protocol)."""
+def score_native(text: str, gold: list[ToolCall]) -> Verdict:
+    """Native format: the headline reads the calls however the model wrapped them (template blocks, code fence
+    or bare JSON; a reply without any call is "no call"); ``strict_correct`` counts only the template's own
+    ``<tool_call>`` blocks, as an OpenAI-compatible server's tool-call parser would."""
+    p = parse_native_output(text)
+    metrics = prf(p.calls, gold)
+    strict_ok = score_calls(p.strict_calls, gold)[0] and not p.malformed_blocks and not p.unclosed
+    if not p.parsed:
+        if not gold:
+            return Verdict(True, "ok", f"no call ({p.reason})", [], metrics, True, strict_ok)
+        reason = "unclosed" if p.unclosed else "unparseable"
+        return Verdict(False, reason, p.reason, [], metrics, False, False)
+    ok, reason, detail = score_calls(p.calls, gold)
+    return Verdict(ok, reason, detail or p.reason, list(p.calls), metrics, ok, strict_ok)
+
+
+def score_completion(text: str, gold: list[ToolCall], solver_format: str = "reference") -> Verdict:
+    """Score one raw Solver completion against the gold calls (spec §9.1 recommended protocol), read in the
+    Solver's format (``reference`` or ``native``, see :func:`score_native`)."""
+    if solver_format == "native":
+        return score_native(text, gold)
     p = parse_solver_output(text)
     metrics = prf(p.calls, gold)
     lenient = parse_solver_output(text, allow_unclosed=True, python_calls=True)
-    lenient_ok = score_calls(lenient.calls, gold)[0] if (lenient.parsed or not gold) else False
+    lenient_ok = (lenient.parsed or not gold) and malformed_elements(lenient) is None
+    lenient_ok = lenient_ok and score_calls(lenient.calls, gold)[0]
     fmt = format_reason(text, p)
     if fmt is not None:
         if not gold:  # no call expected and none was made: correct
             return Verdict(True, "ok", f"no call ({fmt})", [], metrics, True)
         return Verdict(False, fmt, p.reason, [], metrics, lenient_ok)
+    junk = malformed_elements(p)
+    if junk is not None:
+        return Verdict(False, "malformed_call", junk, list(p.calls), metrics, lenient_ok)
     ok, reason, detail = score_calls(p.calls, gold)
     if not ok and reason == "no_call" and p.calls == [] and not p.empty_answer:
         detail = "answer parses but no element normalises to a call"
