@@ -8,6 +8,7 @@ The stop string is kept in the text (`include_stop_str_in_output`, a vLLM extens
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import urllib.error
@@ -73,11 +74,30 @@ class OpenAISampler(BaseSampler):
         except urllib.error.HTTPError as e:
             detail = e.read().decode("utf-8", "replace")[:300]
             raise ToolR0Error(f"{url}: HTTP {e.code}: {detail}") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+        except ValueError as e:  # a reply that is not JSON (a proxy page, a half-started server)
+            raise ToolR0Error(f"{url}: reply is not JSON ({e})") from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
             raise ModelUnavailableError(
                 f"cannot reach the inference server at {self.base_url} ({e}); start it (e.g. `vllm serve`) "
                 "or fix inference.base_url"
             ) from None
+
+    def health_check(self, timeout_s: float = 10.0) -> list[str]:
+        """The model ids listed by `/v1/models`; a one-line `ModelUnavailableError` naming the URL when the
+        server does not answer within `timeout_s` or lists no model (call before a phase starts)."""
+        saved, self.timeout_s = self.timeout_s, min(self.timeout_s, timeout_s)
+        try:
+            data = self._request("/models").get("data") or []
+        except ToolR0Error as exc:
+            raise ModelUnavailableError(
+                f"frozen Solver server at {self.base_url} failed its health check: {exc}"
+            ) from None
+        finally:
+            self.timeout_s = saved
+        ids = [str(d.get("id")) for d in data if isinstance(d, dict)]
+        if not ids:
+            raise ModelUnavailableError(f"{self.base_url}/models lists no model (health check)")
+        return ids
 
     @property
     def model(self) -> str:
