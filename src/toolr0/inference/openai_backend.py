@@ -13,6 +13,7 @@ import json
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -40,6 +41,7 @@ class OpenAISampler(BaseSampler):
         concurrency: int = 8,
         vllm_extensions: bool = True,
         checkpoint_id: str | None = None,
+        on_unreachable: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
         self.base_url = base_url.rstrip("/")
@@ -49,6 +51,8 @@ class OpenAISampler(BaseSampler):
         self.vllm_extensions = vllm_extensions
         self._model = model
         self.checkpoint_id = checkpoint_id or f"{self.base_url}#{model or ''}"
+        # called when the server cannot be reached (a managed server raises its exit code and log tail here)
+        self.on_unreachable = on_unreachable
 
     @classmethod
     def from_config(cls, inference_cfg: Any, **kwargs: Any) -> OpenAISampler:
@@ -77,6 +81,8 @@ class OpenAISampler(BaseSampler):
         except ValueError as e:  # a reply that is not JSON (a proxy page, a half-started server)
             raise ToolR0Error(f"{url}: reply is not JSON ({e})") from None
         except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+            if self.on_unreachable is not None:
+                self.on_unreachable()
             raise ModelUnavailableError(
                 f"cannot reach the inference server at {self.base_url} ({e}); start it (e.g. `vllm serve`) "
                 "or fix inference.base_url"

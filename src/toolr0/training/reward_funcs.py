@@ -165,7 +165,7 @@ def generator_reward_funcs(
                 failures[0] = 0
             except Exception as exc:  # noqa: BLE001 - one failure is tolerated, a run of them is not
                 failures[0] += 1
-                what = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+                what = " ".join(f"{type(exc).__name__}: {exc}".split())[:800]
                 if max_failures > 0 and failures[0] >= max_failures:
                     raise RewardServiceError(
                         f"frozen Solver service at {service_location(service)} failed {failures[0]} times in "
