@@ -341,7 +341,9 @@ def _remote_service(cfg: Any, seed: int) -> Any:
     from toolr0.inference.openai_backend import OpenAISampler
     from toolr0.inference.solver_service import SolverService
 
-    adapter = cfg.roles.solver_adapter if cfg.roles.mode == "lora" else None
+    # a configured served model (e.g. the loop's managed server) is the frozen Solver itself: no adapter on top
+    lora = cfg.roles.mode == "lora" and cfg.inference.served_model is None
+    adapter = cfg.roles.solver_adapter if lora else None
     return SolverService(
         OpenAISampler.from_config(cfg.inference),
         cfg.rewards,
