@@ -23,7 +23,7 @@ from toolr0.errors import ConfigError
 from toolr0.inference.config import InferenceConfig, ModelConfig
 from toolr0.inference.server import ServerConfig
 from toolr0.inference.structured import StructuredConfig
-from toolr0.selfplay.config import LoopConfig
+from toolr0.selfplay.config import LaunchConfig, LoopConfig
 from toolr0.training.config import GRPORoleConfig, RolesConfig
 
 
@@ -54,6 +54,9 @@ class ToolR0Config(BaseModel):
     generator: GRPORoleConfig = Field(default_factory=GRPORoleConfig, description="Generator GRPO knobs.")
     solver: GRPORoleConfig = Field(default_factory=GRPORoleConfig, description="Solver GRPO knobs.")
     loop: LoopConfig = Field(default_factory=LoopConfig, description="Self-play loop counts and ablations.")
+    launch: LaunchConfig = Field(
+        default_factory=LaunchConfig, description="Phases in-process or as child processes (GPUs, nodes)."
+    )
 
     @model_validator(mode="after")
     def _apply_ablations(self) -> ToolR0Config:

@@ -26,6 +26,12 @@ def selfplay(
         None, "--set", "-s", help="Override a config value, e.g. --set loop.iterations=2 (repeatable)."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Live progress display."),
+    stage_b: int = typer.Option(
+        None,
+        "--stage-b",
+        hidden=True,
+        help="Run only stage B of this iteration (launch.mode processes child).",
+    ),
 ) -> None:
     """Self-play: train the Generator, synthesise and filter tasks, train the Solver; N iterations."""
     from toolr0.config import load_config
@@ -36,11 +42,20 @@ def selfplay(
         from toolr0.selfplay.progress import print_plan
 
         print_plan(cfg, out)
+        from toolr0.selfplay.launch import launch_plan
+
+        for line in launch_plan(cfg, out):
+            typer.echo(line)
         return
     if out is None:
         raise ToolR0Error("--out is required (the run directory), e.g. --out runs/quick")
     if resume and not (out / "state.json").is_file():
         raise ToolR0Error(f"--resume: {out} holds no run (no state.json)")
+    if stage_b is not None:
+        from toolr0.selfplay.loop import run_stage_b_only
+
+        run_stage_b_only(cfg, out, stage_b, progress=progress)
+        return
     from toolr0.selfplay.loop import run_selfplay
 
     run_selfplay(cfg, out, progress=progress)

@@ -33,6 +33,9 @@ InitGenOpt = typer.Option(
     None, "--init-generator", help="Start the Generator from this adapter/model folder."
 )
 InitSolOpt = typer.Option(None, "--init-solver", help="Start the Solver from this adapter/model folder.")
+SpecSeedOpt = typer.Option(
+    None, "--spec-seed", hidden=True, help="Seed of the Generator's training specs (default: loop.seed)."
+)
 
 
 def _load(config: Path | None, overrides: list[str] | None):  # noqa: ANN202
@@ -52,6 +55,7 @@ def _run(
     data: Path | None = None,
     init_generator: Path | None = None,
     init_solver: Path | None = None,
+    spec_seed: int | None = None,
 ) -> None:
     import logging
 
@@ -86,6 +90,7 @@ def _run(
         resume=resume,
         init={k: str(v) for k, v in init.items() if v},
         echo=lambda line: console.print(line),
+        spec_seed=spec_seed,
     )
     sps = f"{result.seconds_per_step:.1f}" if result.seconds_per_step else "n/a"
     console.print(
@@ -104,9 +109,22 @@ def generator(
     processes: int = ProcOpt,
     init_generator: Path = InitGenOpt,
     init_solver: Path = InitSolOpt,
+    spec_seed: int = SpecSeedOpt,
 ) -> None:
     """Train the Generator: prompts from sampled specs; rewards format, validity, curriculum (frozen Solver)."""
-    _run("generator", config, out, resume, dry_run, overrides, processes, None, init_generator, init_solver)
+    _run(
+        "generator",
+        config,
+        out,
+        resume,
+        dry_run,
+        overrides,
+        processes,
+        None,
+        init_generator,
+        init_solver,
+        spec_seed,
+    )
 
 
 @app.command("solver")

@@ -283,9 +283,7 @@ class RoleEngine:
             return self._server
         self.stop_server()
         base = str(resolve_model(self.cfg.model.name))
-        server = ManagedServer.for_checkpoint(
-            self.cfg.server, base, checkpoint, self.run.root / "server.log"
-        )
+        server = ManagedServer.for_checkpoint(self.cfg.server, base, checkpoint, self.run.root / "server.log")
         self.run.log_metric({"event": "server_start", "checkpoint": checkpoint, "command": server.describe()})
         self._server, self._served = server.start(), checkpoint
         return server
@@ -478,8 +476,14 @@ def _zero_lora_b(pm: Any, name: str) -> None:
             p.data.zero_()
 
 
-def build_engine(cfg: ToolR0Config, run: RunDir) -> RoleEngine:
-    """The engine for `cfg`: in-process `RoleEngine`; stage-B sampling through vllm/openai when configured."""
+def build_engine(cfg: ToolR0Config, run: RunDir, in_process: bool = False) -> Any:
+    """The engine for `cfg`: in-process `RoleEngine` (stage-B sampling through vllm/openai when configured),
+    or with `launch.mode: processes` a `launch.ProcessEngine` running each phase as a child (`in_process`
+    forces the former: a stage-B child)."""
+    if cfg.launch.mode == "processes" and not in_process:
+        from toolr0.selfplay.launch import ProcessEngine
+
+        return ProcessEngine(cfg, run)
     if cfg.inference.backend != "hf" and cfg.structured.enabled:
         raise ToolR0Error(
             f"structured decoding of candidates is wired for the hf backend only (inference.backend="

@@ -25,6 +25,8 @@ from toolr0.io import append_jsonl, atomic_write_json, atomic_write_jsonl, atomi
 STATE_VERSION = 1
 # Changing these keys does not invalidate finished work, so a run may be extended or re-pointed on resume.
 RESUME_FREE_KEYS = {("loop", "iterations")}
+# Where phases run (processes, GPUs, the server's port) does not change what they compute: free as well.
+RESUME_FREE_SECTIONS = {"launch", "server"}
 
 
 class InjectedFault(RuntimeError):
@@ -139,7 +141,11 @@ class RunDir:
             except (OSError, json.JSONDecodeError) as exc:
                 raise ToolR0Error(f"{self.state_path}: unreadable run state ({exc})") from None
             old = self.state.get("config", {})
-            changed = [k for k in _diff_keys(old, config_data) if k not in RESUME_FREE_KEYS]
+            changed = [
+                k
+                for k in _diff_keys(old, config_data)
+                if k not in RESUME_FREE_KEYS and not (k and k[0] in RESUME_FREE_SECTIONS)
+            ]
             if changed:
                 names = ", ".join(".".join(k) for k in changed[:5])
                 more = f" (+{len(changed) - 5} more)" if len(changed) > 5 else ""
