@@ -226,3 +226,61 @@ def test_a_child_killed_mid_phase_resumes_with_the_same_command(tmp_path, tiny_m
     assert summary["start_step"] == 1 and summary["global_step"] == 2
     assert summary["resumed_from"].endswith("checkpoint-1")
     assert json.loads((out / "state.json").read_text())["finished"] is True
+
+
+@pytest.mark.slow
+def test_a_generator_child_queries_the_managed_server_the_loop_started(tmp_path, tiny_model_dir, src_on_path):
+    """The child's training health-checks the server at the URL the loop passes (a wrong URL fails the child)."""
+    from pathlib import Path
+
+    from toolr0.io import read_jsonl
+    from toolr0.selfplay.loop import run_selfplay
+
+    fake = str(Path(__file__).with_name("fake_openai_server.py"))
+    cfg = tiny_config(
+        tiny_model_dir,
+        **{
+            "launch.mode": "processes",
+            "launch.generator.cpu": True,
+            "launch.solver.cpu": True,
+            "inference.backend": "openai",
+            "server.managed": True,
+            "server.command": [sys.executable, fake],
+            "server.port": 0,
+            "server.poll_interval_s": 0.1,
+            "loop.iterations": 1,
+            "loop.freeze_generator": False,
+            "loop.n_candidates": 2,
+            "loop.gen_batch_size": 2,
+        },
+    )
+    out = tmp_path / "run"
+    run_selfplay(cfg, out, progress=False)
+    events = [m for m in read_jsonl(out / "metrics.jsonl") if m["event"].startswith("server_")]
+    port = events[0]["command"].split("--port ")[1].split()[0]
+    log = (out / "iter_01" / "generator" / "launch.log").read_text()
+    assert f"inference.base_url=http://127.0.0.1:{port}/v1" in log and "inference.served_model=solver" in log
+    assert json.loads((out / "state.json").read_text())["finished"] is True
+
+
+@pytest.mark.slow
+def test_solver_child_trains_under_two_cpu_processes(tmp_path, tiny_model_dir, src_on_path):
+    """Phase C's child (`toolr0 train solver` under accelerate, 2 processes) on a small curriculum."""
+    from _training_support import weather_tasks
+    from toolr0.config import config_to_dict, dump_config
+    from toolr0.io import atomic_write_jsonl
+    from toolr0.selfplay.launch import ProcessEngine
+
+    cfg = _ddp_cfg(tiny_model_dir)
+    run = RunDir(tmp_path / "run")
+    run.open(config_to_dict(cfg), dump_config(cfg))
+    cur = tmp_path / "curriculum.jsonl"
+    atomic_write_jsonl(cur, [{"task": t.to_dict()} for t in weather_tasks(4)])
+    res = ProcessEngine(cfg, run).train_solver(
+        iteration=1, init=None, curriculum=cur, out_dir=run.checkpoint_dir(1, "solver"), reporter=None
+    )
+    assert res["steps"] == 1 and res["checkpoint"].endswith("iter_01/solver/final")
+    assert (run.checkpoint_dir(1, "solver") / "final" / "adapter_config.json").is_file()
+    log = (run.checkpoint_dir(1, "solver") / "launch.log").read_text()
+    assert log.count("done: step 1 (from 0)") == 2 and "train solver" in log
+    assert any("solver_accuracy" in k for row in res["log_history"] for k in row)

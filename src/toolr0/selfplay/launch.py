@@ -260,6 +260,7 @@ class ProcessEngine:
         from toolr0.selfplay.stages import derive_seed
 
         overrides: list[str] = []
+        t0 = time.monotonic()
         try:
             if self.cfg.server.managed:
                 server = self._start_server(frozen_solver)
@@ -278,7 +279,6 @@ class ProcessEngine:
                 spec_seed=derive_seed(self.cfg.loop.seed, iteration, "generator_prompts"),
                 overrides=overrides,
             )
-            t0 = time.monotonic()
             run_child(
                 cmd,
                 child_env(self.cfg, "generator"),
