@@ -109,6 +109,7 @@ def test_dry_run_lists_every_phase_process_and_the_server(tmp_path):
         "C  Solver GRPO: 16 process(es) on 2 node(s)" in text
         and "B  dataset synthesis: 1 process(es)" in text
     )
+    assert "2 nodes: the loop starts this on its own node only" in text
     assert "CUDA_VISIBLE_DEVICES=0,1,2 " in text and "toolr0.cli train generator" in text
     assert "CUDA_VISIBLE_DEVICES=3 vllm serve" in text and "--served-model-name solver" in text
     plain = "\n".join(launch_plan(load_config(None), None))

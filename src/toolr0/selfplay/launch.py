@@ -150,6 +150,11 @@ def launch_plan(cfg: ToolR0Config, out: Path | str | None) -> list[str]:
                 + (", CPU (DDP over gloo)" if pl.cpu else "")
             )
             lines.append(f"    {describe(cmd, pl.gpus)}")
+            if pl.nodes > 1:
+                lines.append(
+                    f"    {pl.nodes} nodes: the loop starts this on its own node only; start the same command on "
+                    "every other node with its --machine_rank (and the same --main_process_ip)"
+                )
     if cfg.server.managed:
         from toolr0.inference.server import ManagedServer
 
