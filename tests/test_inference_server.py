@@ -167,3 +167,37 @@ def test_free_port_and_port_free():
         sock.listen(1)
         assert not port_free("127.0.0.1", p)
     assert isinstance(ToolR0Error("x"), Exception)
+
+
+def test_a_server_does_not_outlive_a_killed_loop(tmp_path, weights):
+    """The loop's process dies without stopping its server (SIGKILL, OOM): the server is terminated too."""
+    import os
+    import subprocess
+    import time
+
+    import toolr0
+
+    src = os.path.dirname(os.path.dirname(toolr0.__file__))
+    code = (
+        "import os, sys\n"
+        "from toolr0.inference.server import ManagedServer, ServerConfig\n"
+        f"cfg = ServerConfig(command=[sys.executable, {FAKE!r}], port=0, startup_timeout_s=20, poll_interval_s=0.1)\n"
+        f"s = ManagedServer(cfg, {str(weights[0])!r}, {str(tmp_path / 'log')!r}).start()\n"
+        "print(s.proc.pid, flush=True)\n"
+        "os._exit(0)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": src}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    pid = int(out.stdout.strip())
+
+    def alive() -> bool:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                return "\nState:\tZ" not in f.read()
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 15
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive()

@@ -17,6 +17,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -83,6 +84,18 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def die_with_parent() -> None:
+    """`preexec_fn` of a child: SIGTERM it when the process that started it dies (Linux), so a killed loop
+    leaves no server or training job behind holding GPUs and ports. A no-op elsewhere."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
 
 
 def _tail(path: Path, lines: int) -> str:
@@ -190,6 +203,7 @@ class ManagedServer:
                     stdin=subprocess.DEVNULL,
                     env=self.env(),
                     start_new_session=True,  # its own process group: stop() reaches its workers too
+                    preexec_fn=die_with_parent,
                 )
             except OSError as exc:
                 raise ServerError(

@@ -26,6 +26,7 @@ from typing import Any
 
 from toolr0.config import ToolR0Config
 from toolr0.errors import ToolR0Error
+from toolr0.inference.server import die_with_parent
 from toolr0.selfplay.rundir import RunDir
 
 PHASES = {"generator": "A  Generator GRPO", "stage_b": "B  dataset synthesis", "solver": "C  Solver GRPO"}
@@ -203,7 +204,8 @@ def run_child(cmd: list[str], env: dict[str, str], log_path: Path, what: str, ec
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
-            start_new_session=True,
+            start_new_session=True,  # its own process group: the launcher and every rank are stopped together
+            preexec_fn=die_with_parent,  # and a killed loop leaves no orphan training job behind
         )
         pid_path.write_text(str(proc.pid))
         try:
