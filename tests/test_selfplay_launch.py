@@ -258,9 +258,13 @@ def test_a_generator_child_queries_the_managed_server_the_loop_started(tmp_path,
     out = tmp_path / "run"
     run_selfplay(cfg, out, progress=False)
     events = [m for m in read_jsonl(out / "metrics.jsonl") if m["event"].startswith("server_")]
-    port = events[0]["command"].split("--port ")[1].split()[0]
+    url = events[0]["url"]
+    assert (
+        url.startswith("http://127.0.0.1:")
+        and f"--port {url.split(':')[2].split('/')[0]}" in events[0]["command"]
+    )
     log = (out / "iter_01" / "generator" / "launch.log").read_text()
-    assert f"inference.base_url=http://127.0.0.1:{port}/v1" in log and "inference.served_model=solver" in log
+    assert f"inference.base_url={url}" in log and "inference.served_model=solver" in log
     assert json.loads((out / "state.json").read_text())["finished"] is True
 
 

@@ -284,8 +284,15 @@ class RoleEngine:
         self.stop_server()
         base = str(resolve_model(self.cfg.model.name))
         server = ManagedServer.for_checkpoint(self.cfg.server, base, checkpoint, self.run.root / "server.log")
-        self.run.log_metric({"event": "server_start", "checkpoint": checkpoint, "command": server.describe()})
         self._server, self._served = server.start(), checkpoint
+        self.run.log_metric(
+            {
+                "event": "server_start",
+                "checkpoint": checkpoint,
+                "url": server.base_url,
+                "command": server.describe(),
+            }
+        )
         return server
 
     def stop_server(self) -> None:

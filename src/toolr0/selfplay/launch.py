@@ -345,8 +345,15 @@ class ProcessEngine:
 
         base = str(resolve_model(self.cfg.model.name))
         server = ManagedServer.for_checkpoint(self.cfg.server, base, checkpoint, self.run.root / "server.log")
-        self.run.log_metric({"event": "server_start", "checkpoint": checkpoint, "command": server.describe()})
         self._server = server.start()
+        self.run.log_metric(
+            {
+                "event": "server_start",
+                "checkpoint": checkpoint,
+                "url": server.base_url,
+                "command": server.describe(),
+            }
+        )
         return server
 
     def _stop_server(self) -> None:
