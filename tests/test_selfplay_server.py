@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from toolr0.inference.base import SamplingParams
 from toolr0.io import read_jsonl
 from toolr0.selfplay.loop import run_selfplay
 
@@ -41,6 +42,7 @@ def _cfg(model_dir, **extra):
     )
 
 
+@pytest.mark.slow
 def test_loop_serves_the_frozen_solver_and_restarts_it_with_new_weights(tmp_path, tiny_model_dir):
     out = tmp_path / "run"
     run_selfplay(_cfg(tiny_model_dir), out, progress=False, engine_factory=FakeGeneratorEngine)
@@ -134,3 +136,27 @@ def test_managed_server_needs_the_openai_backend():
 
     with pytest.raises(ConfigError, match="server.managed needs inference.backend: openai"):
         load_config(None, {"server.managed": True})
+
+
+def test_engine_restarts_the_server_only_when_the_checkpoint_changes(
+    tmp_path, tiny_model_dir, tiny_adapter_dir
+):
+    from toolr0.selfplay.engine import RoleEngine
+    from toolr0.selfplay.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.open({}, "")
+    engine = RoleEngine(_cfg(tiny_model_dir), run)
+    try:
+        first = engine.serve(None)
+        assert engine.serve(None) is first and first.running  # same weights: the running server is reused
+        second = engine.serve(str(tiny_adapter_dir))  # new Solver weights: a new server process
+        assert second is not first and not first.running and second.running
+        assert second.adapter == str(tiny_adapter_dir) and second.models() == ["solver"]
+        out = second.sampler().generate([[{"role": "user", "content": "x"}]], SamplingParams(n=1))
+        assert out[0] == [f"4 [{tiny_adapter_dir}] <tool_call_answer>[]</tool_call_answer>"]
+    finally:
+        engine.close()
+    assert not second.running and engine._server is None
+    events = [m["event"] for m in read_jsonl(run.metrics_path)]
+    assert events == ["server_start", "server_stop", "server_start", "server_stop"]
