@@ -66,6 +66,16 @@ def run(
     prompt_variant: str = typer.Option(
         "reference", "--prompt-variant", help="Solver prompt variant (reference, compact, or a YAML path)."
     ),
+    solver_format: str = typer.Option(
+        "reference",
+        "--solver-format",
+        help="reference: the paper's <think>/<tool_call_answer> prompt (spec §7.1); native: the model's own "
+        "chat template with tools= (headline reads the call however it is wrapped; strict % counts only the "
+        "template's own <tool_call> blocks).",
+    ),
+    reason_first: bool = typer.Option(
+        False, "--reason-first", help="Native format: ask for a short <think> before the calls."
+    ),
     merge_adapter: bool = typer.Option(
         True,
         "--merge-adapter/--no-merge-adapter",
@@ -86,6 +96,8 @@ def run(
         raise ToolR0Error(f"--predictions must be model, gold or corrupt, not {predictions!r}")
     if dtype not in ("auto", "bf16", "fp32"):
         raise ToolR0Error(f"--dtype must be auto, bf16 or fp32, not {dtype!r}")
+    if solver_format not in ("reference", "native"):
+        raise ToolR0Error(f"--solver-format must be reference or native, not {solver_format!r}")
     settings = EvalSettings(
         model=model,
         benchmarks=list(benchmarks),
@@ -99,6 +111,8 @@ def run(
         dtype=dtype,
         threads=threads,
         prompt_variant=prompt_variant,
+        solver_format=solver_format,
+        reason_first=reason_first,
         merge_adapter=merge_adapter,
     )
     summary = run_eval(

@@ -45,6 +45,14 @@ def _micro(rows: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
+def _strict(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Native-format rows: accuracy counting only the template's own <tool_call> blocks."""
+    marked = [r for r in rows if r.get("strict_correct") is not None]
+    if not marked:
+        return {}
+    return {"strict_accuracy": round(100 * sum(bool(r["strict_correct"]) for r in marked) / len(marked), 2)}
+
+
 def bench_stats(rows: list[dict[str, Any]], total: int | None = None) -> dict[str, Any]:
     """Accuracy, lenient accuracy, micro P/R/F1, reason counts and seconds of one benchmark's rows."""
     n = len(rows)
@@ -57,6 +65,7 @@ def bench_stats(rows: list[dict[str, Any]], total: int | None = None) -> dict[st
         "lenient_accuracy": round(100 * sum(bool(r.get("lenient_correct")) for r in rows) / n, 2)
         if n
         else None,
+        **_strict(rows),
         **_micro(rows),
         "reasons": dict(Counter(r.get("reason", "?") for r in rows if not r.get("correct")).most_common()),
         "seconds": round(sum(float(r.get("seconds", 0.0)) for r in rows), 1),
@@ -156,19 +165,23 @@ def markdown(summary: dict[str, Any]) -> str:
         f"decoding {m.get('decoding', 'greedy')}, max_new_tokens {m.get('max_new_tokens')}, "
         + (f"dtype {m['dtype']}, " if m.get("dtype") else "")
         + f"limit {m.get('limit')}, seed {m.get('seed')}, created {m.get('created', '')}",
+        f"Solver format: {m.get('solver_format') or 'reference (spec §7.1 prompt)'}",
         "",
     ]
     hammer = [b for b in (*HAMMER_BENCHMARKS, APIBANK) if b in per]
+    native = any("strict_accuracy" in s for s in per.values())
+    second = "Strict %" if native else "Lenient %"  # native: the template's own blocks only
     if hammer:
         lines += [
-            "| Benchmark | n | Accuracy % | Lenient % | Tool F1 | Param F1 | Top errors |",
+            f"| Benchmark | n | Accuracy % | {second} | Tool F1 | Param F1 | Top errors |",
             "|---|---|---|---|---|---|---|",
         ]
         for b in hammer:
             s = per[b]
             nn = f"{s['n']}/{s['n_total']}" if s["n"] != s["n_total"] else str(s["n"])
+            alt = s.get("strict_accuracy") if native else s["lenient_accuracy"]
             lines.append(
-                f"| {DISPLAY.get(b, b)} | {nn} | {_fmt(s['accuracy'])} | {_fmt(s['lenient_accuracy'])} | "
+                f"| {DISPLAY.get(b, b)} | {nn} | {_fmt(s['accuracy'])} | {_fmt(alt)} | "
                 f"{_fmt(s['tool_f1'])} | {_fmt(s['param_f1'])} | {_top_reasons(s['reasons'])} |"
             )
         for name in OFFLINE_BENCHMARKS.values():
@@ -182,13 +195,15 @@ def markdown(summary: dict[str, Any]) -> str:
         lines.append("")
     bf = summary.get("bfcl")
     if bf:
-        lines += ["| BFCL category | n | Accuracy % | Top errors |", "|---|---|---|---|"]
+        extra = " Strict % |" if native else ""
+        lines += [f"| BFCL category | n | Accuracy % |{extra} Top errors |", "|---|---|---|" + ("---|" if native else "") + "---|"]
         for b in per:
             if b.startswith(PREFIX):
                 s = per[b]
                 nn = f"{s['n']}/{s['n_total']}" if s["n"] != s["n_total"] else str(s["n"])
+                strict = f" {_fmt(s.get('strict_accuracy'))} |" if native else ""
                 lines.append(
-                    f"| {b[len(PREFIX) :]} | {nn} | {_fmt(s['accuracy'])} | {_top_reasons(s['reasons'])} |"
+                    f"| {b[len(PREFIX) :]} | {nn} | {_fmt(s['accuracy'])} |{strict} {_top_reasons(s['reasons'])} |"
                 )
         lines += [
             "",

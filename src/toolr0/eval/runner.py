@@ -11,6 +11,7 @@ Layout: ``<out>/eval_config.json`` (setting, resolved model), ``items.jsonl`` (o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import platform
@@ -20,8 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from toolr0.core.prompts import solver_messages
 from toolr0.core.schema import ToolCall
+from toolr0.core.solver_format import SolverFormat
 from toolr0.errors import ToolR0Error
 from toolr0.eval import bfcl
 from toolr0.eval.benchmarks import HAMMER_BENCHMARKS, EvalItem, load_hammer, select_subset
@@ -49,9 +50,11 @@ FINGERPRINT_KEYS = (
     "adapter",
     "adapter_merged",
     "dtype",
+    "solver_format",
+    "prompt_sha256",
 )
 # Keys added after folders were already written without them: absent from an older folder, they are not checked.
-FINGERPRINT_KEYS_ADDED_LATER = ("dtype",)
+FINGERPRINT_KEYS_ADDED_LATER = ("dtype", "solver_format", "prompt_sha256")
 
 
 @dataclass
@@ -70,6 +73,8 @@ class EvalSettings:
     dtype: str = "auto"
     threads: int | None = None
     prompt_variant: str = "reference"
+    solver_format: str = "reference"  # reference (spec §7.1 prompt) | native (chat template with tools=)
+    reason_first: bool = False  # native only: a short <think> before the calls
     adapter: str | None = (
         None  # named adapter inside a PEFT model (resolved automatically for adapter folders)
     )
@@ -134,10 +139,20 @@ def scored_rows(
     return {b: [rows[it.id] for it in items if it.id in rows] for b, items in selected.items()}
 
 
-def score_item(item: EvalItem, text: str) -> Verdict:
+def score_item(item: EvalItem, text: str, solver_format: str = "reference") -> Verdict:
     if item.benchmark.startswith(bfcl.PREFIX):
-        return bfcl.score_bfcl(item, text)
-    return score_completion(text, item.gold)
+        return bfcl.score_bfcl(item, text, solver_format)
+    return score_completion(text, item.gold, solver_format)
+
+
+def eval_solver_format(settings: EvalSettings) -> SolverFormat:
+    return SolverFormat(settings.solver_format, settings.prompt_variant, settings.reason_first)
+
+
+def prompt_sha256(fmt: SolverFormat) -> str:
+    """Hash of the prompt text a format sends besides the item (editing a prompt file changes it)."""
+    probe = fmt.messages("{question}", [])
+    return hashlib.sha256(json.dumps(probe, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------------- models
@@ -277,6 +292,9 @@ def rebuild_summary(out: str | Path) -> dict[str, Any]:
         dtype=fingerprint.get("dtype"),
         decoding="greedy",
         rebuilt_from_items=True,
+        solver_format=SolverFormat(
+            s.get("solver_format") or "reference", s.get("prompt_variant") or "reference", bool(s.get("reason_first"))
+        ).describe(),
     )
     summary = summarise(chosen, totals=totals, meta=meta)
     write_summary(out, summary)
@@ -298,6 +316,7 @@ def _row(
         "reason": v.reason,
         "detail": v.detail,
         "lenient_correct": v.lenient_correct,
+        "strict_correct": v.strict_correct,
         "metrics": v.metrics,
         **extra,
     }
@@ -320,27 +339,30 @@ def _bfcl_corruption_hints(item: EvalItem) -> tuple[dict[str, list[str]], dict[t
     return required, avoid
 
 
-def oracle_prediction(item: EvalItem, mode: PredictionMode) -> tuple[str, dict[str, Any]]:
-    """The raw text standing in for the model in gold/corrupt mode, plus row extras."""
+def oracle_prediction(
+    item: EvalItem, mode: PredictionMode, fmt: SolverFormat | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The raw text standing in for the model in gold/corrupt mode (in the Solver's format), plus row extras."""
+    render = fmt.render_calls if fmt is not None and fmt.native else solver_text
     is_bfcl = item.benchmark.startswith(bfcl.PREFIX)
     kind = item.meta.get("kind", "ast") if is_bfcl else "ast"
     any_call = [ToolCall(item.tools[0].name if item.tools else "zq_any_tool", {})]
     if kind == "irrelevance":  # gold: no call; corrupt: call the first tool
         calls = [] if mode == "gold" else any_call
         extra = {} if mode == "gold" else {"corruption": "extra_call", "expected_reason": "unexpected_call"}
-        return solver_text(calls), extra
+        return render(calls), extra
     if kind == "relevance":  # gold: some call; corrupt: none
         calls = any_call if mode == "gold" else []
         extra = {} if mode == "gold" else {"corruption": "no_call", "expected_reason": "no_call"}
-        return solver_text(calls), extra
+        return render(calls), extra
     if mode == "gold":
-        return solver_text(item.gold), {}
+        return render(item.gold), {}
     if is_bfcl:
         required, avoid = _bfcl_corruption_hints(item)
         calls, ckind = corrupt_calls(item.id, item.gold, item.tools, required=required, avoid_values=avoid)
     else:
         calls, ckind = corrupt_calls(item.id, item.gold, item.tools)
-    return solver_text(calls), {"corruption": ckind, "expected_reason": EXPECTED_REASON[ckind]}
+    return render(calls), {"corruption": ckind, "expected_reason": EXPECTED_REASON[ckind]}
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -363,11 +385,14 @@ def run_eval(
     )
     out = Path(settings.out_dir)
     model_path = resolve_eval_model(settings.model) if settings.predictions == "model" else "(oracle)"
+    fmt = eval_solver_format(settings)
     fingerprint = {
         "model": model_path if settings.predictions == "model" else f"oracle:{settings.predictions}",
         "predictions": settings.predictions,
         "max_new_tokens": settings.max_new_tokens if settings.predictions == "model" else None,
         "prompt_variant": settings.prompt_variant,
+        "solver_format": settings.solver_format + ("+reason_first" if settings.reason_first else ""),
+        "prompt_sha256": prompt_sha256(fmt),
         "adapter": settings.adapter,
         # merged weights round differently from base + adapter: rows of the two are not mixed
         "adapter_merged": True
@@ -400,7 +425,7 @@ def run_eval(
     )
 
     adapter = settings.adapter
-    messages_of = {it.id: solver_messages(it.question, it.tools, settings.prompt_variant) for it in pending}
+    messages_of = {it.id: fmt.messages(it.question, it.tools) for it in pending}
     if pending and settings.predictions == "model" and sampler is None:
         echo(f"loading model {model_path}")
         sampler, adapter = build_sampler(settings, model_path)
@@ -413,7 +438,7 @@ def run_eval(
             temperature=0.0,
             top_p=1.0,
             max_new_tokens=settings.max_new_tokens,
-            stop=STOP,
+            stop=fmt.stop,
             seed=settings.seed,
         )
         # similar prompt lengths in one batch: less padding
@@ -428,13 +453,13 @@ def run_eval(
                 if settings.predictions == "model":
                     texts, extras = _generate(sampler, [messages_of[it.id] for it in batch], params, adapter)
                 else:
-                    pairs = [oracle_prediction(it, settings.predictions) for it in batch]
+                    pairs = [oracle_prediction(it, settings.predictions, fmt) for it in batch]
                     texts, extras = [p[0] for p in pairs], [p[1] for p in pairs]
                 dt = time.perf_counter() - t0
                 gen_seconds += dt
                 rows = []
                 for it, text, extra in zip(batch, texts, extras, strict=True):
-                    v = score_item(it, text)
+                    v = score_item(it, text, settings.solver_format)
                     extra = {**extra, "seconds": round(dt / len(batch), 3)}
                     rows.append(_row(it, messages_of[it.id], text, v, extra))
                 append_jsonl(out / ITEMS_FILE, rows)
@@ -457,6 +482,7 @@ def run_eval(
             "decoding": "greedy",
             "dtype": fingerprint["dtype"],
             "prompt_variant": settings.prompt_variant,
+            "solver_format": fmt.describe(),
             "wall_seconds_this_run": round(time.perf_counter() - t_start, 1),
             "generation_seconds_this_run": round(gen_seconds, 1),
             "notes": notes,

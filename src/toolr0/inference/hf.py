@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from toolr0.core.solver_format import split_tools
 from toolr0.errors import ToolR0Error
 from toolr0.inference.base import (
     BaseSampler,
@@ -67,6 +68,13 @@ def _stop_criteria_cls() -> type:
 
     return StopOnStrings
 
+
+
+def render_prompt(tokenizer: Any, messages: Messages) -> str:
+    """A conversation as the model's chat-templated prompt text (generation prompt appended); a native Solver
+    conversation's menu (``core.solver_format``) goes to the template as ``tools=``."""
+    msgs, tools = split_tools(messages)
+    return tokenizer.apply_chat_template(msgs, tools=tools or None, tokenize=False, add_generation_prompt=True)
 
 class HFSampler(BaseSampler):
     """Batched sampling with a transformers causal LM (optionally PEFT-wrapped)."""
@@ -138,8 +146,9 @@ class HFSampler(BaseSampler):
         return ids
 
     def render(self, messages: Messages) -> str:
-        """The chat-templated prompt text (generation prompt appended)."""
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        """The chat-templated prompt text (generation prompt appended; a native conversation's menu goes to
+        the template as ``tools=``)."""
+        return render_prompt(self.tokenizer, messages)
 
     def encode(self, messages: Messages) -> list[int]:
         return self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]

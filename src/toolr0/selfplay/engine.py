@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from toolr0.config import ToolR0Config
+from toolr0.core.solver_format import SolverFormat
 from toolr0.errors import ToolR0Error
 from toolr0.selfplay.rundir import RunDir
 
@@ -362,6 +363,7 @@ class RoleEngine:
                 seed=self.cfg.loop.seed,
                 adapter=adapter,
                 prompt_variant=self.cfg.prompts.solver_variant,
+                solver_format=SolverFormat.from_config(self.cfg.prompts),
                 max_new_tokens=self.cfg.loop.passk_max_tokens,
             )
             self._services[key] = SolverOps(service, self.cfg)
@@ -385,6 +387,7 @@ class RoleEngine:
             seed=self.cfg.loop.seed,
             adapter=rm.frozen_solver_adapter(),
             prompt_variant=self.cfg.prompts.solver_variant,
+                solver_format=SolverFormat.from_config(self.cfg.prompts),
         )
 
     def _served_frozen_service(self, frozen_solver: str | None) -> Any:

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from toolr0.core.solver_format import SolverFormat
 from toolr0.errors import ConfigError
 from toolr0.io import append_jsonl, atomic_write_json
 from toolr0.training import checkpoint as ckpt
@@ -140,7 +141,10 @@ def _check_prompt_lengths(dataset: Any, tokenizer: Any, max_prompt_length: int |
     """Longest prompt in tokens; TRL 1.16 never truncates, so `max_prompt_length` is only a guard."""
     longest = 0
     for row in dataset:
-        ids = tokenizer.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True)
+        if isinstance(row["prompt"], str):  # a prompt already rendered (native Solver format)
+            ids = tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
+        else:
+            ids = tokenizer.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True)
         if isinstance(ids, dict):
             ids = ids["input_ids"]
         longest = max(longest, len(ids))
@@ -202,6 +206,7 @@ def train_role(
     Generator's curriculum reward (built in-process on the frozen Solver adapter when None);
     `logits_processor_factory`: constrained-decoding hook for TRL's generation (default: the Generator's
     structured decoding when `cfg.structured.enabled`, none for the Solver)."""
+    from toolr0.inference.hf import render_prompt
     from toolr0.training import data as tdata
     from toolr0.training import reward_funcs as rf
     from toolr0.training.roles import frozen_scope, load_role_models
@@ -224,7 +229,10 @@ def train_role(
         seed = cfg.loop.seed if spec_seed is None else spec_seed
         dataset = tdata.generator_dataset(n, seed, cfg.prompts.generator_variant, dist, start=spec_start)
     else:
-        dataset = tdata.solver_dataset(data, cfg.prompts.solver_variant)
+        solver_format = SolverFormat.from_config(cfg.prompts)
+        tasks = data if isinstance(data, list) else tdata.load_tasks(data)
+        if not solver_format.native:
+            dataset = tdata.solver_dataset(tasks, cfg.prompts.solver_variant)
 
     # GPU recipe: the frozen Solver runs in its own vLLM server (OpenAI-compatible, inference.base_url).
     remote_solver = role == "generator" and service is None and cfg.inference.backend in ("openai", "vllm")
@@ -238,6 +246,10 @@ def train_role(
             cfg.model, cfg.roles, init=init, roles=which, training_precision=precision, seed=rc.seed
         )
     tokenizer = models.tokenizer
+    if role == "solver" and solver_format.native:  # rendered with each task's own tools= (needs the tokenizer)
+        dataset = tdata.solver_dataset(
+            tasks, cfg.prompts.solver_variant, solver_format, lambda m: render_prompt(tokenizer, m)
+        )
     longest = _check_prompt_lengths(dataset, tokenizer, rc.max_prompt_length)
 
     max_failures = cfg.inference.service_max_failures
@@ -254,7 +266,7 @@ def train_role(
                 cfg.rewards, service, scope=lambda: frozen_scope(models), max_failures=max_failures
             )
     else:
-        funcs = rf.solver_reward_funcs(cfg.rewards)
+        funcs = rf.solver_reward_funcs(cfg.rewards, solver_format)
     model = models.model_for(role)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -331,7 +343,12 @@ def _default_service(cfg: Any, models: Any, seed: int) -> Any:
         checkpoint_id=f"frozen-solver:{adapter or 'full'}:{time.time_ns()}",  # fresh cache scope per phase
     )
     return SolverService(
-        sampler, cfg.rewards, seed=seed, adapter=adapter, prompt_variant=cfg.prompts.solver_variant
+        sampler,
+        cfg.rewards,
+        seed=seed,
+        adapter=adapter,
+        prompt_variant=cfg.prompts.solver_variant,
+        solver_format=SolverFormat.from_config(cfg.prompts),
     )
 
 
@@ -350,6 +367,7 @@ def _remote_service(cfg: Any, seed: int) -> Any:
         seed=seed,
         adapter=adapter,
         prompt_variant=cfg.prompts.solver_variant,
+        solver_format=SolverFormat.from_config(cfg.prompts),
     )
 
 
