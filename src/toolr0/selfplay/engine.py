@@ -402,6 +402,7 @@ class RoleEngine:
             checkpoint_id=f"served-solver:{frozen_solver or 'base'}",
             seed=self.cfg.loop.seed,
             prompt_variant=self.cfg.prompts.solver_variant,
+            solver_format=SolverFormat.from_config(self.cfg.prompts),
         )
 
     def train_generator(
