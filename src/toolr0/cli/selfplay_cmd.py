@@ -26,6 +26,9 @@ def selfplay(
         None, "--set", "-s", help="Override a config value, e.g. --set loop.iterations=2 (repeatable)."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Live progress display."),
+    device: str = typer.Option(
+        None, "--device", help="auto (CUDA when present, else CPU), cpu or cuda:N (default: model.device)."
+    ),
     stage_b: int = typer.Option(
         None,
         "--stage-b",
@@ -38,6 +41,9 @@ def selfplay(
     from toolr0.errors import ToolR0Error
 
     cfg = load_config(config, set_ or None)
+    from toolr0.inference.device import check_device, pin_training_gpu
+
+    cfg.model.device = check_device(device or cfg.model.device)
     if dry_run:
         from toolr0.selfplay.progress import print_plan
 
@@ -51,6 +57,9 @@ def selfplay(
         raise ToolR0Error("--out is required (the run directory), e.g. --out runs/quick")
     if resume and not (out / "state.json").is_file():
         raise ToolR0Error(f"--resume: {out} holds no run (no state.json)")
+    if cfg.launch.mode == "in_process" or stage_b is not None:  # the loop of launch.mode processes trains
+        # nothing itself: its children pin their own GPUs (pinning here would narrow what they inherit)
+        cfg.model.device = pin_training_gpu(cfg.model.device)  # before CUDA starts: one process, one GPU
     if stage_b is not None:
         from toolr0.selfplay.loop import run_stage_b_only
 

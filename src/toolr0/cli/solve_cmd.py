@@ -45,6 +45,7 @@ def solve(
     max_new_tokens: int = typer.Option(512, help="Generation limit."),
     seed: int = typer.Option(0, help="Sampling seed."),
     dtype: str = typer.Option("auto", help="auto | bf16 | fp32."),
+    device: str = typer.Option("auto", help="auto (CUDA when present, else CPU) | cpu | cuda:N."),
     backend: str = typer.Option("hf", help="hf (in-process) | openai (an OpenAI-compatible server) | vllm."),
     base_url: str = typer.Option("http://127.0.0.1:8000/v1", help="openai backend: server URL."),
     allow_unclosed: bool = typer.Option(
@@ -72,9 +73,11 @@ def solve(
     if solver_format not in SOLVER_FORMATS:
         raise ToolR0Error(f"--solver-format must be one of {', '.join(SOLVER_FORMATS)}, not {solver_format!r}")
     fmt = SolverFormat(solver_format, reason_first=reason_first)
+    from toolr0.inference.device import check_device
+
     menu = _load_tools(tools)
     sampler = build_sampler(
-        ModelConfig(name=model, dtype=dtype),
+        ModelConfig(name=model, dtype=dtype, device=check_device(device)),
         InferenceConfig(backend=backend, base_url=base_url, batch_size=1),
     )
     params = SamplingParams(
@@ -87,7 +90,9 @@ def solve(
         typer.echo(text)
         typer.echo("--- parsed tool calls ---")
     typer.echo(json.dumps([c.to_dict() for c in parse.calls], indent=2, ensure_ascii=False))
-    if not parse.calls and not fmt.is_no_call(parse):
+    if fmt.native and fmt.is_no_call(parse):
+        typer.echo("the model made no tool call", err=True)
+    elif not parse.calls and not fmt.is_no_call(parse):
         typer.echo(f"no tool call parsed ({parse.reason})", err=True)
         raise typer.Exit(1)
 

@@ -17,17 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from toolr0.errors import ToolR0Error
-from toolr0.eval.benchmarks import HAMMER_BENCHMARKS, OFFLINE_BENCHMARKS
+from toolr0.eval import registry
+from toolr0.eval.benchmarks import OFFLINE_BENCHMARKS
 from toolr0.eval.bfcl import LIVE, NON_LIVE, PREFIX
 from toolr0.io import atomic_write_json, atomic_write_text
 
 NA = "n/a (offline)"
 APIBANK = "apibank"  # pooled L1 + L2
-DISPLAY = {
-    **{k: v[2] for k, v in HAMMER_BENCHMARKS.items()},
-    APIBANK: "API-Bank (L1+L2)",
-    **{PREFIX + c: f"BFCL {c}" for c in {**NON_LIVE, **LIVE}},
-}
+HAMMER = registry.members("hammer")
+DISPLAY = {**{name: b.display for name, b in registry.REGISTRY.items()}, APIBANK: "API-Bank (L1+L2)"}
+
+
+def _is_bfcl(name: str) -> bool:
+    return registry.family_of(name) == "bfcl"
 PRF_KEYS = ("tool", "param")
 
 
@@ -81,7 +83,7 @@ def bench_stats(rows: list[dict[str, Any]], total: int | None = None) -> dict[st
 
 
 def _bfcl_summary(per: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-    run = [b[len(PREFIX) :] for b in per if b.startswith(PREFIX) and per[b]["n"]]
+    run = [b[len(PREFIX) :] for b in per if _is_bfcl(b) and per[b]["n"]]
     if not run:
         return None
     acc = {c: per[PREFIX + c]["accuracy"] for c in run}
@@ -168,7 +170,7 @@ def markdown(summary: dict[str, Any]) -> str:
         f"Solver format: {m.get('solver_format') or 'reference (spec §7.1 prompt)'}",
         "",
     ]
-    hammer = [b for b in (*HAMMER_BENCHMARKS, APIBANK) if b in per]
+    hammer = [b for b in (*HAMMER, APIBANK) if b in per]
     native = any("strict_accuracy" in s for s in per.values())
     second = "Strict %" if native else "Lenient %"  # native: the template's own blocks only
     if hammer:
@@ -198,7 +200,7 @@ def markdown(summary: dict[str, Any]) -> str:
         extra = " Strict % |" if native else ""
         lines += [f"| BFCL category | n | Accuracy % |{extra} Top errors |", "|---|---|---|" + ("---|" if native else "") + "---|"]
         for b in per:
-            if b.startswith(PREFIX):
+            if _is_bfcl(b):
                 s = per[b]
                 nn = f"{s['n']}/{s['n_total']}" if s["n"] != s["n_total"] else str(s["n"])
                 strict = f" {_fmt(s.get('strict_accuracy'))} |" if native else ""
@@ -249,8 +251,8 @@ def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     """Per-benchmark (and aggregate) accuracy of A and B, the delta in points and the relative change."""
     rows = []
     pa, pb = a.get("benchmarks", {}), b.get("benchmarks", {})
-    order = [x for x in (*HAMMER_BENCHMARKS, APIBANK) if x in pa or x in pb]
-    order += [x for x in {**pa, **pb} if x.startswith(PREFIX)]
+    order = [x for x in (*HAMMER, APIBANK) if x in pa or x in pb]
+    order += [x for x in {**pa, **pb} if _is_bfcl(x)]
 
     def add(name: str, va: Any, vb: Any, na: Any = None, nb: Any = None) -> None:
         num = isinstance(va, int | float) and isinstance(vb, int | float)

@@ -112,13 +112,16 @@ class HFSampler(BaseSampler):
         dtype: str = "auto",
         threads: int | None = None,
         merge_adapter: bool = False,
+        device: str = "auto",
         **kwargs: Any,
     ) -> HFSampler:
-        """Load `name_or_path` ("default", folder, cached HF id, adapter folder) and wrap it; an adapter
-        folder is served as adapter "default", or folded into the base with ``merge_adapter``."""
+        """Load `name_or_path` ("default", folder, cached HF id, adapter folder) on `device` and wrap it; an
+        adapter folder is served as adapter "default", or folded into the base with ``merge_adapter``."""
         from toolr0.inference.models import load_model
 
-        model, tokenizer = load_model(name_or_path, dtype=dtype, threads=threads, merge_adapter=merge_adapter)
+        model, tokenizer = load_model(
+            name_or_path, dtype=dtype, threads=threads, merge_adapter=merge_adapter, device=device
+        )
         kwargs.setdefault("checkpoint_id", str(name_or_path))
         return cls(model, tokenizer, **kwargs)
 
@@ -128,6 +131,7 @@ class HFSampler(BaseSampler):
             model_cfg.name,
             dtype=model_cfg.dtype,
             threads=model_cfg.threads,
+            device=model_cfg.device,
             batch_size=inference_cfg.batch_size,
             max_batch_sequences=inference_cfg.max_batch_sequences,
             sort_by_length=inference_cfg.sort_by_length,

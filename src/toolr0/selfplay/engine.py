@@ -217,7 +217,10 @@ class RoleEngine:
 
             key = "shared" if self.shared else role
             model, _ = load_model(
-                str(ck or self.cfg.model.name), dtype="fp32", threads=self.cfg.model.threads
+                str(ck or self.cfg.model.name),
+                dtype="fp32",
+                threads=self.cfg.model.threads,
+                device=self.cfg.model.device,
             )
             model.train()
             for p in model.parameters():

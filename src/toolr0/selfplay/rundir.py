@@ -24,8 +24,9 @@ from toolr0.io import append_jsonl, atomic_write_json, atomic_write_jsonl, atomi
 
 STATE_VERSION = 1
 # Changing these keys does not invalidate finished work, so a run may be extended or re-pointed on resume.
-RESUME_FREE_KEYS = {("loop", "iterations")}
-# Where phases run (processes, GPUs, the server's port) does not change what they compute: free as well.
+RESUME_FREE_KEYS = {("loop", "iterations"), ("model", "device")}
+# Where phases run (device, processes, GPUs, the server's port) does not change what they compute: free too
+# (a pinned `cuda:N` reads `cuda:0` in a child that sees one GPU).
 RESUME_FREE_SECTIONS = {"launch", "server"}
 
 

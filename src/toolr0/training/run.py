@@ -84,7 +84,8 @@ def dry_run(
     inferred from the config (use_vllm → GPU) and the hardware."""
     rc = _role_cfg(cfg, role)
     if on_gpu is None:
-        on_gpu = True if rc.use_vllm or cfg.roles.mode == "full" else None
+        gpu_recipe = rc.use_vllm or cfg.roles.mode == "full" or cfg.model.device.startswith("cuda")
+        on_gpu = True if gpu_recipe else None
     names, weights = _reward_names_weights(cfg, role)
     kw = grpo_config_kwargs(
         rc,
@@ -206,6 +207,7 @@ def train_role(
     Generator's curriculum reward (built in-process on the frozen Solver adapter when None);
     `logits_processor_factory`: constrained-decoding hook for TRL's generation (default: the Generator's
     structured decoding when `cfg.structured.enabled`, none for the Solver)."""
+    from toolr0.inference.device import resolve_device
     from toolr0.inference.hf import render_prompt
     from toolr0.training import data as tdata
     from toolr0.training import reward_funcs as rf
@@ -214,7 +216,12 @@ def train_role(
     out = Path(out_dir)
     rc = _role_cfg(cfg, role)
     resume_from = _prepare_out(out, resume)
-    precision = resolve_precision(rc.precision)
+    if resume_from is not None and rc.save_only_model:
+        log.warning(
+            "%s: save_only_model checkpoints hold no optimizer/scheduler state: resume is not exact", role
+        )
+    device = resolve_device(cfg.model.device)
+    precision = resolve_precision(rc.precision, device=device)
     names, weights = _reward_names_weights(cfg, role)
     t_start = time.perf_counter()
 
@@ -243,7 +250,13 @@ def train_role(
         # Full fine-tuning loads only the trained role; its frozen Solver (if needed) is loaded below or served.
         which = (role,) if cfg.roles.mode == "full" else ("generator", "solver")
         models = load_role_models(
-            cfg.model, cfg.roles, init=init, roles=which, training_precision=precision, seed=rc.seed
+            cfg.model,
+            cfg.roles,
+            init=init,
+            roles=which,
+            training_precision=precision,
+            seed=rc.seed,
+            device=device,
         )
     tokenizer = models.tokenizer
     if role == "solver" and solver_format.native:  # rendered with each task's own tools= (needs the tokenizer)
@@ -260,7 +273,7 @@ def train_role(
         else:
             if service is None:
                 if cfg.roles.mode == "full":
-                    models.full_models.setdefault("solver", _load_frozen_full_solver(cfg, init))
+                    models.full_models.setdefault("solver", _load_frozen_full_solver(cfg, init, device))
                 service = _default_service(cfg, models, rc.seed)
             funcs = rf.generator_reward_funcs(
                 cfg.rewards, service, scope=lambda: frozen_scope(models), max_failures=max_failures
@@ -270,23 +283,6 @@ def train_role(
     model = models.model_for(role)
 
     out.mkdir(parents=True, exist_ok=True)
-    kw = grpo_config_kwargs(rc, out / "checkpoints", reward_weights=weights, run_name=f"toolr0-{role}")
-    atomic_write_json(
-        out / "resolved.json",
-        {
-            "role": role,
-            "precision": precision,
-            "reward_functions": names,
-            "reward_weights": kw["reward_weights"],
-            "longest_prompt_tokens": longest,
-            "dataset_rows": len(dataset),
-            "resumed_from": str(resume_from) if resume_from else None,
-            "grpo_config": kw,
-            "toolr0_config": cfg.model_dump(mode="json"),
-        },
-    )
-    log.info("%s: precision %s, longest prompt %d tokens, %d rows", role, precision, longest, len(dataset))
-
     trainer = build_trainer(
         model,
         tokenizer,
@@ -299,6 +295,42 @@ def train_role(
         logits_processor_factory=logits_processor_factory
         or (_structured_factory(cfg, tokenizer) if role == "generator" else None),
         run_name=f"toolr0-{role}",
+        device=device,
+    )
+    accelerator = trainer.accelerator
+    n_processes = accelerator.num_processes  # the real count under accelerate/torchrun, not assumed 1
+    kw = grpo_config_kwargs(
+        rc,
+        out / "checkpoints",
+        reward_weights=weights,
+        run_name=f"toolr0-{role}",
+        n_processes=n_processes,
+        device=device,
+    )
+    resolved = {
+        "role": role,
+        "device": device,
+        "processes": n_processes,
+        "distributed_type": str(accelerator.distributed_type).rsplit(".", 1)[-1],
+        "precision": precision,
+        "reward_functions": names,
+        "reward_weights": kw["reward_weights"],
+        "longest_prompt_tokens": longest,
+        "dataset_rows": len(dataset),
+        "resumed_from": str(resume_from) if resume_from else None,
+        "grpo_config": kw,
+        "toolr0_config": cfg.model_dump(mode="json"),
+    }
+    if accelerator.is_main_process:
+        atomic_write_json(out / "resolved.json", resolved)
+    log.info(
+        "%s: %s × %d process(es), precision %s, longest prompt %d tokens, %d rows",
+        role,
+        device,
+        n_processes,
+        precision,
+        longest,
+        len(dataset),
     )
     start_step = 0
     if resume_from is not None:
@@ -308,8 +340,7 @@ def train_role(
     train_seconds = time.perf_counter() - t_train
     steps_done = trainer.state.global_step - start_step
 
-    final = out / "final"
-    models.save_role(role, final)
+    final = ckpt.save_final(trainer, models, role, out / "final")
     result = TrainResult(
         role=role,
         out_dir=str(out),
@@ -323,7 +354,8 @@ def train_role(
         precision=precision,
         log_history=list(trainer.state.log_history),
     )
-    atomic_write_json(out / "summary.json", result.to_dict())
+    if accelerator.is_main_process:
+        atomic_write_json(out / "summary.json", result.to_dict())
     return result
 
 
@@ -371,11 +403,11 @@ def _remote_service(cfg: Any, seed: int) -> Any:
     )
 
 
-def _load_frozen_full_solver(cfg: Any, init: dict[str, Any] | None) -> Any:
+def _load_frozen_full_solver(cfg: Any, init: dict[str, Any] | None, device: str) -> Any:
     from toolr0.inference.models import load_model
 
     src = (init or {}).get("solver") or cfg.model.name
-    model, _ = load_model(str(src), dtype=cfg.model.dtype, threads=cfg.model.threads)
+    model, _ = load_model(str(src), dtype=cfg.model.dtype, threads=cfg.model.threads, device=device)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
