@@ -134,7 +134,9 @@ def test_cli_dry_run_prints_the_launch_plan(tmp_path):
 def test_a_launch_change_does_not_block_resume(tmp_path, tiny_model_dir):
     """Where phases run is not what they compute: a run started in-process resumes with processes."""
     a = tiny_config(tiny_model_dir)
-    b = tiny_config(tiny_model_dir, **{"launch.mode": "processes", "server.port": 9001})
+    b = tiny_config(
+        tiny_model_dir, **{"launch.mode": "processes", "server.port": 9001, "model.device": "cuda:0"}
+    )
     run = RunDir(tmp_path / "run")
     from toolr0.config import config_to_dict, dump_config
 
