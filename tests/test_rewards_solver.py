@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from toolr0.core.rewards import RewardConfig
@@ -178,6 +178,9 @@ def test_property_random_text(text, allow):
 
 @FAST
 @given(st.lists(call, max_size=5), st.lists(call, min_size=1, max_size=3))
+@example(  # "..." inside a string value once made the answer unparseable (issue 16): a flaky failure
+    pred=[{"name": "f", "arguments": {"z": "late..."}}], gold=[{"name": "f", "arguments": {"z": "a...b"}}]
+)
 def test_property_structured(pred, gold):
     text = out(pred)
     a = solver_accuracy_score(text, gold)

@@ -4,9 +4,9 @@ the evaluation (spec §9.1, §12): value rules, pair score, greedy matching, exa
 Two notions of value equality live here on purpose:
 - :func:`values_match` is the reward's rule list of spec §7.3, in order; its rule 2 is final, so the strings
   ``"5"`` and ``"5.0"`` do NOT match there.
-- :func:`eval_normalise` is the evaluation's type/whitespace normalisation (spec §9.1, §12.1: benchmark gold
-  types are loose): numbers and numeric strings become one number, so ``"5"``, ``5``, ``"5.0"`` and ``5.0`` are
-  all equal for :func:`exact_match` and :func:`prf`.
+- :func:`eval_values_equal` is the evaluation's equality (spec §9.1, §12.1: benchmark gold types are loose): a
+  number matches a genuinely numeric string by value (``5`` = ``"5"`` = ``"5.0"``), but two strings compare as
+  text (``"3.10"`` != ``"3.1"``, ``"02134"`` != ``"2134"``), used by :func:`exact_match` and :func:`prf`.
 Pure; never raises.
 """
 
@@ -17,6 +17,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from toolr0.core.schema import ToolCall
@@ -152,57 +153,115 @@ def greedy_match(
 
 
 # --------------------------------------------------------------------------------------- evaluation
-def _number_canonical(f: float, original: Any = None) -> Any:
-    if math.isfinite(f) and f == int(f) and abs(f) < 1e15:
-        return int(f)
-    if isinstance(original, int) and not isinstance(original, bool):
-        return original
-    return f
+# A genuinely numeric string: no leading "+", no leading zero ("02134" is a code, not 2134).
+_EVAL_NUMBER = re.compile(r"^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$")
+_FLOAT_EXACT = 2**53  # beyond this, floats cannot tell neighbouring integers apart: compare exactly
+_BOOL_WORDS = {"true": True, "false": False}
+MAX_EVAL_DEPTH = 100
 
 
-def eval_normalise(value: Any, depth: int = 0) -> Any:
-    """Evaluation normalisation: numbers and numeric strings → one number (int when integral), strings →
-    whitespace-collapsed, "true"/"false" strings → bools, containers recursively."""
-    if depth > 100:
-        return value
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int | float):
-        try:
-            return _number_canonical(float(value), value)
-        except OverflowError:
-            return value
-    if isinstance(value, str):
-        s = " ".join(value.split())
-        if s.lower() in ("true", "false"):
-            return s.lower() == "true"
-        if _NUMERIC_STR.match(s):
-            try:
-                return _number_canonical(float(s))
-            except (OverflowError, ValueError):
-                return s
-        return s
-    if isinstance(value, list | tuple):
-        return [eval_normalise(v, depth + 1) for v in value]
-    if isinstance(value, dict):
-        return {str(k): eval_normalise(v, depth + 1) for k, v in value.items()}
-    return value
+def _eval_bool(x: Any) -> bool | None:
+    if isinstance(x, bool):
+        return x
+    if isinstance(x, str):
+        return _BOOL_WORDS.get(" ".join(x.split()).lower())
+    return None
 
 
-def _eval_key(call: ToolCall) -> str:
-    args = call.arguments if isinstance(call.arguments, dict) else {}
-    key = _canonical_json([str(call.name).strip(), eval_normalise(args)])
-    return key if key is not None else repr((call.name, args))
+def _eval_number(x: Any) -> int | float | Decimal | None:
+    """An int or float as is; a genuinely numeric string as an exact int or Decimal; else None."""
+    if isinstance(x, bool):
+        return None
+    if isinstance(x, int | float):
+        return x
+    if isinstance(x, str):
+        s = x.strip()
+        if len(s) <= 400 and _EVAL_NUMBER.match(s):
+            return int(s) if s.lstrip("-").isdigit() else Decimal(s)
+    return None
+
+
+def _numbers_equal(x: int | float | Decimal, y: int | float | Decimal) -> bool:
+    if isinstance(x, float) or isinstance(y, float):
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return x == y or (x != x and y != y)  # NaN equals NaN here: the same written value
+        if abs(x) <= _FLOAT_EXACT and abs(y) <= _FLOAT_EXACT:
+            return abs(float(x) - float(y)) < 1e-9  # spec §7.3 rule 3
+    return Decimal(x) == Decimal(y)  # exact: ints of any size, Decimal strings
+
+
+def eval_values_equal(a: Any, b: Any, _depth: int = 0) -> bool:
+    """Evaluation value equality (spec §9.1, §12.1: loose benchmark types, whitespace normalised).
+
+    Two strings compare as text (whitespace collapsed), so ``"02134"`` != ``"2134"``, ``"3.10"`` != ``"3.1"``
+    and ``"+1555…"`` != ``"1555…"``. A number matches a number or a genuinely numeric string (no leading
+    ``+`` or zero) by value: ints and numeric strings exactly, floats within 1e-9 (spec §7.3 rule 3) while
+    both stay below 2**53. ``"true"``/``"false"`` match bools; lists and dicts compare element-wise.
+    """
+    try:
+        ba, bb = _eval_bool(a), _eval_bool(b)
+        if isinstance(a, bool) or isinstance(b, bool):
+            return ba is not None and ba == bb
+        if a is None or b is None:
+            return a is None and b is None
+        if isinstance(a, str) and isinstance(b, str):
+            if ba is not None and bb is not None:
+                return ba == bb
+            return " ".join(a.split()) == " ".join(b.split())
+        na, nb = _eval_number(a), _eval_number(b)
+        if na is not None and nb is not None:
+            return _numbers_equal(na, nb)
+        if _depth >= MAX_EVAL_DEPTH:
+            ca = _canonical_json(a)
+            return ca is not None and ca == _canonical_json(b)
+        if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+            return len(a) == len(b) and all(
+                eval_values_equal(x, y, _depth + 1) for x, y in zip(a, b, strict=True)
+            )
+        if isinstance(a, dict) and isinstance(b, dict):
+            da = {str(k): v for k, v in a.items()}
+            db = {str(k): v for k, v in b.items()}
+            return da.keys() == db.keys() and all(eval_values_equal(da[k], db[k], _depth + 1) for k in da)
+        return False
+    except Exception:  # noqa: BLE001 - exotic values (RecursionError, huge exponents, ...) count as no match
+        return False
+
+
+def _calls_equal(p: ToolCall, g: ToolCall) -> bool:
+    if str(p.name).strip() != str(g.name).strip():
+        return False
+    pa = p.arguments if isinstance(p.arguments, dict) else {}
+    ga = g.arguments if isinstance(g.arguments, dict) else {}
+    return eval_values_equal(pa, ga)
+
+
+def _max_matching(n_left: int, n_right: int, compatible: Any) -> int:
+    """Size of a maximum bipartite matching (augmenting paths); ``compatible(i, j)`` is called once per pair.
+    Needed because the value equality is not transitive (tolerance, loose types), so keys cannot be counted."""
+    adj = [[j for j in range(n_right) if compatible(i, j)] for i in range(n_left)]
+    owner: list[int] = [-1] * n_right
+
+    def augment(i: int, seen: list[bool]) -> bool:
+        for j in adj[i]:
+            if not seen[j]:
+                seen[j] = True
+                if owner[j] < 0 or augment(owner[j], seen):
+                    owner[j] = i
+                    return True
+        return False
+
+    return sum(augment(i, [False] * n_right) for i in range(n_left))
 
 
 def exact_match(pred: list[ToolCall], gold: list[ToolCall], ordered: bool = False) -> bool:
-    """Evaluation exact match: same number of calls, names, argument key sets and values after
-    :func:`eval_normalise`; order-free (multiset) unless ``ordered``."""
+    """Evaluation exact match: same number of calls, names, argument key sets and values under
+    :func:`eval_values_equal`; order-free (a perfect one-to-one pairing) unless ``ordered``."""
     try:
         if len(pred) != len(gold):
             return False
-        pk, gk = [_eval_key(c) for c in pred], [_eval_key(c) for c in gold]
-        return pk == gk if ordered else Counter(pk) == Counter(gk)
+        if ordered:
+            return all(_calls_equal(p, g) for p, g in zip(pred, gold, strict=True))
+        return _max_matching(len(gold), len(pred), lambda i, j: _calls_equal(pred[j], gold[i])) == len(gold)
     except Exception:  # noqa: BLE001
         return False
 
@@ -215,17 +274,16 @@ def _prf(tp: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:
 
 
 def prf(pred: list[ToolCall], gold: list[ToolCall]) -> dict[str, float]:
-    """Tool-level (multiset of names) and parameter-level (multiset of (tool, key, normalised value))
-    precision/recall/F1 for one sample, plus the raw counts (``*_tp``, ``*_pred``, ``*_gold``) for
-    micro-averaging. Both sides empty count as perfect."""
+    """Tool-level (multiset of names) and parameter-level (one-to-one pairing of (tool, key, value) triples
+    under :func:`eval_values_equal`) precision/recall/F1 for one sample, plus the raw counts (``*_tp``,
+    ``*_pred``, ``*_gold``) for micro-averaging. Both sides empty count as perfect."""
 
-    def params(calls: list[ToolCall]) -> Counter[str]:
-        out: Counter[str] = Counter()
+    def params(calls: list[ToolCall]) -> dict[tuple[str, str], list[Any]]:
+        out: dict[tuple[str, str], list[Any]] = {}
         for c in calls:
             args = c.arguments if isinstance(c.arguments, dict) else {}
             for k, v in args.items():
-                key = _canonical_json([str(c.name).strip(), str(k), eval_normalise(v)])
-                out[key if key is not None else repr((c.name, k, v))] += 1
+                out.setdefault((str(c.name).strip(), str(k)), []).append(v)
         return out
 
     try:
@@ -233,8 +291,11 @@ def prf(pred: list[ToolCall], gold: list[ToolCall]) -> dict[str, float]:
         tg_names = Counter(str(c.name).strip() for c in gold)
         t_tp = sum((tp_names & tg_names).values())
         pp, pg = params(pred), params(gold)
-        p_tp = sum((pp & pg).values())
-        n_pp, n_pg = sum(pp.values()), sum(pg.values())
+        p_tp = 0
+        for key, gv in pg.items():  # pair values one-to-one within each (tool, key)
+            pv = pp.get(key, [])
+            p_tp += _max_matching(len(gv), len(pv), lambda i, j, g=gv, p=pv: eval_values_equal(p[j], g[i]))
+        n_pp, n_pg = sum(map(len, pp.values())), sum(map(len, pg.values()))
     except Exception:  # noqa: BLE001
         t_tp, p_tp, n_pp, n_pg = 0, 0, 0, 0
         tp_names, tg_names = Counter(), Counter({"": 1})

@@ -29,6 +29,9 @@ _CONST_RE = {
 }
 _CONST_JSON = {"None": "null", "True": "true", "False": "false"}
 _TAG_RE_CACHE: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {}
+# A string literal (JSON or Python, either quote, escapes honoured) or a bare `...`; only the bare one is a
+# placeholder. Possessive quantifiers keep the scan linear on unterminated strings.
+_STRING_OR_ELLIPSIS = re.compile(r'"(?:[^"\\\n]|\\.)*+"|\'(?:[^\'\\\n]|\\.)*+\'|(\.\.\.)')
 
 
 @dataclass
@@ -105,8 +108,10 @@ def _last_match(pattern: re.Pattern[str], text: str, end: int | None = None) -> 
 def extract_last_tag(text: Any, tag: str) -> str | None:
     """Content of the last ``<tag>…</tag>`` block, stripped; None when absent.
 
-    Takes the LAST closing tag, then the last opening tag before it (case-insensitive). A non-greedy
-    ``findall()[-1]`` would pick a wrong span when the text mentions ``<tag>`` earlier (e.g. in a question).
+    Takes the LAST closing tag, then the last opening tag before it, then the first closing tag after that
+    opening (case-insensitive). A non-greedy ``findall()[-1]`` would pick a wrong span when the text mentions
+    ``<tag>`` earlier (e.g. in a question); ending at the first closing tag keeps a stray second closing tag
+    out of the content.
     """
     if not isinstance(text, str) or not text:
         return None
@@ -117,7 +122,9 @@ def extract_last_tag(text: Any, tag: str) -> str | None:
     opening = _last_match(open_re, text, close.start())
     if opening is None:
         return None
-    return text[opening.end() : close.start()].strip()
+    first_close = close_re.search(text, opening.end())  # never None: `close` lies after the opening
+    end = first_close.start() if first_close is not None else close.start()
+    return text[opening.end() : end].strip()
 
 
 def extract_unclosed_tail(text: Any, tag: str) -> str | None:
@@ -182,16 +189,23 @@ def _json_loads(s: str) -> ParseResult:
         return ParseResult(False, None, f"json_error: {type(e).__name__}")
 
 
+def has_placeholder_ellipsis(s: str) -> bool:
+    """A bare ``...`` outside every string literal (``[...]``, ``{...}``, ``"a": ...``), the placeholder the
+    spec's ellipsis rule targets; an ellipsis inside a string ("Running late... sorry") is text."""
+    return any(m.group(1) for m in _STRING_OR_ELLIPSIS.finditer(s))
+
+
 def parse_relaxed(s: Any) -> ParseResult:
-    """Relaxed parse of spec §7.2: strip fences; reject ``...``; json → ast.literal_eval → json with
-    None/True/False replaced by null/true/false. Never raises."""
+    """Relaxed parse of spec §7.2: strip fences; reject a placeholder ``...``; json → ast.literal_eval → json
+    with None/True/False replaced by null/true/false. Never raises."""
     if not isinstance(s, str):
         return ParseResult(False, None, "not_text")
     try:
         t = strip_fences(s)
         if not t:
             return ParseResult(False, None, "empty")
-        if "..." in t:
+        # Deliberate difference from spec §7.2 ("reject any text containing ..."): only a placeholder `...`.
+        if "..." in t and has_placeholder_ellipsis(t):
             return ParseResult(False, None, "ellipsis")
         r = _json_loads(t)
         if r.ok:

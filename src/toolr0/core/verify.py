@@ -4,7 +4,8 @@
   failure modes (echoed template sentences of both prompt variants, ``<…>`` placeholders, ``...``, refusals,
   markdown headers), each with its own reason code.
 - :func:`verify_task` — every rule of spec §6.2 in order, one reason code per rule, plus hardened
-  placeholder-value / refusal / echo checks. Spec m and n are not enforced, only recorded in ``details``.
+  null-value / placeholder-value / refusal / echo checks. Spec m and n are not enforced, only recorded in
+  ``details``.
 - :func:`dedup_fingerprint`, :func:`task_quality`, :func:`dedup` — spec §6.3.
 
 Nothing here raises on garbage input.
@@ -45,11 +46,15 @@ ECHO_PHRASES = (
     "tool calling task",
     "gold tool call",
     "gold call",
-    "tool call",
     "available tools block",
     "tool call answer",
     "argument values used in the gold",
     "output exactly these four blocks",
+)
+# "tool call" alone is something a user may ask for ("make a tool call to fetch my calendar"); it marks an
+# echo only beside a word about writing a task ("Generate ... a retail tool call.").
+TOOL_CALL_META_WORDS = frozenset(
+    "generate generated write create produce design compose craft output example sample task domain".split()
 )
 QUESTION_ECHO_NGRAM = 6  # a 6-word run copied from a prompt template marks the question as an echo
 RAW_ECHO_NGRAM = (
@@ -58,7 +63,22 @@ RAW_ECHO_NGRAM = (
 RAW_ECHO_MARKERS = ("control spec (must follow exactly)", "generate a new tool-calling task now")
 
 _ANGLE_PLACEHOLDER = re.compile(r"<\s*[A-Za-z_][\w \-|./]{0,60}>")
-_ELLIPSIS = re.compile(r"\.\.\.|\u2026")
+# `<urgent>` right after a word that introduces a literal ("the message <urgent>") is text the user wants sent,
+# unless it is a slot name itself (`<message>`, `<message_text>`).
+_LITERAL_INTRO = re.compile(
+    r"\b(?:message|text|note|word|phrase|string|tag|label|title|subject|keyword|caption|comment|reply|status)"
+    r"\s*$",
+    re.I,
+)
+_SLOT_WORDS = frozenset(
+    "message text note word phrase string tag label title subject keyword caption comment reply status content "
+    "value name input placeholder".split()
+)
+# A quoted span ('…', "…", “…”, ‘…’); an apostrophe inside a word (I'm, can't) neither opens nor closes one.
+_QUOTED = re.compile(
+    r"(?<![\w'’])'(?:[^'\n]|'(?=\w))*+'(?!\w)|\"[^\"\n]*+\"|“[^”\n]*+”"
+    r"|(?<![\w'’])‘(?:[^’\n]|’(?=\w))*+’(?!\w)"
+)
 # A free-standing "..." (a template slot such as "User: ..." or "[...]"), not a trailing "Before we..." in prose.
 _SLOT_ELLIPSIS = re.compile(r"(?:^|(?<=[\s:(\[{=]))(?:\.\.\.|\u2026)(?=$|[\s)\]}\"',.;])")
 # Refusals: specific enough that ordinary user speech ("I cannot log in ...") is not caught.
@@ -208,6 +228,28 @@ def _has_markdown(q: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ question gate
+def _unquoted(text: str) -> str:
+    """``text`` with quoted spans blanked (same length): a request to translate 'I am sorry, but ...' is no
+    refusal."""
+    return _QUOTED.sub(lambda m: " " * len(m.group(0)), text)
+
+
+def _is_literal_angle(text: str, m: re.Match[str], quoted: str) -> bool:
+    inner = m.group(0)[1:-1].strip()
+    if "_" in inner or inner.lower() in _SLOT_WORDS:
+        return False
+    if quoted[m.start() : m.end()] != m.group(0):  # inside a quoted span
+        return True
+    return _LITERAL_INTRO.search(text[: m.start()]) is not None
+
+
+def has_angle_placeholder(text: str) -> bool:
+    """A ``<…>`` slot (``<amount>``, ``<from_currency>``) other than a literal the user quotes or names
+    (``the message <urgent>``, ``'<b>'``)."""
+    quoted = _unquoted(text)
+    return any(not _is_literal_angle(text, m, quoted) for m in _ANGLE_PLACEHOLDER.finditer(text))
+
+
 def question_gate(question: Any) -> tuple[bool, str]:
     """Gate g of spec §5.1 plus hardened checks: ``(True, "ok")`` or ``(False, reason_code)``.
 
@@ -223,16 +265,17 @@ def question_gate(question: Any) -> tuple[bool, str]:
             return False, "question_short"
         if any(pat in q for pat in SPEC_ECHO_PATTERNS) or SPEC_ECHO_REGEX.search(q):
             return False, "placeholder_question"
-        if _REFUSAL.search(q):
+        if _REFUSAL.search(_unquoted(q)):
             return False, "refusal"
         normed = _norm_words(q)
         if (
             any(f" {p} " in f" {normed} " for p in ECHO_PHRASES)
+            or (" tool call " in f" {normed} " and not TOOL_CALL_META_WORDS.isdisjoint(normed.split()))
             or echo_overlap(q, QUESTION_ECHO_NGRAM)
             or echo_coverage(q) >= ECHO_COVERAGE
         ):
             return False, "echo"
-        if _ANGLE_PLACEHOLDER.search(question):
+        if has_angle_placeholder(question):
             return False, "question_placeholder"
         if _SLOT_ELLIPSIS.search(q):
             return False, "question_ellipsis"
@@ -335,20 +378,22 @@ def _check_tools(raw_tools: Any) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-def _is_placeholder_value(value: Any, declared_type: str) -> bool:
-    """Hardened: ``<city>``-style values, ``...``, a JSON-Schema fragment or the type name used as a value."""
+def _is_placeholder_value(value: Any, declared_type: str, question: str = "") -> bool:
+    """Hardened: ``<city>``-style values (unless the question holds that exact text), a free-standing ``...``
+    (not one inside prose: "Running late... sorry"), a JSON-Schema fragment or the type name as a value."""
     if isinstance(value, dict):
         return bool({"type", "description"} & set(map(str, value)))
     if isinstance(value, str):
         v = value.strip()
-        if _ANGLE_PLACEHOLDER.search(v) or _ELLIPSIS.search(v):
+        slots = (m.group(0) for m in _ANGLE_PLACEHOLDER.finditer(v))
+        if _SLOT_ELLIPSIS.search(v) or any(slot not in question for slot in slots):
             return True
         return v.lower() == declared_type and declared_type in ALLOWED_PARAM_TYPES
     return False
 
 
 def _check_calls(
-    raw_calls: Any, tools: dict[str, Tool]
+    raw_calls: Any, tools: dict[str, Tool], question: str = ""
 ) -> tuple[str, dict[str, Any]] | tuple[None, list[ToolCall]]:
     if not isinstance(raw_calls, list):
         return "calls_not_list", {}
@@ -363,8 +408,10 @@ def _check_calls(
         if tool is None:
             return "call_unknown_tool", {"call": i, "name": call.name[:60]}
         for k, v in call.arguments.items():
+            if v is None:  # deliberate (spec §6.2 allows null primitives): a gold value must be a value
+                return "null_value", {"call": i, "argument": str(k)[:60]}
             declared = str(tool.properties.get(k, {}).get("type", "")).lower()
-            if _is_placeholder_value(v, declared):
+            if _is_placeholder_value(v, declared, question):
                 return "placeholder_value", {"call": i, "argument": str(k)[:60]}
         if not all(isinstance(v, PRIMITIVES) for v in call.arguments.values()):
             return "call_args_not_flat", {"call": i, "name": call.name[:60]}
@@ -437,7 +484,7 @@ def _verify(raw: Any, spec: Any) -> Verdict:
     parsed_calls = parse_strict_json(calls_text)
     if not parsed_calls.ok:
         return _fail("calls_not_strict_json", parse=parsed_calls.reason)
-    reason, payload = _check_calls(parsed_calls.value, {t.name: t for t in tools})
+    reason, payload = _check_calls(parsed_calls.value, {t.name: t for t in tools}, question)
     if reason is not None:
         return _fail(reason, **payload)
     calls: list[ToolCall] = payload

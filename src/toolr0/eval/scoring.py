@@ -1,12 +1,14 @@
 """Score one Solver completion against gold calls (spec §9.1): exact match, P/R/F1 and an error reason.
 
-Headline: whole-sample exact match of the call list, order-free, with the §7.3 value rules (numbers and
-whitespace normalised), via :func:`toolr0.core.matching.exact_match`. Secondary: tool/parameter P/R/F1
-(:func:`toolr0.core.matching.prf`). Every wrong item gets one reason, checked in this order:
+Headline: whole-sample exact match of the call list, order-free, with the evaluation's value equality (loose
+number types, whitespace normalised; :func:`toolr0.core.matching.eval_values_equal`), via
+:func:`toolr0.core.matching.exact_match`. Secondary: tool/parameter P/R/F1 (:func:`toolr0.core.matching.prf`).
+Every wrong item gets one reason, checked in this order:
 
 ``no_answer_tag`` (no ``<tool_call_answer>`` at all), ``unclosed`` (opened but never closed), ``empty_answer``,
-``unparseable``, ``no_call`` (parses, but no call normalises, or ``[]`` when gold has calls), ``unexpected_call``
-(gold is empty), ``wrong_count``, ``wrong_name``, ``missing_arg``, ``extra_arg``, ``wrong_value``.
+``unparseable``, ``no_call`` (parses, but no call normalises, or ``[]`` when gold has calls), ``malformed_call``
+(a list mixing calls with elements that are no call), ``unexpected_call`` (gold is empty), ``wrong_count``,
+``wrong_name``, ``missing_arg``, ``extra_arg``, ``wrong_value``.
 
 A second, lenient parse (unclosed final answer block and python-call syntax accepted) is recorded as a
 diagnostic only; it never changes the headline verdict. In the native Solver format (docs/solver_format.md)
@@ -17,14 +19,13 @@ only. Pure: no engine imports.
 from __future__ import annotations
 
 import itertools
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolr0.core.matching import eval_normalise, exact_match, prf
+from toolr0.core.matching import eval_values_equal, exact_match, prf
 from toolr0.core.native import parse_native_output
-from toolr0.core.parsing import SolverParse, parse_solver_output
+from toolr0.core.parsing import SolverParse, normalise_call, parse_solver_output
 from toolr0.core.schema import ToolCall
 
 REASONS = (
@@ -34,6 +35,7 @@ REASONS = (
     "empty_answer",
     "unparseable",
     "no_call",
+    "malformed_call",
     "unexpected_call",
     "wrong_count",
     "wrong_name",
@@ -83,13 +85,20 @@ def format_reason(text: str, p: SolverParse) -> str | None:
 
 def same_value(a: Any, b: Any) -> bool:
     """Value equality of the evaluation (the one :func:`matching.exact_match` applies)."""
-    try:
-        dump = [
-            json.dumps(eval_normalise(x), sort_keys=True, ensure_ascii=False, default=str) for x in (a, b)
-        ]
-    except (TypeError, ValueError, RecursionError):
-        return False
-    return dump[0] == dump[1]
+    return eval_values_equal(a, b)
+
+
+def malformed_elements(p: SolverParse) -> str | None:
+    """Detail when the parsed answer is a list holding an element that is no call (``[call, 17, "junk"]``).
+
+    Deliberate: the reward drops such elements (spec §7.3), but evaluation must not score a partly garbage
+    answer as right, so it is wrong with reason ``malformed_call``."""
+    if not p.parsed or not isinstance(p.value, list) or not p.calls:
+        return None
+    bad = [i for i, el in enumerate(p.value) if normalise_call(el) is None]
+    if not bad:
+        return None
+    return f"{len(bad)} of {len(p.value)} answer elements are not calls (first: {p.value[bad[0]]!r:.60})"
 
 
 def _closeness(p: ToolCall, g: ToolCall) -> float:
@@ -187,12 +196,16 @@ def score_completion(text: str, gold: list[ToolCall], solver_format: str = "refe
     p = parse_solver_output(text)
     metrics = prf(p.calls, gold)
     lenient = parse_solver_output(text, allow_unclosed=True, python_calls=True)
-    lenient_ok = score_calls(lenient.calls, gold)[0] if (lenient.parsed or not gold) else False
+    lenient_ok = (lenient.parsed or not gold) and malformed_elements(lenient) is None
+    lenient_ok = lenient_ok and score_calls(lenient.calls, gold)[0]
     fmt = format_reason(text, p)
     if fmt is not None:
         if not gold:  # no call expected and none was made: correct
             return Verdict(True, "ok", f"no call ({fmt})", [], metrics, True)
         return Verdict(False, fmt, p.reason, [], metrics, lenient_ok)
+    junk = malformed_elements(p)
+    if junk is not None:
+        return Verdict(False, "malformed_call", junk, list(p.calls), metrics, lenient_ok)
     ok, reason, detail = score_calls(p.calls, gold)
     if not ok and reason == "no_call" and p.calls == [] and not p.empty_answer:
         detail = "answer parses but no element normalises to a call"

@@ -1,5 +1,10 @@
 """Plots of a run (matplotlib, Agg): pass-rate histogram per iteration, rewards per step for both roles,
-acceptance per filtering stage. Written atomically (render to a temp file, then rename)."""
+acceptance per filtering stage. Written atomically (render to a temp file, then rename).
+
+A leaf module: it reads the run directory itself (the small readers below are shared with
+:mod:`toolr0.selfplay.report`, which imports this module, never the other way round). matplotlib is
+imported inside the plotting functions, so importing this module never needs it.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,26 @@ from typing import Any
 
 from toolr0.io import read_jsonl
 from toolr0.selfplay.rundir import RunDir
+
+COUNT_KEYS = ("generated", "verified", "unique", "cross_verified", "labelled", "selected")
+
+
+def iterations(run: RunDir) -> list[int]:
+    """Numbers of the run's ``iter_XX`` folders, ascending."""
+    out = []
+    for p in sorted(run.root.glob("iter_*")):
+        try:
+            out.append(int(p.name.split("_")[1]))
+        except (IndexError, ValueError):
+            continue
+    return out
+
+
+def load_passrates(run: RunDir, t: int) -> list[float]:
+    """The frozen Solver's p̂ of every task of iteration ``t`` (``passrates.jsonl``)."""
+    return [
+        float(r["p_hat"]) for r in read_jsonl(run.file(t, "passrates.jsonl")) if r.get("p_hat") is not None
+    ]
 
 
 def _save(fig: Any, path: Path) -> None:
@@ -32,8 +57,6 @@ def passrate_hist(run: RunDir, t: int) -> Path | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from toolr0.selfplay.report import load_passrates
 
     p = load_passrates(run, t)
     fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -139,11 +162,9 @@ def acceptance(run: RunDir) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from toolr0.selfplay.report import COUNT_KEYS, _iterations
-
     fig, ax = plt.subplots(figsize=(6, 3.4))
     drawn = False
-    for t in _iterations(run):
+    for t in iterations(run):
         p = run.file(t, "stage_counts.json")
         if not p.is_file():
             continue
@@ -168,11 +189,9 @@ def acceptance(run: RunDir) -> Path | None:
 
 def write_plots(run: RunDir, upto: int | None = None) -> list[Path]:
     """Every plot of the run (iterations after `upto` are skipped: they are still in progress)."""
-    from toolr0.selfplay.report import _iterations
-
     out = [
         passrate_hist(run, t)
-        for t in _iterations(run)
+        for t in iterations(run)
         if (upto is None or t <= upto) and run.file(t, "stage_counts.json").exists()
     ]
     out.append(rewards_per_step(run))

@@ -10,20 +10,9 @@ import json
 import sys
 from typing import Any
 
-from toolr0.io import atomic_write_text, read_jsonl
+from toolr0.io import atomic_write_text
+from toolr0.selfplay.plots import COUNT_KEYS, iterations, write_plots
 from toolr0.selfplay.rundir import RunDir
-
-COUNT_KEYS = ("generated", "verified", "unique", "cross_verified", "labelled", "selected")
-
-
-def _iterations(run: RunDir) -> list[int]:
-    out = []
-    for p in sorted(run.root.glob("iter_*")):
-        try:
-            out.append(int(p.name.split("_")[1]))
-        except (IndexError, ValueError):
-            continue
-    return out
 
 
 def stage_times(run: RunDir) -> dict[tuple[int, str], float]:
@@ -58,7 +47,7 @@ def summary_rows(run: RunDir) -> list[dict[str, Any]]:
     means = reward_means(run)
     state = run.state or (json.loads(run.state_path.read_text()) if run.state_path.is_file() else {})
     skipped = state.get("skipped", {})
-    for t in _iterations(run):
+    for t in iterations(run):
         p = run.file(t, "stage_counts.json")
         counts = json.loads(p.read_text()) if p.is_file() else {}
         row: dict[str, Any] = {"iter": t}
@@ -173,10 +162,9 @@ def write_reports(run: RunDir, upto: int | None = None) -> None:
     """Rewrite summary.md and the plots (cheap; safe to call after every iteration)."""
     atomic_write_text(run.summary_path, summary_markdown(run))
     try:
-        from toolr0.selfplay.plots import write_plots
+        write_plots(run, upto=upto)
     except ImportError:  # matplotlib missing: plots are optional
         return
-    write_plots(run, upto=upto)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,12 +178,6 @@ def main(argv: list[str] | None = None) -> int:
     write_reports(run)
     print(run.summary_path.read_text())
     return 0
-
-
-def load_passrates(run: RunDir, t: int) -> list[float]:
-    return [
-        float(r["p_hat"]) for r in read_jsonl(run.file(t, "passrates.jsonl")) if r.get("p_hat") is not None
-    ]
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from toolr0.core.parsing import GeneratorParse, normalise_call, parse_generator_output, parse_relaxed
@@ -29,6 +30,8 @@ NUMBER_WORDS: dict[int, str] = {i: w for i, w in enumerate(_UNITS)} | {
 WORD_TO_DIGIT: dict[str, str] = {w: str(i) for i, w in NUMBER_WORDS.items()}
 _NON_ALNUM = re.compile(r"[^a-z0-9\s]+")
 _MAX_FLOAT_CHARS = 100
+_DECIMAL_STR = re.compile(r"^-?(?:\d+|\d{1,3}(?:,\d{3})+)\.\d+$")
+_CENTS = Decimal("0.01")
 
 
 # ------------------------------------------------------------------------------------------- gate
@@ -74,6 +77,30 @@ def _integer_value(v: Any) -> int | None:
     return int(f)
 
 
+def _decimal_forms(v: Any) -> list[str]:
+    """Written forms of a non-integral decimal value: shortest ("12.5"), with cents ("12.50") and with
+    thousands commas ("1,250.75"). Empty for anything else."""
+    try:
+        if isinstance(v, float) and math.isfinite(v):
+            d = Decimal(repr(v))
+        elif isinstance(v, str) and len(v) <= _MAX_FLOAT_CHARS and _DECIMAL_STR.match(v.strip()):
+            d = Decimal(v.strip().replace(",", ""))
+        else:
+            return []
+        if d == d.to_integral_value() or "e" in repr(v).lower():
+            return []
+        shortest = d.normalize()
+        forms = [shortest]
+        if shortest.as_tuple().exponent >= -2:  # type: ignore[operator]
+            forms.append(shortest.quantize(_CENTS))
+        out = [format(f, "f") for f in forms]
+        if abs(d) >= 1000:
+            out += [format(f, ",f") for f in forms]
+        return out
+    except (InvalidOperation, ValueError, OverflowError):
+        return []
+
+
 def value_variants(v: Any) -> list[str]:
     """Normalised accepted variants of a gold value (spec §5.3); empty for bool/None (not checked)."""
     if v is None or isinstance(v, bool):
@@ -89,6 +116,8 @@ def value_variants(v: Any) -> list[str]:
                 out.append(NUMBER_WORDS[i])
         if out[0] in WORD_TO_DIGIT:
             out.append(WORD_TO_DIGIT[out[0]])
+        # Deliberate addition to spec §5.3: decimals are grounded as written ("$12.50" for 12.5, "1,250.75").
+        out.extend(normalise_text(f) for f in _decimal_forms(v))
     except (ValueError, OverflowError, RecursionError):  # e.g. ints beyond the str-conversion limit
         return []
     # Deliberate: a value that normalises to nothing ("", "!!!") cannot be grounded (\b\b matches anywhere).
@@ -101,9 +130,14 @@ def is_grounded(value: Any, normalised_question: str) -> bool:
 
 
 def call_grounded(call: ToolCall, normalised_question: str) -> bool:
-    """Every non-bool, non-null argument value occurs in the question; empty arguments give True."""
+    """Every non-bool argument value occurs in the question; empty arguments give True.
+
+    Deliberate difference from spec §5.3 (which skips nulls): a null value is never grounded, so a gold call
+    such as ``{"city": null}`` cannot earn full validity."""
     for v in call.arguments.values():
-        if v is None or isinstance(v, bool):
+        if v is None:
+            return False
+        if isinstance(v, bool):
             continue
         if not is_grounded(v, normalised_question):
             return False
@@ -195,8 +229,9 @@ def _call_indicators(call: ToolCall | None, menu: dict[str, Tool], nq: str) -> t
         return False, False, False
     tool = menu.get(call.name)
     exists = tool is not None
-    # A call naming an unknown tool cannot show its required keys: I_args fails for it.
-    args = exists and all(r in call.arguments for r in tool.required)  # type: ignore[union-attr]
+    # A call naming an unknown tool cannot show its required keys: I_args fails for it. A required key given
+    # as null is missing (deliberate: spec §5.3 only checks presence).
+    args = exists and all(call.arguments.get(r) is not None for r in tool.required)  # type: ignore[union-attr]
     return exists, args, call_grounded(call, nq)
 
 
@@ -252,35 +287,43 @@ def difficulty_reward(p_hat: Any, cfg: RewardConfig | None = None) -> RewardValu
 
 _JUDGE_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
 _JUDGE_WORD_RE = re.compile(r"\b(one|two|three|four|five)\b", re.I)
+_JUDGE_PRONOUN_ONE_RE = re.compile(
+    r"\bone\s+of\b|\b(?:no|any|some|every|each|this|that|the|which)\s+one\b", re.I
+)
 _JUDGE_FRACTION_RE = re.compile(r"\b([1-5])\s*/\s*5\b")
-_JUDGE_RANGE_RE = re.compile(r"\(?\b1\s*(?:-|–|to)\s*5\b\)?")
+_JUDGE_ECHO_RE = re.compile(r"\(?\b1\s*(?:-|–|to)\s*5\b\)?|\bout\s+of\s+(?:5|five)\b", re.I)
+_JUDGE_SPAN_RE = re.compile(r"(?<![0-9.])([1-5])\s*(?:-|–|—|to|or)\s*([1-5])(?![0-9])", re.I)
 _JUDGE_DIGIT_RE = re.compile(r"(?<![0-9.])([1-5])(?![0-9])")
 
 
 def parse_judge_score(text: Any) -> int | None:
-    """Judge score 1-5 (spec §5.4): the reply's first character when it is 1-5; else "n/5"; else a spelled
-    out number; else the first standalone digit 1-5 (after removing "1-5" range echoes). None on failure."""
+    """Judge score 1-5 (spec §5.4), or None (the caller retries, then falls back).
+
+    In order: a span of two different scores ("2-3", "3 to 4", "2 or 3") is ambiguous: None; the reply's
+    first character when it is 1-5; "n/5"; the first standalone digit 1-5; a spelled-out number ("one" as a
+    pronoun, "one of the best", is skipped). Rubric echoes ("1-5", "out of 5") are ignored. Deliberate
+    difference from the spec's fallback order: a digit wins over a word, so "One of the best: 5" is 5."""
     if not isinstance(text, str):
         return None
     try:
         t = text.strip()[:2000]
-        if t and t[0] in "12345" and not (len(t) > 1 and t[1].isdigit()):
+        cleaned = _JUDGE_ECHO_RE.sub(" ", t)
+        if any(a != b for a, b in _JUDGE_SPAN_RE.findall(cleaned)):
+            return None
+        if t and t[0] in "12345" and not (len(t) > 1 and t[1].isdigit()) and not _JUDGE_ECHO_RE.match(t):
             return int(t[0])
         m = _JUDGE_FRACTION_RE.search(t)
         if m:
             return int(m.group(1))
-        m = _JUDGE_WORD_RE.search(t)
-        if m:
-            return _JUDGE_WORDS[m.group(1).lower()]
-        m = _JUDGE_DIGIT_RE.search(_JUDGE_RANGE_RE.sub(" ", t))
+        m = _JUDGE_DIGIT_RE.search(cleaned)
         if m:
             return int(m.group(1))
+        m = _JUDGE_WORD_RE.search(_JUDGE_PRONOUN_ONE_RE.sub(" ", cleaned))
+        if m:
+            return _JUDGE_WORDS[m.group(1).lower()]
     except Exception:  # noqa: BLE001
         return None
     return None
-
-
-judge_score_parse = parse_judge_score  # name used in ARCHITECTURE.md
 
 
 def judge_score_from_attempts(replies: list[Any], cfg: RewardConfig | None = None) -> tuple[int, bool]:
