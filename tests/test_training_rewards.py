@@ -142,3 +142,57 @@ def test_solver_dataset_from_curriculum_jsonl(tmp_path):
     ds = tdata.solver_rows(loaded)
     assert json.loads(ds[0]["calls_json"]) == [{"name": "w", "arguments": {"city": "Paris"}}]
     assert "User request:" in ds[0]["prompt"][-1]["content"]
+
+
+class _Failing:
+    """A service whose calls fail while `down` is set; records how often it was asked."""
+
+    def __init__(self, url="http://127.0.0.1:9/v1"):
+        self.down, self.calls = True, 0
+        self.sampler = type("S", (), {"base_url": url})()
+
+    def pass_rates(self, tasks, K):
+        self.calls += 1
+        if self.down:
+            raise ConnectionError("connection refused\nsecond line")
+        return [0.5] * len(tasks)
+
+    def judge(self, tasks):
+        return [5] * len(tasks)
+
+
+def test_reward_service_failing_n_times_in_a_row_stops_the_phase_naming_the_url():
+    import pytest
+
+    from toolr0.training.reward_funcs import RewardServiceError
+
+    svc = _Failing()
+    _, _, cur = generator_reward_funcs(RewardConfig(), svc, max_failures=3)
+    assert cur(completions=_conv([GEN_GOOD])) == [0.0]
+    assert cur(completions=_conv([GEN_GOOD])) == [0.0]
+    with pytest.raises(RewardServiceError) as err:
+        cur(completions=_conv([GEN_GOOD]))
+    msg = str(err.value)
+    assert "http://127.0.0.1:9/v1" in msg and "3 times in a row" in msg and "\n" not in msg
+    assert svc.calls == 3
+
+
+def test_a_success_resets_the_failure_count_and_zero_keeps_warn_only():
+    svc = _Failing()
+    _, _, cur = generator_reward_funcs(RewardConfig(), svc, max_failures=2)
+    cur(completions=_conv([GEN_GOOD]))  # 1 failure
+    svc.down = False
+    assert cur(completions=_conv([GEN_GOOD])) == [1.0]  # success resets
+    svc.down = True
+    cur(completions=_conv([GEN_GOOD]))  # 1 failure again, no raise
+    svc2 = _Failing()
+    _, _, cur2 = generator_reward_funcs(RewardConfig(), svc2, max_failures=0)
+    for _ in range(5):  # 0: the previous behaviour (warn, score the missing terms 0) stays reachable
+        assert cur2(completions=_conv([GEN_GOOD])) == [0.0]
+
+
+def test_service_location_names_the_server_or_the_in_process_sampler():
+    from toolr0.training.reward_funcs import service_location
+
+    assert service_location(_Failing("http://127.0.0.1:5/v1")) == "http://127.0.0.1:5/v1"
+    assert "in-process" in service_location(FakeService())

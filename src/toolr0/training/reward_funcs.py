@@ -7,8 +7,10 @@ TRL calls each function with `prompts`, `completions` (conversational: a list of
 Extra scalars (gate rate, p̂ mean, judge mean, exact-match rate, ...) are logged through `log_metric`.
 
 The curriculum reward sends ALL parseable tasks of one generation batch to the frozen Solver in one
-`SolverService.pass_rates` call and one `judge` call (no per-completion round trips). Rewards never raise:
-a service failure is logged and gives r_curr from whatever was obtained (missing p̂ / judge → 0 terms).
+`SolverService.pass_rates` call and one `judge` call (no per-completion round trips). A single service
+failure is logged and gives r_curr from whatever was obtained (missing p̂ / judge → 0 terms); `max_failures`
+failed calls in a row stop the phase with a one-line `RewardServiceError` naming the service's URL (a phase
+must not train on a silently zeroed reward; 0 keeps the old warn-only behaviour).
 """
 
 from __future__ import annotations
@@ -25,8 +27,22 @@ from toolr0.core.rewards import generator as grw
 from toolr0.core.rewards import solver as srw
 from toolr0.core.rewards.config import RewardConfig
 from toolr0.core.solver_format import SolverFormat
+from toolr0.errors import ToolR0Error
 
 log = logging.getLogger(__name__)
+
+
+class RewardServiceError(ToolR0Error):
+    """The frozen-Solver service behind the curriculum reward failed too many times in a row."""
+
+
+def service_location(service: Any) -> str:
+    """Where a `SolverService` sends its queries: the server URL, else a description of the sampler."""
+    sampler = getattr(service, "sampler", None)
+    url = getattr(sampler, "base_url", None) or getattr(service, "base_url", None)
+    if url:
+        return str(url)
+    return f"the in-process frozen Solver ({type(sampler or service).__name__})"
 
 RewardFunc = Callable[..., list[float]]
 
@@ -84,16 +100,19 @@ def generator_reward_funcs(
     service: Any | None = None,
     scope: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
     K: int | None = None,
+    max_failures: int = 3,
 ) -> list[RewardFunc]:
     """[format, validity, curriculum] for Generator GRPO.
 
     `service`: a `SolverService` (frozen Solver) with `pass_rates(tasks, K)` and `judge(tasks)`; None gives
     r_curr without the Solver terms (p̂ and judge missing → 0). `scope`: a context-manager factory entered
     around the service calls (e.g. `roles.frozen_scope` to switch to the frozen Solver adapter and restore
-    the trained one afterwards). `K`: samples per task (default `cfg.K`).
+    the trained one afterwards). `K`: samples per task (default `cfg.K`). `max_failures`: consecutive failed
+    service calls that raise `RewardServiceError` (0: never raise, only warn).
     """
     c = cfg if cfg is not None else RewardConfig()
     k = int(K or c.K)
+    failures = [0]  # consecutive failed service calls (a success resets it)
 
     def generator_format(completions: list[Any], log_metric: Any = None, **_: Any) -> list[float]:
         analyses = [grw.analyse_generator_output(t) for t in _texts(completions)]
@@ -144,11 +163,20 @@ def generator_reward_funcs(
                             idx, _as_floats(service.judge(batch), ("score", "judge_score")), strict=False
                         ):
                             judge[i] = v
-            except Exception as exc:  # noqa: BLE001 - a reward must not kill the run
+                failures[0] = 0
+            except Exception as exc:  # noqa: BLE001 - one failure is tolerated, a run of them is not
+                failures[0] += 1
+                what = " ".join(f"{type(exc).__name__}: {exc}".split())[:800]
+                if max_failures > 0 and failures[0] >= max_failures:
+                    raise RewardServiceError(
+                        f"frozen Solver service at {service_location(service)} failed {failures[0]} times in "
+                        f"a row (last: {what}); stopping the phase (inference.service_max_failures)"
+                    ) from None
                 log.warning(
-                    "frozen Solver service failed (%s: %s); r_curr uses what was obtained",
-                    type(exc).__name__,
-                    exc,
+                    "frozen Solver service at %s failed (%s; %d in a row); r_curr uses what was obtained",
+                    service_location(service),
+                    what,
+                    failures[0],
                 )
             seconds = time.perf_counter() - t0
         vals = []
