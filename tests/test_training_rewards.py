@@ -142,3 +142,26 @@ def test_solver_dataset_from_curriculum_jsonl(tmp_path):
     ds = tdata.solver_rows(loaded)
     assert json.loads(ds[0]["calls_json"]) == [{"name": "w", "arguments": {"city": "Paris"}}]
     assert "User request:" in ds[0]["prompt"][-1]["content"]
+
+
+def test_no_call_spec_rows_score_empty_gold_and_reach_the_solver():
+    """spec_json of each row decides whether a gold of [] is a no-call task (format, validity, r_curr)."""
+    cfg = RewardConfig(K=4)
+    seen = []
+
+    class Svc(FakeService):
+        def pass_rates(self, tasks, K):
+            seen.extend(tasks)
+            return super().pass_rates(tasks, K)
+
+    fmt, val, cur = generator_reward_funcs(cfg, Svc(p=0.5, score=5))
+    calls = grw.analyse_generator_output(GEN_GOOD).parse.answer_text
+    text = GEN_GOOD.replace(calls, "[]")
+    no_call = {"domain": "weather", "context_type": "single_turn", "menu_size": 1, "num_calls": 0}
+    specs = [json.dumps(no_call), json.dumps({**no_call, "num_calls": 1})]
+    kw = {"completions": _conv([text, text]), "spec_json": specs}
+    assert fmt(**kw) == [grw.format_reward(text, cfg, no_call).value, grw.format_reward(text, cfg).value]
+    assert fmt(**kw)[0] > fmt(**kw)[1]
+    assert val(**kw)[0] > 0 and val(**kw)[1] == 0.0
+    assert cur(**kw) == [1.0, 0.0]
+    assert len(seen) == 1 and seen[0].calls == []

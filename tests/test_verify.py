@@ -572,11 +572,11 @@ def test_no_call_rules_accept_bfcl_irrelevance_requests(tmp_path, monkeypatch):
 
     if not bfcl.is_available():
         pytest.skip("bfcl-eval not installed (optional extra: scripts/install_bfcl.sh)")
-    from toolr0.core.verify import _check_no_call_question
+    from toolr0.core.verify import check_no_call_question
 
     monkeypatch.setenv("BFCL_PROJECT_ROOT", str(tmp_path))
     items = bfcl.load_bfcl("bfcl_irrelevance")
     assert len(items) == 240
     for it in items:
         assert question_gate(it.question) == (True, "ok"), it.question
-        assert _check_no_call_question(it.question, it.tools) is None, it.question
+        assert check_no_call_question(it.question, it.tools) is None, it.question

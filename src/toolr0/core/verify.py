@@ -468,7 +468,7 @@ def _verify(raw: Any, spec: Any) -> Verdict:
     if len(calls) == 1 and len(calls[0].arguments) <= 1 and any(p in ql for p in LOOKUP_PHRASES):
         return _fail("trivial_single_lookup")
     if no_call:
-        bad = _check_no_call_question(q, tools)
+        bad = check_no_call_question(q, tools)
         if bad is not None:
             return _fail(bad[0], **bad[1])
     details: dict[str, Any] = {"num_tools": len(tools), "num_calls": len(calls), "no_call": no_call}
@@ -489,7 +489,19 @@ def _spec_no_call(spec: Any) -> bool:
         return False
 
 
-def _check_no_call_question(question: str, tools: list[Tool]) -> tuple[str, dict[str, Any]] | None:
+def menu_problem(tools_text: Any) -> str | None:
+    """The §6.2 tool-rule reason code of a raw ``<available_tools>`` text (strict JSON), or None when it passes."""
+    try:
+        parsed = parse_strict_json(tools_text) if isinstance(tools_text, str) else None
+        if parsed is None or not parsed.ok:
+            return "tools_not_strict_json"
+        bad = _check_tools(parsed.value)
+        return bad[0] if bad is not None else None
+    except Exception as exc:  # noqa: BLE001 - total by contract
+        return f"verify_error:{type(exc).__name__}"
+
+
+def check_no_call_question(question: str, tools: list[Tool]) -> tuple[str, dict[str, Any]] | None:
     """Rules of a no-call task's question (hardened, not in the paper): it must not name a menu tool (a real user
     does not, and it usually means the request is for that tool) nor talk about tools instead of asking."""
     names = {t.name.lower() for t in tools}
