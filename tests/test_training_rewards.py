@@ -165,3 +165,26 @@ def test_no_call_spec_rows_score_empty_gold_and_reach_the_solver():
     assert val(**kw)[0] > 0 and val(**kw)[1] == 0.0
     assert cur(**kw) == [1.0, 0.0]
     assert len(seen) == 1 and seen[0].calls == []
+
+
+def test_no_call_curriculum_tasks_are_trained_with_the_empty_gold_rule(tmp_path):
+    """A selected no-call task (calls []) reaches Solver GRPO, where only an explicit [] earns accuracy."""
+    from toolr0.core.schema import Task
+    from toolr0.io import atomic_write_jsonl
+
+    call_task = weather_tasks(1)[0]
+    no_call = Task("Please cancel my weather alert subscription for Paris.", call_task.tools, [], "weather")
+    rows = [
+        {"question": "rendered", "answer": t.to_dict()["calls"], "task": t.to_dict()}
+        for t in (call_task, no_call)
+    ]
+    rows.append({"question": "no calls key", "task": {"question": "Paris weather alerts?", "tools": []}})
+    p = tmp_path / "cur.jsonl"
+    atomic_write_jsonl(p, rows)
+    loaded = tdata.load_tasks(p)
+    assert [t.calls == [] for t in loaded] == [False, True]
+    ds = tdata.solver_rows(loaded)
+    assert json.loads(ds[1]["calls_json"]) == []
+    _, acc = solver_reward_funcs(RewardConfig())
+    texts = ["<think>none fits</think><tool_call_answer>[]</tool_call_answer>", SOLVER_GOOD]
+    assert acc(completions=_conv(texts), calls_json=[ds[1]["calls_json"]] * 2) == [1.0, 0.0]
