@@ -14,6 +14,39 @@ from toolr0.io import atomic_write_text, read_jsonl
 from toolr0.selfplay.rundir import RunDir
 
 COUNT_KEYS = ("generated", "verified", "unique", "cross_verified", "labelled", "selected")
+NO_CALL_KEYS = ("asked", "verified", "unique", "cross_verified", "labelled", "selected")
+
+
+def _task_no_call(row: dict[str, Any]) -> bool:
+    task = row.get("task")
+    return isinstance(task, dict) and task.get("calls") == []
+
+
+def no_call_counts(
+    candidates: list[dict[str, Any]],
+    unique: list[dict[str, Any]],
+    crossed: list[dict[str, Any]],
+    labelled: list[dict[str, Any]],
+    selected: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """No-call tasks (gold []) through the stages of one iteration: specs asking for one, then the tasks left
+    after each stage, and the frozen Solver's mean p̂ on them (share of samples answering [])."""
+    from toolr0.core.curriculum import is_no_call
+
+    p = [
+        float(r["label"]["p_hat"])
+        for r in labelled
+        if _task_no_call(r) and isinstance(r.get("label"), dict) and r["label"].get("p_hat") is not None
+    ]
+    return {
+        "asked": sum(1 for r in candidates if (r.get("spec") or {}).get("num_calls") == 0),
+        "verified": sum(1 for r in candidates if r.get("ok") and _task_no_call(r)),
+        "unique": sum(map(_task_no_call, unique)),
+        "cross_verified": sum(map(_task_no_call, crossed)),
+        "labelled": sum(map(_task_no_call, labelled)),
+        "selected": sum(1 for r in selected if is_no_call(r)),
+        "p_hat_mean": round(sum(p) / len(p), 4) if p else None,
+    }
 
 
 def _iterations(run: RunDir) -> list[int]:
@@ -71,6 +104,7 @@ def summary_rows(run: RunDir) -> list[dict[str, Any]]:
         sk = skipped.get(RunDir.key(t, "solver_train"))
         row["solver steps"] = "skipped" if sk else _fmt(_steps(run, t, "solver"))
         row["acceptance"] = counts.get("acceptance", {})
+        row["no_call"] = counts.get("no_call") or {}
         row["reasons"] = counts.get("reasons", {})
         row["skipped"] = {k.split("/", 1)[1]: v for k, v in skipped.items() if k.startswith(f"iter_{t:02d}/")}
         rows.append(row)
@@ -136,6 +170,18 @@ def summary_markdown(run: RunDir) -> str:
             )
             + " |"
         )
+    if any(r["no_call"].get("asked") or r["no_call"].get("verified") for r in rows):
+        lines += [
+            "",
+            "## No-call tasks (gold [])",
+            "",
+            "| iter | asked | verified | unique | cross-verified | labelled | selected | mean p̂ |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            nc = r["no_call"]
+            cells = [str(nc.get(k, "-")) for k in NO_CALL_KEYS] + [_fmt(nc.get("p_hat_mean"))]
+            lines.append(f"| {r['iter']} | " + " | ".join(cells) + " |")
     lines += ["", "## Rejection reasons (structural verification)", ""]
     for r in rows:
         reasons = ", ".join(f"{k} {v}" for k, v in list(r["reasons"].items())[:12]) or "none"
