@@ -205,3 +205,16 @@ def test_packaged_no_call_distribution():
 
     res = CliRunner().invoke(app, ["spec", "show", "--file", "no_call"])
     assert res.exit_code == 0 and "menu_size[n=0]" in res.output
+
+
+def test_presets_choose_their_spec_distribution():
+    """The small presets turn no-call tasks on; the paper preset keeps the paper's distribution (none)."""
+    from pathlib import Path
+
+    from toolr0.config import load_config
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    for name, no_call in (("cpu", True), ("quickstart", True), ("paper", False)):
+        cfg = load_config(configs / f"{name}.yaml")
+        specs = SpecSampler(load_spec_file(cfg.spec_file), seed=0).sample(2000)
+        assert any(s.no_call for s in specs) is no_call, name
