@@ -32,7 +32,8 @@ def _pvar(xs: list[float]) -> float:
 def run_config(sampler: Any, specs: list[Any], variant: str, decoding: str, args: argparse.Namespace) -> dict:
     from toolr0.core.prompts import generator_messages
     from toolr0.core.rewards.config import RewardConfig
-    from toolr0.core.rewards.generator import format_reward, validity_reward
+    from toolr0.core.rewards.generator import difficulty_reward, format_reward, validity_reward
+    from toolr0.core.solver_format import SolverFormat
     from toolr0.core.verify import verify_task
     from toolr0.inference.base import SamplingParams
     from toolr0.inference.solver_service import SolverService
@@ -90,10 +91,27 @@ def run_config(sampler: Any, specs: list[Any], variant: str, decoding: str, args
     rcfg = RewardConfig(K=args.k, solver_max_tokens=args.solver_max_tokens, allow_unclosed_answer=True)
     p_hats: list[float] = []
     solve_s = 0.0
+    frontier: dict[str, dict[str, Any]] = {}
+    formats = [f.strip() for f in args.solver_formats.split(",") if f.strip()]
     if valid_tasks and args.k > 0:
-        t1 = time.perf_counter()
-        p_hats = SolverService(sampler, rcfg, seed=args.seed).pass_rates(valid_tasks, K=args.k)
-        solve_s = time.perf_counter() - t1
+        for fmt_name in formats:  # the same valid tasks, the frozen Solver asked in each format
+            t1 = time.perf_counter()
+            service = SolverService(sampler, rcfg, seed=args.seed, solver_format=SolverFormat(fmt_name))
+            ps = service.pass_rates(valid_tasks, K=args.k)
+            secs = time.perf_counter() - t1
+            r_diff = [difficulty_reward(p, rcfg).value for p in ps]
+            frontier[fmt_name] = {
+                "p_hats": ps,
+                "hist": dict(sorted(Counter(round(p, 3) for p in ps).items())),
+                "between": sum(0 < p < 1 for p in ps) / len(ps),
+                "in_band": sum(rcfg.p_low <= p <= rcfg.p_high for p in ps) / len(ps),
+                # every other Generator sample is invalid, so its curriculum reward is 0
+                "rdiff_pos_share_samples": sum(r > 0 for r in r_diff) / len(rows),
+                "rdiff_mean_samples": sum(r_diff) / len(rows),
+                "seconds": secs,
+            }
+        if formats:
+            p_hats, solve_s = frontier[formats[0]]["p_hats"], frontier[formats[0]]["seconds"]
     n = len(rows)
     n_complete = sum(r["complete"] for r in rows)
     in_band = [p for p in p_hats if rcfg.p_low <= p <= rcfg.p_high]
@@ -118,6 +136,7 @@ def run_config(sampler: Any, specs: list[Any], variant: str, decoding: str, args
         "p_hat_hist": dict(sorted(Counter(round(p, 3) for p in p_hats).items())),
         "in_band": len(in_band) / len(p_hats) if p_hats else 0.0,
         "solver_seconds": solve_s,
+        "frontier": frontier,
         "reasons": dict(Counter(r["verify"] for r in rows).most_common()),
     }
     if args.out:
@@ -144,7 +163,24 @@ def _table(summaries: list[dict], header: str) -> str:
             f"| {s['in_band']:.0%} of {len(s['p_hats'])} |"
         )
     reasons = "\n".join(f"- {s['variant']}/{s['decoding']}: {s['reasons']}" for s in summaries)
-    return f"{header}\n\n{cols}" + "\n".join(lines) + f"\n\nVerification outcomes:\n{reasons}\n"
+    front = [
+        f"| {s['variant']}/{s['decoding']} | {name} | {len(f['p_hats'])} | "
+        + (", ".join(f"{k}: {v}" for k, v in f["hist"].items()) or "–")
+        + f" | {f['between']:.0%} | {f['in_band']:.0%} | {f['rdiff_pos_share_samples']:.1%} "
+        f"| {f['rdiff_mean_samples']:.3f} | {f['seconds']:.0f} |"
+        for s in summaries
+        for name, f in s.get("frontier", {}).items()
+    ]
+    front_table = (
+        "\n\nThe frozen Solver on the same valid tasks, per Solver format (docs/solver_format.md):\n\n"
+        "| Generator | Solver format | valid tasks | p̂ histogram | 0 < p̂ < 1 | in band | Generator samples "
+        "with r_diff > 0 | mean r_diff (all samples) | Solver s |\n|" + "---|" * 9 + "\n" + "\n".join(front)
+        if front
+        else ""
+    )
+    return (
+        f"{header}\n\n{cols}" + "\n".join(lines) + front_table + f"\n\nVerification outcomes:\n{reasons}\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--k", type=int, default=4, help="frozen-Solver samples per valid task (0: skip)")
     p.add_argument("--solver-max-tokens", type=int, default=192, help="cpu preset: 192")
+    p.add_argument(
+        "--solver-formats",
+        default="reference,native",
+        help="comma list of Solver formats for the frozen Solver's pass rates (the first fills the main table)",
+    )
     p.add_argument("--batch-size", type=int, default=8, help="prompts per generate() chunk")
     p.add_argument("--max-batch-sequences", type=int, default=32)
     p.add_argument("--seed", type=int, default=13)
@@ -209,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         f"## Generator step 0 — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
         f"Model `{args.model}` ({model_dir.name}), dtype {args.dtype}, {args.specs} specs × {args.group} "
         f"completions, T={args.temperature}, {args.max_new_tokens} new tokens (stop at `</tool_call_answer>`), "
-        f"frozen Solver K={args.k} at T=0.7 with {args.solver_max_tokens} tokens, unclosed answers accepted, "
+        f"frozen Solver K={args.k} at T=0.7 with {args.solver_max_tokens} tokens ({args.solver_formats} "
+        f"formats), unclosed answers accepted, "
         f"seed {args.seed}.\n\n`{cmd}`"
     )
     for i, (variant, decoding) in enumerate(plan):

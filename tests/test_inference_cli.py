@@ -37,9 +37,13 @@ def tools_file(tmp_path):
 def test_solve_on_tiny_model_prints_raw_and_reports_no_call(tiny_model_dir, tools_file, torch_one_thread):
     q = "What's the weather in Paris in celsius?"
     args = ["solve", "--model", str(tiny_model_dir), "-q", q, "--tools", str(tools_file)]
-    res = CliRunner().invoke(app, [*args, "--raw", "--max-new-tokens", "8", "--dtype", "fp32"])
+    opts = ["--raw", "--max-new-tokens", "8", "--dtype", "fp32"]
+    res = CliRunner().invoke(app, [*args, *opts, "--solver-format", "reference"])
     assert res.exit_code == 1  # a random model writes no tool call
     assert "--- raw completion ---" in res.output and "no tool call parsed (missing_answer)" in res.output
+    # native (the default): a reply without a call is the answer "no call", printed as []
+    res = CliRunner().invoke(app, [*args, *opts])
+    assert res.exit_code == 0 and "the model made no tool call" in res.output and "[]" in res.output
 
 
 def test_solve_rejects_a_bad_tool_file(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from toolr0.errors import ModelUnavailableError  # noqa: E402
-from toolr0.inference import models  # noqa: E402
+from toolr0.inference import device, models  # noqa: E402
 from toolr0.inference.models import (  # noqa: E402
     PackagedModel,
     join_gguf,
@@ -164,10 +164,10 @@ def test_pip_failure_is_a_one_line_model_error(tmp_path, monkeypatch):
 def test_select_dtype(monkeypatch):
     assert select_dtype("fp32") == torch.float32
     assert select_dtype("bf16") == torch.bfloat16
-    monkeypatch.setattr(models, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(device, "cpu_supports_bf16", lambda: False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert select_dtype("auto") == torch.float32
-    monkeypatch.setattr(models, "cpu_supports_bf16", lambda: True)
+    monkeypatch.setattr(device, "cpu_supports_bf16", lambda: True)
     assert select_dtype("auto") == torch.bfloat16
     with pytest.raises(Exception, match="dtype"):
         select_dtype("fp8")

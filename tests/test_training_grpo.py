@@ -85,6 +85,7 @@ def test_solver_grpo_moves_only_solver_adapter(tmp_path):
     resolved = json.loads((out / "resolved.json").read_text())
     assert resolved["grpo_config"]["loss_type"] == "grpo"
     assert resolved["reward_functions"] == ["solver_format", "solver_accuracy"]
+    assert (resolved["processes"], resolved["device"], resolved["distributed_type"]) == (1, "cpu", "NO")
     assert ckpt.is_complete(out / "checkpoints" / "checkpoint-2")
     assert (out / "final" / "adapter_config.json").is_file()
     assert (out / "final" / "adapter_model.safetensors").is_file()

@@ -60,11 +60,22 @@ def run(
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generate() call."),
     max_new_tokens: int = typer.Option(1024, "--max-new-tokens", min=1, help="Generation budget per item."),
     dtype: str = typer.Option("auto", "--dtype", help="auto, bf16 or fp32."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present, else CPU), cpu or cuda:N."),
     threads: int = typer.Option(
         None, "--threads", min=1, help="torch CPU threads (default: OMP_NUM_THREADS)."
     ),
     prompt_variant: str = typer.Option(
         "reference", "--prompt-variant", help="Solver prompt variant (reference, compact, or a YAML path)."
+    ),
+    solver_format: str = typer.Option(
+        "reference",
+        "--solver-format",
+        help="reference: the paper's <think>/<tool_call_answer> prompt (spec §7.1); native: the model's own "
+        "chat template with tools= (headline reads the call however it is wrapped; strict % counts only the "
+        "template's own <tool_call> blocks).",
+    ),
+    reason_first: bool = typer.Option(
+        False, "--reason-first", help="Native format: ask for a short <think> before the calls."
     ),
     merge_adapter: bool = typer.Option(
         True,
@@ -86,6 +97,10 @@ def run(
         raise ToolR0Error(f"--predictions must be model, gold or corrupt, not {predictions!r}")
     if dtype not in ("auto", "bf16", "fp32"):
         raise ToolR0Error(f"--dtype must be auto, bf16 or fp32, not {dtype!r}")
+    if solver_format not in ("reference", "native"):
+        raise ToolR0Error(f"--solver-format must be reference or native, not {solver_format!r}")
+    from toolr0.inference.device import check_device
+
     settings = EvalSettings(
         model=model,
         benchmarks=list(benchmarks),
@@ -98,7 +113,10 @@ def run(
         max_new_tokens=max_new_tokens,
         dtype=dtype,
         threads=threads,
+        device=check_device(device),
         prompt_variant=prompt_variant,
+        solver_format=solver_format,
+        reason_first=reason_first,
         merge_adapter=merge_adapter,
     )
     summary = run_eval(
@@ -113,23 +131,15 @@ def list_benchmarks(
     data_dir: Path = typer.Option(None, "--data-dir", help="Folder holding hammer/."),
 ) -> None:
     """List the benchmarks, their sizes and whether their data is available here."""
-    from toolr0.errors import ToolR0Error
-    from toolr0.eval import bfcl
-    from toolr0.eval.benchmarks import HAMMER_BENCHMARKS, OFFLINE_BENCHMARKS, hammer_file
+    from toolr0.eval import registry
+    from toolr0.eval.benchmarks import HAMMER_BENCHMARKS, OFFLINE_BENCHMARKS
 
-    for name, (_, n, display) in HAMMER_BENCHMARKS.items():
-        try:
-            where = str(hammer_file(name, data_dir))
-        except ToolR0Error as exc:
-            where = f"missing ({exc})"
-        typer.echo(f"{name:24s} {n:5d}  {display:14s} {where}")
-    ok = bfcl.is_available()
-    for cat in bfcl.CATEGORIES:
-        typer.echo(
-            f"{bfcl.PREFIX + cat:24s}        BFCL {cat:9s} {'bfcl-eval installed' if ok else 'needs scripts/install_bfcl.sh'}"
-        )
+    for name, bench in registry.REGISTRY.items():
+        _, where = bench.available(data_dir)
+        size = HAMMER_BENCHMARKS[name][1] if name in HAMMER_BENCHMARKS else None
+        typer.echo(f"{name:24s} {size if size is not None else '':>5}  {bench.display:22s} {where}")
     for name, display in OFFLINE_BENCHMARKS.items():
-        typer.echo(f"{name:24s}     –  {display:14s} n/a (offline)")
+        typer.echo(f"{name:24s}     –  {display:22s} n/a (offline)")
 
 
 @app.command("report")

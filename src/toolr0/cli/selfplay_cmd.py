@@ -26,12 +26,18 @@ def selfplay(
         None, "--set", "-s", help="Override a config value, e.g. --set loop.iterations=2 (repeatable)."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Live progress display."),
+    device: str = typer.Option(
+        None, "--device", help="auto (CUDA when present, else CPU), cpu or cuda:N (default: model.device)."
+    ),
 ) -> None:
     """Self-play: train the Generator, synthesise and filter tasks, train the Solver; N iterations."""
     from toolr0.config import load_config
     from toolr0.errors import ToolR0Error
 
     cfg = load_config(config, set_ or None)
+    from toolr0.inference.device import check_device, pin_training_gpu
+
+    cfg.model.device = check_device(device or cfg.model.device)
     if dry_run:
         from toolr0.selfplay.progress import print_plan
 
@@ -41,6 +47,7 @@ def selfplay(
         raise ToolR0Error("--out is required (the run directory), e.g. --out runs/quick")
     if resume and not (out / "state.json").is_file():
         raise ToolR0Error(f"--resume: {out} holds no run (no state.json)")
+    cfg.model.device = pin_training_gpu(cfg.model.device)  # before CUDA starts: one process trains on one GPU
     from toolr0.selfplay.loop import run_selfplay
 
     run_selfplay(cfg, out, progress=progress)

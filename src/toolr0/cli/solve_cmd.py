@@ -45,15 +45,24 @@ def solve(
     max_new_tokens: int = typer.Option(512, help="Generation limit."),
     seed: int = typer.Option(0, help="Sampling seed."),
     dtype: str = typer.Option("auto", help="auto | bf16 | fp32."),
+    device: str = typer.Option("auto", help="auto (CUDA when present, else CPU) | cpu | cuda:N."),
     backend: str = typer.Option("hf", help="hf (in-process) | openai (an OpenAI-compatible server) | vllm."),
     base_url: str = typer.Option("http://127.0.0.1:8000/v1", help="openai backend: server URL."),
     allow_unclosed: bool = typer.Option(
         False, help="Accept a final <tool_call_answer> left unclosed at the end of generation."
     ),
+    solver_format: str = typer.Option(
+        "native",
+        "--solver-format",
+        help="native: the model's own chat template with tools= (its <tool_call> reply); reference: the "
+        "paper's <think>/<tool_call_answer> prompt (spec §7.1).",
+    ),
+    reason_first: bool = typer.Option(
+        False, "--reason-first", help="Native format: ask for a short <think> before the calls."
+    ),
 ) -> None:
     """Render the Solver prompt for QUESTION and TOOLS, sample one answer and print the parsed calls as JSON."""
-    from toolr0.core.parsing import parse_solver_output
-    from toolr0.core.prompts import solver_messages
+    from toolr0.core.solver_format import SOLVER_FORMATS, SolverFormat
     from toolr0.errors import ToolR0Error
     from toolr0.inference import build_sampler
     from toolr0.inference.base import SamplingParams
@@ -61,22 +70,29 @@ def solve(
 
     if dtype not in ("auto", "bf16", "fp32") or backend not in ("hf", "openai", "vllm"):
         raise ToolR0Error("--dtype must be auto|bf16|fp32 and --backend hf|openai|vllm")
+    if solver_format not in SOLVER_FORMATS:
+        raise ToolR0Error(f"--solver-format must be one of {', '.join(SOLVER_FORMATS)}, not {solver_format!r}")
+    fmt = SolverFormat(solver_format, reason_first=reason_first)
+    from toolr0.inference.device import check_device
+
     menu = _load_tools(tools)
     sampler = build_sampler(
-        ModelConfig(name=model, dtype=dtype),
+        ModelConfig(name=model, dtype=dtype, device=check_device(device)),
         InferenceConfig(backend=backend, base_url=base_url, batch_size=1),
     )
     params = SamplingParams(
-        n=1, temperature=temperature, max_new_tokens=max_new_tokens, stop=("</tool_call_answer>",), seed=seed
+        n=1, temperature=temperature, max_new_tokens=max_new_tokens, stop=fmt.stop, seed=seed
     )
-    text = sampler.generate([solver_messages(question, menu)], params)[0][0]
-    parse = parse_solver_output(text, allow_unclosed=allow_unclosed)
+    text = sampler.generate([fmt.messages(question, menu)], params)[0][0]
+    parse = fmt.parse(text, allow_unclosed=allow_unclosed)
     if raw:
         typer.echo("--- raw completion ---")
         typer.echo(text)
         typer.echo("--- parsed tool calls ---")
     typer.echo(json.dumps([c.to_dict() for c in parse.calls], indent=2, ensure_ascii=False))
-    if not parse.calls and not parse.empty_answer:
+    if fmt.native and fmt.is_no_call(parse):
+        typer.echo("the model made no tool call", err=True)
+    elif not parse.calls and not fmt.is_no_call(parse):
         typer.echo(f"no tool call parsed ({parse.reason})", err=True)
         raise typer.Exit(1)
 

@@ -33,6 +33,9 @@ InitGenOpt = typer.Option(
     None, "--init-generator", help="Start the Generator from this adapter/model folder."
 )
 InitSolOpt = typer.Option(None, "--init-solver", help="Start the Solver from this adapter/model folder.")
+DeviceOpt = typer.Option(
+    None, "--device", help="auto (CUDA when present, else CPU), cpu or cuda:N (default: model.device)."
+)
 
 
 def _load(config: Path | None, overrides: list[str] | None):  # noqa: ANN202
@@ -52,6 +55,7 @@ def _run(
     data: Path | None = None,
     init_generator: Path | None = None,
     init_solver: Path | None = None,
+    device: str | None = None,
 ) -> None:
     import logging
 
@@ -61,6 +65,9 @@ def _run(
 
     console = Console(stderr=True)
     cfg = _load(config, overrides)
+    from toolr0.inference.device import check_device, pin_training_gpu
+
+    cfg.model.device = check_device(device or cfg.model.device)
     out = out or Path("runs") / f"train-{role}"
     if dry_run:
         from toolr0.training.run import dry_run as resolve
@@ -72,6 +79,7 @@ def _run(
     if data is not None and not data.is_file():
         raise ConfigError(f"{data}: curriculum file not found")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg.model.device = pin_training_gpu(cfg.model.device)  # before CUDA starts: one process trains on one GPU
     from toolr0.training.run import train_role
 
     init = {"generator": init_generator, "solver": init_solver}
@@ -104,9 +112,22 @@ def generator(
     processes: int = ProcOpt,
     init_generator: Path = InitGenOpt,
     init_solver: Path = InitSolOpt,
+    device: str = DeviceOpt,
 ) -> None:
     """Train the Generator: prompts from sampled specs; rewards format, validity, curriculum (frozen Solver)."""
-    _run("generator", config, out, resume, dry_run, overrides, processes, None, init_generator, init_solver)
+    _run(
+        "generator",
+        config,
+        out,
+        resume,
+        dry_run,
+        overrides,
+        processes,
+        None,
+        init_generator,
+        init_solver,
+        device,
+    )
 
 
 @app.command("solver")
@@ -122,6 +143,19 @@ def solver(
     processes: int = ProcOpt,
     init_generator: Path = InitGenOpt,
     init_solver: Path = InitSolOpt,
+    device: str = DeviceOpt,
 ) -> None:
     """Train the Solver on a curriculum JSONL; rewards format and accuracy."""
-    _run("solver", config, out, resume, dry_run, overrides, processes, data, init_generator, init_solver)
+    _run(
+        "solver",
+        config,
+        out,
+        resume,
+        dry_run,
+        overrides,
+        processes,
+        data,
+        init_generator,
+        init_solver,
+        device,
+    )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,7 +41,7 @@ SECTION_KEYS_TOP = ("generator", "solver", "judge", "difficulty")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 _SECTION_KEYS = {
     "generator": {"system", "user", "context_notes", *NO_CALL_KEYS},
-    "solver": {"system"},
+    "solver": {"system", "native_reason_first"},
     "judge": {"system", "user", "retry_suffix"},
     "difficulty": {"system", "user"},
 }
@@ -60,6 +60,15 @@ class PromptConfig(BaseModel):
     solver_variant: str = Field(
         "reference",
         description="Variant (name or YAML path) whose solver/judge/difficulty sections are used.",
+    )
+    solver_format: Literal["reference", "native"] = Field(
+        "reference",
+        description="How the Solver is prompted and read everywhere (pass@K, cross-verification, Solver GRPO, "
+        "solve, eval): 'reference' = the paper's <think>/<tool_call_answer> prompt (spec §7.1); 'native' = the "
+        "model's own chat template with tools= and its tool-call reply (docs/solver_format.md).",
+    )
+    solver_reason_first: bool = Field(
+        False, description="Native format only: ask for a short <think> before the calls (then required)."
     )
 
 
@@ -227,6 +236,12 @@ def solver_user_message(question: str, tools: Any) -> str:
 
 def solver_system_prompt(variant: str | PromptVariant = "reference") -> str:
     return _variant(variant).section("solver")["system"]
+
+
+def solver_native_system(variant: str | PromptVariant = "reference") -> str:
+    """The system line of the native format's "reason first" switch (the chat template adds the tools)."""
+    text = _variant(variant).section("solver").get("native_reason_first")
+    return text if isinstance(text, str) else load_prompt_variant("reference").section("solver")["native_reason_first"]
 
 
 def solver_messages(

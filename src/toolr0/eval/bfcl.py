@@ -20,6 +20,7 @@ import types
 from pathlib import Path
 from typing import Any
 
+from toolr0.core.native import parse_native_output
 from toolr0.core.parsing import parse_solver_output
 from toolr0.core.prompts import render_conversation
 from toolr0.core.schema import ToolCall, normalise_tools
@@ -282,8 +283,11 @@ def _reason(item: EvalItem, calls: list[ToolCall], error_type: str) -> str:
     return reason if reason != "ok" else "wrong_args"
 
 
-def score_bfcl(item: EvalItem, text: str) -> Verdict:
-    """Verdict for one completion on a BFCL item; the ``correct`` bit is the official checker's."""
+def score_bfcl(item: EvalItem, text: str, solver_format: str = "reference") -> Verdict:
+    """Verdict for one completion on a BFCL item; the ``correct`` bit is the official checker's. In the native
+    format the calls are read however they were wrapped; ``strict_correct`` checks the template's blocks only."""
+    if solver_format == "native":
+        return _score_bfcl_native(item, text)
     p = parse_solver_output(text)
     metrics = prf(p.calls, item.gold)
     fmt = format_reason(text, p)
@@ -298,3 +302,22 @@ def score_bfcl(item: EvalItem, text: str) -> Verdict:
     if errs:
         detail += f": {str(errs[0])[:300]}"
     return Verdict(False, _reason(item, calls, res.get("error_type", "")), detail, calls, metrics, False)
+
+
+def _score_bfcl_native(item: EvalItem, text: str) -> Verdict:
+    p = parse_native_output(text)
+    metrics = prf(p.calls, item.gold)
+    calls = list(p.calls) if p.parsed else []
+    clean = not p.malformed_blocks and not p.unclosed
+    strict_ok = clean and bool(check_calls(item, list(p.strict_calls))["valid"])
+    res = check_calls(item, calls)
+    if res["valid"]:
+        return Verdict(True, "ok", p.reason if p.reason != "ok" else "", calls, metrics, True, strict_ok)
+    if not p.parsed and item.meta["kind"] == "ast":
+        return Verdict(False, "unclosed" if p.unclosed else "unparseable", p.reason, [], metrics, False, False)
+    detail = res.get("error_type", "")
+    errs = res.get("error") or []
+    if errs:
+        detail += f": {str(errs[0])[:300]}"
+    reason = _reason(item, calls, res.get("error_type", ""))
+    return Verdict(False, reason, detail, calls, metrics, False, strict_ok)

@@ -17,17 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from toolr0.errors import ToolR0Error
-from toolr0.eval.benchmarks import HAMMER_BENCHMARKS, OFFLINE_BENCHMARKS
+from toolr0.eval import registry
+from toolr0.eval.benchmarks import OFFLINE_BENCHMARKS
 from toolr0.eval.bfcl import LIVE, NON_LIVE, PREFIX
 from toolr0.io import atomic_write_json, atomic_write_text
 
 NA = "n/a (offline)"
 APIBANK = "apibank"  # pooled L1 + L2
-DISPLAY = {
-    **{k: v[2] for k, v in HAMMER_BENCHMARKS.items()},
-    APIBANK: "API-Bank (L1+L2)",
-    **{PREFIX + c: f"BFCL {c}" for c in {**NON_LIVE, **LIVE}},
-}
+HAMMER = registry.members("hammer")
+DISPLAY = {**{name: b.display for name, b in registry.REGISTRY.items()}, APIBANK: "API-Bank (L1+L2)"}
+
+
+def _is_bfcl(name: str) -> bool:
+    return registry.family_of(name) == "bfcl"
 PRF_KEYS = ("tool", "param")
 
 
@@ -45,6 +47,14 @@ def _micro(rows: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
+def _strict(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Native-format rows: accuracy counting only the template's own <tool_call> blocks."""
+    marked = [r for r in rows if r.get("strict_correct") is not None]
+    if not marked:
+        return {}
+    return {"strict_accuracy": round(100 * sum(bool(r["strict_correct"]) for r in marked) / len(marked), 2)}
+
+
 def bench_stats(rows: list[dict[str, Any]], total: int | None = None) -> dict[str, Any]:
     """Accuracy, lenient accuracy, micro P/R/F1, reason counts and seconds of one benchmark's rows."""
     n = len(rows)
@@ -57,6 +67,7 @@ def bench_stats(rows: list[dict[str, Any]], total: int | None = None) -> dict[st
         "lenient_accuracy": round(100 * sum(bool(r.get("lenient_correct")) for r in rows) / n, 2)
         if n
         else None,
+        **_strict(rows),
         **_micro(rows),
         "reasons": dict(Counter(r.get("reason", "?") for r in rows if not r.get("correct")).most_common()),
         "seconds": round(sum(float(r.get("seconds", 0.0)) for r in rows), 1),
@@ -72,7 +83,7 @@ def bench_stats(rows: list[dict[str, Any]], total: int | None = None) -> dict[st
 
 
 def _bfcl_summary(per: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-    run = [b[len(PREFIX) :] for b in per if b.startswith(PREFIX) and per[b]["n"]]
+    run = [b[len(PREFIX) :] for b in per if _is_bfcl(b) and per[b]["n"]]
     if not run:
         return None
     acc = {c: per[PREFIX + c]["accuracy"] for c in run}
@@ -156,19 +167,23 @@ def markdown(summary: dict[str, Any]) -> str:
         f"decoding {m.get('decoding', 'greedy')}, max_new_tokens {m.get('max_new_tokens')}, "
         + (f"dtype {m['dtype']}, " if m.get("dtype") else "")
         + f"limit {m.get('limit')}, seed {m.get('seed')}, created {m.get('created', '')}",
+        f"Solver format: {m.get('solver_format') or 'reference (spec §7.1 prompt)'}",
         "",
     ]
-    hammer = [b for b in (*HAMMER_BENCHMARKS, APIBANK) if b in per]
+    hammer = [b for b in (*HAMMER, APIBANK) if b in per]
+    native = any("strict_accuracy" in s for s in per.values())
+    second = "Strict %" if native else "Lenient %"  # native: the template's own blocks only
     if hammer:
         lines += [
-            "| Benchmark | n | Accuracy % | Lenient % | Tool F1 | Param F1 | Top errors |",
+            f"| Benchmark | n | Accuracy % | {second} | Tool F1 | Param F1 | Top errors |",
             "|---|---|---|---|---|---|---|",
         ]
         for b in hammer:
             s = per[b]
             nn = f"{s['n']}/{s['n_total']}" if s["n"] != s["n_total"] else str(s["n"])
+            alt = s.get("strict_accuracy") if native else s["lenient_accuracy"]
             lines.append(
-                f"| {DISPLAY.get(b, b)} | {nn} | {_fmt(s['accuracy'])} | {_fmt(s['lenient_accuracy'])} | "
+                f"| {DISPLAY.get(b, b)} | {nn} | {_fmt(s['accuracy'])} | {_fmt(alt)} | "
                 f"{_fmt(s['tool_f1'])} | {_fmt(s['param_f1'])} | {_top_reasons(s['reasons'])} |"
             )
         for name in OFFLINE_BENCHMARKS.values():
@@ -182,13 +197,15 @@ def markdown(summary: dict[str, Any]) -> str:
         lines.append("")
     bf = summary.get("bfcl")
     if bf:
-        lines += ["| BFCL category | n | Accuracy % | Top errors |", "|---|---|---|---|"]
+        extra = " Strict % |" if native else ""
+        lines += [f"| BFCL category | n | Accuracy % |{extra} Top errors |", "|---|---|---|" + ("---|" if native else "") + "---|"]
         for b in per:
-            if b.startswith(PREFIX):
+            if _is_bfcl(b):
                 s = per[b]
                 nn = f"{s['n']}/{s['n_total']}" if s["n"] != s["n_total"] else str(s["n"])
+                strict = f" {_fmt(s.get('strict_accuracy'))} |" if native else ""
                 lines.append(
-                    f"| {b[len(PREFIX) :]} | {nn} | {_fmt(s['accuracy'])} | {_top_reasons(s['reasons'])} |"
+                    f"| {b[len(PREFIX) :]} | {nn} | {_fmt(s['accuracy'])} |{strict} {_top_reasons(s['reasons'])} |"
                 )
         lines += [
             "",
@@ -234,8 +251,8 @@ def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     """Per-benchmark (and aggregate) accuracy of A and B, the delta in points and the relative change."""
     rows = []
     pa, pb = a.get("benchmarks", {}), b.get("benchmarks", {})
-    order = [x for x in (*HAMMER_BENCHMARKS, APIBANK) if x in pa or x in pb]
-    order += [x for x in {**pa, **pb} if x.startswith(PREFIX)]
+    order = [x for x in (*HAMMER, APIBANK) if x in pa or x in pb]
+    order += [x for x in {**pa, **pb} if _is_bfcl(x)]
 
     def add(name: str, va: Any, vb: Any, na: Any = None, nb: Any = None) -> None:
         num = isinstance(va, int | float) and isinstance(vb, int | float)

@@ -11,6 +11,7 @@ Layout: ``<out>/eval_config.json`` (setting, resolved model), ``items.jsonl`` (o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import platform
@@ -20,26 +21,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from toolr0.core.prompts import solver_messages
-from toolr0.core.schema import ToolCall
+from toolr0.core.solver_format import SolverFormat
 from toolr0.errors import ToolR0Error
-from toolr0.eval import bfcl
-from toolr0.eval.benchmarks import HAMMER_BENCHMARKS, EvalItem, load_hammer, select_subset
-from toolr0.eval.corrupt import EXPECTED_REASON, corrupt_calls, solver_text
+from toolr0.eval import bfcl, registry
+from toolr0.eval.benchmarks import EvalItem, select_subset
+from toolr0.eval.corrupt import solver_text
 from toolr0.eval.items import ITEMS_FILE, load_rows, repair_items_file
-from toolr0.eval.scoring import Verdict, score_completion
+from toolr0.eval.scoring import Verdict
 from toolr0.io import append_jsonl, atomic_write_json
 
 log = logging.getLogger(__name__)
 
 PredictionMode = Literal["model", "gold", "corrupt"]
-STOP = ("</tool_call_answer>",)
-GROUPS: dict[str, list[str]] = {
-    "hammer": list(HAMMER_BENCHMARKS),
-    "bfcl": [bfcl.PREFIX + c for c in bfcl.NON_LIVE],
-    "bfcl_live": [bfcl.PREFIX + c for c in bfcl.LIVE],
-}
-GROUPS["all"] = GROUPS["hammer"] + GROUPS["bfcl"] + GROUPS["bfcl_live"]
+GROUPS = registry.groups()  # hammer, bfcl, bfcl_live, all
 # Settings that change what a row means; an output folder refuses rows produced under different ones.
 FINGERPRINT_KEYS = (
     "model",
@@ -49,9 +43,11 @@ FINGERPRINT_KEYS = (
     "adapter",
     "adapter_merged",
     "dtype",
+    "solver_format",
+    "prompt_sha256",
 )
 # Keys added after folders were already written without them: absent from an older folder, they are not checked.
-FINGERPRINT_KEYS_ADDED_LATER = ("dtype",)
+FINGERPRINT_KEYS_ADDED_LATER = ("dtype", "solver_format", "prompt_sha256")
 
 
 @dataclass
@@ -69,7 +65,10 @@ class EvalSettings:
     max_new_tokens: int = 1024
     dtype: str = "auto"
     threads: int | None = None
+    device: str = "auto"  # toolr0.inference.device: auto = CUDA when present, else CPU
     prompt_variant: str = "reference"
+    solver_format: str = "reference"  # reference (spec §7.1 prompt) | native (chat template with tools=)
+    reason_first: bool = False  # native only: a short <think> before the calls
     adapter: str | None = (
         None  # named adapter inside a PEFT model (resolved automatically for adapter folders)
     )
@@ -79,39 +78,11 @@ class EvalSettings:
 # ------------------------------------------------------------------------------------------ benchmarks
 def expand_benchmarks(names: list[str], skip_missing_bfcl: bool = False) -> tuple[list[str], list[str]]:
     """Expand group names (hammer, bfcl, bfcl_live, all) and check names; returns (benchmarks, notes)."""
-    out: list[str] = []
-    notes: list[str] = []
-    for raw in names:
-        for name in (n.strip() for n in raw.split(",")):
-            if not name:
-                continue
-            members = GROUPS.get(name)
-            if members is None:
-                if name in bfcl.CATEGORIES:
-                    name = bfcl.PREFIX + name
-                if name not in HAMMER_BENCHMARKS and not name.startswith(bfcl.PREFIX):
-                    known = ", ".join(
-                        [*GROUPS, *HAMMER_BENCHMARKS, *(bfcl.PREFIX + c for c in bfcl.CATEGORIES)]
-                    )
-                    raise ToolR0Error(f"unknown benchmark {name!r} (known: {known})")
-                if name.startswith(bfcl.PREFIX):
-                    bfcl.category_of(name)
-                members = [name]
-            for m in members:
-                if m not in out:
-                    out.append(m)
-    if any(b.startswith(bfcl.PREFIX) for b in out) and not bfcl.is_available():
-        if not skip_missing_bfcl:
-            raise ToolR0Error(bfcl.INSTALL_HINT)
-        out = [b for b in out if not b.startswith(bfcl.PREFIX)]
-        notes.append("BFCL skipped: bfcl-eval is not installed (scripts/install_bfcl.sh)")
-    return out, notes
+    return registry.expand(names, skip_unavailable=skip_missing_bfcl)
 
 
 def load_benchmark(name: str, data_dir: str | None = None) -> list[EvalItem]:
-    if name.startswith(bfcl.PREFIX):
-        return bfcl.load_bfcl(name)
-    return load_hammer(name, data_dir)
+    return registry.get(name).load(data_dir)
 
 
 def select_items(
@@ -134,10 +105,18 @@ def scored_rows(
     return {b: [rows[it.id] for it in items if it.id in rows] for b, items in selected.items()}
 
 
-def score_item(item: EvalItem, text: str) -> Verdict:
-    if item.benchmark.startswith(bfcl.PREFIX):
-        return bfcl.score_bfcl(item, text)
-    return score_completion(text, item.gold)
+def score_item(item: EvalItem, text: str, solver_format: str = "reference") -> Verdict:
+    return registry.get(item.benchmark).score(item, text, solver_format)
+
+
+def eval_solver_format(settings: EvalSettings) -> SolverFormat:
+    return SolverFormat(settings.solver_format, settings.prompt_variant, settings.reason_first)
+
+
+def prompt_sha256(fmt: SolverFormat) -> str:
+    """Hash of the prompt text a format sends besides the item (editing a prompt file changes it)."""
+    probe = fmt.messages("{question}", [])
+    return hashlib.sha256(json.dumps(probe, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------------- models
@@ -204,6 +183,7 @@ def build_sampler(settings: EvalSettings, model_path: str) -> tuple[Any, str | N
         model_path,
         dtype=settings.dtype,
         threads=settings.threads,
+        device=settings.device,
         batch_size=settings.batch_size,
         merge_adapter=merge,
     )
@@ -225,9 +205,10 @@ def weights_dtype(settings: EvalSettings, sampler: Any | None) -> str | None:
         return None
     dtype = getattr(getattr(sampler, "model", None), "dtype", None)
     if dtype is None:
+        from toolr0.inference.device import resolve_device
         from toolr0.inference.models import select_dtype
 
-        dtype = select_dtype(settings.dtype)
+        dtype = select_dtype(settings.dtype, resolve_device(settings.device))
     return str(dtype).removeprefix("torch.")
 
 
@@ -277,6 +258,9 @@ def rebuild_summary(out: str | Path) -> dict[str, Any]:
         dtype=fingerprint.get("dtype"),
         decoding="greedy",
         rebuilt_from_items=True,
+        solver_format=SolverFormat(
+            s.get("solver_format") or "reference", s.get("prompt_variant") or "reference", bool(s.get("reason_first"))
+        ).describe(),
     )
     summary = summarise(chosen, totals=totals, meta=meta)
     write_summary(out, summary)
@@ -298,49 +282,20 @@ def _row(
         "reason": v.reason,
         "detail": v.detail,
         "lenient_correct": v.lenient_correct,
+        "strict_correct": v.strict_correct,
         "metrics": v.metrics,
         **extra,
     }
 
 
 # ------------------------------------------------------------------------------------------ predictions
-def _bfcl_corruption_hints(item: EvalItem) -> tuple[dict[str, list[str]], dict[tuple[int, str], list[Any]]]:
-    required = {f["name"]: list(f.get("parameters", {}).get("required", [])) for f in item.meta["functions"]}
-    avoid: dict[tuple[int, str], list[Any]] = {}
-    names = [next(iter(e)) for e in item.meta["possible_answer"] or []]
-    for i, c in enumerate(item.gold):
-        if i < len(names) and names[i] == c.name:
-            for p, allowed in item.meta["possible_answer"][i][c.name].items():
-                avoid[(i, p)] = [a for a in allowed if a != ""] if isinstance(allowed, list) else []
-    # other gold calls of the same name may accept the corrupted value too: avoid theirs as well
-    for (i, p), vals in list(avoid.items()):
-        for (j, q), other in avoid.items():
-            if q == p and j != i and item.gold[j].name == item.gold[i].name:
-                vals.extend(other)
-    return required, avoid
-
-
-def oracle_prediction(item: EvalItem, mode: PredictionMode) -> tuple[str, dict[str, Any]]:
-    """The raw text standing in for the model in gold/corrupt mode, plus row extras."""
-    is_bfcl = item.benchmark.startswith(bfcl.PREFIX)
-    kind = item.meta.get("kind", "ast") if is_bfcl else "ast"
-    any_call = [ToolCall(item.tools[0].name if item.tools else "zq_any_tool", {})]
-    if kind == "irrelevance":  # gold: no call; corrupt: call the first tool
-        calls = [] if mode == "gold" else any_call
-        extra = {} if mode == "gold" else {"corruption": "extra_call", "expected_reason": "unexpected_call"}
-        return solver_text(calls), extra
-    if kind == "relevance":  # gold: some call; corrupt: none
-        calls = any_call if mode == "gold" else []
-        extra = {} if mode == "gold" else {"corruption": "no_call", "expected_reason": "no_call"}
-        return solver_text(calls), extra
-    if mode == "gold":
-        return solver_text(item.gold), {}
-    if is_bfcl:
-        required, avoid = _bfcl_corruption_hints(item)
-        calls, ckind = corrupt_calls(item.id, item.gold, item.tools, required=required, avoid_values=avoid)
-    else:
-        calls, ckind = corrupt_calls(item.id, item.gold, item.tools)
-    return solver_text(calls), {"corruption": ckind, "expected_reason": EXPECTED_REASON[ckind]}
+def oracle_prediction(
+    item: EvalItem, mode: PredictionMode, fmt: SolverFormat | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The raw text standing in for the model in gold/corrupt mode (in the Solver's format), plus row extras."""
+    calls, extra = registry.get(item.benchmark).oracle_calls(item, mode)
+    render = fmt.render_calls if fmt is not None and fmt.native else solver_text
+    return render(calls), extra
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -363,11 +318,14 @@ def run_eval(
     )
     out = Path(settings.out_dir)
     model_path = resolve_eval_model(settings.model) if settings.predictions == "model" else "(oracle)"
+    fmt = eval_solver_format(settings)
     fingerprint = {
         "model": model_path if settings.predictions == "model" else f"oracle:{settings.predictions}",
         "predictions": settings.predictions,
         "max_new_tokens": settings.max_new_tokens if settings.predictions == "model" else None,
         "prompt_variant": settings.prompt_variant,
+        "solver_format": settings.solver_format + ("+reason_first" if settings.reason_first else ""),
+        "prompt_sha256": prompt_sha256(fmt),
         "adapter": settings.adapter,
         # merged weights round differently from base + adapter: rows of the two are not mixed
         "adapter_merged": True
@@ -395,12 +353,12 @@ def run_eval(
             "benchmarks": benchmarks,
             "model_requested": settings.model,
             "python": platform.python_version(),
-            "bfcl_eval": bfcl.BFCL_VERSION if any(b.startswith(bfcl.PREFIX) for b in benchmarks) else None,
+            "bfcl_eval": bfcl.BFCL_VERSION if any(registry.family_of(b) == "bfcl" for b in benchmarks) else None,
         },
     )
 
     adapter = settings.adapter
-    messages_of = {it.id: solver_messages(it.question, it.tools, settings.prompt_variant) for it in pending}
+    messages_of = {it.id: fmt.messages(it.question, it.tools) for it in pending}
     if pending and settings.predictions == "model" and sampler is None:
         echo(f"loading model {model_path}")
         sampler, adapter = build_sampler(settings, model_path)
@@ -413,7 +371,7 @@ def run_eval(
             temperature=0.0,
             top_p=1.0,
             max_new_tokens=settings.max_new_tokens,
-            stop=STOP,
+            stop=fmt.stop,
             seed=settings.seed,
         )
         # similar prompt lengths in one batch: less padding
@@ -428,13 +386,13 @@ def run_eval(
                 if settings.predictions == "model":
                     texts, extras = _generate(sampler, [messages_of[it.id] for it in batch], params, adapter)
                 else:
-                    pairs = [oracle_prediction(it, settings.predictions) for it in batch]
+                    pairs = [oracle_prediction(it, settings.predictions, fmt) for it in batch]
                     texts, extras = [p[0] for p in pairs], [p[1] for p in pairs]
                 dt = time.perf_counter() - t0
                 gen_seconds += dt
                 rows = []
                 for it, text, extra in zip(batch, texts, extras, strict=True):
-                    v = score_item(it, text)
+                    v = score_item(it, text, settings.solver_format)
                     extra = {**extra, "seconds": round(dt / len(batch), 3)}
                     rows.append(_row(it, messages_of[it.id], text, v, extra))
                 append_jsonl(out / ITEMS_FILE, rows)
@@ -457,6 +415,7 @@ def run_eval(
             "decoding": "greedy",
             "dtype": fingerprint["dtype"],
             "prompt_variant": settings.prompt_variant,
+            "solver_format": fmt.describe(),
             "wall_seconds_this_run": round(time.perf_counter() - t_start, 1),
             "generation_seconds_this_run": round(gen_seconds, 1),
             "notes": notes,

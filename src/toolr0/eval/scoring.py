@@ -9,7 +9,9 @@ whitespace normalised), via :func:`toolr0.core.matching.exact_match`. Secondary:
 (gold is empty), ``wrong_count``, ``wrong_name``, ``missing_arg``, ``extra_arg``, ``wrong_value``.
 
 A second, lenient parse (unclosed final answer block and python-call syntax accepted) is recorded as a
-diagnostic only; it never changes the headline verdict. Pure: no engine imports.
+diagnostic only; it never changes the headline verdict. In the native Solver format (docs/solver_format.md)
+the headline reads the call however it was wrapped and ``strict_correct`` counts the template's own blocks
+only. Pure: no engine imports.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolr0.core.matching import eval_normalise, exact_match, prf
+from toolr0.core.native import parse_native_output
 from toolr0.core.parsing import SolverParse, parse_solver_output
 from toolr0.core.schema import ToolCall
 
@@ -51,6 +54,7 @@ class Verdict:
     pred: list[ToolCall] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     lenient_correct: bool = False
+    strict_correct: bool | None = None  # native format: right counting only the template's own blocks
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +64,7 @@ class Verdict:
             "pred": [c.to_dict() for c in self.pred],
             "metrics": dict(self.metrics),
             "lenient_correct": self.lenient_correct,
+            "strict_correct": self.strict_correct,
         }
 
 
@@ -158,8 +163,27 @@ def score_calls(pred: list[ToolCall], gold: list[ToolCall]) -> tuple[bool, str, 
     return False, reason, detail
 
 
-def score_completion(text: str, gold: list[ToolCall]) -> Verdict:
-    """Score one raw Solver completion against the gold calls (spec §9.1 recommended protocol)."""
+def score_native(text: str, gold: list[ToolCall]) -> Verdict:
+    """Native format: the headline reads the calls however the model wrapped them (template blocks, code fence
+    or bare JSON; a reply without any call is "no call"); ``strict_correct`` counts only the template's own
+    ``<tool_call>`` blocks, as an OpenAI-compatible server's tool-call parser would."""
+    p = parse_native_output(text)
+    metrics = prf(p.calls, gold)
+    strict_ok = score_calls(p.strict_calls, gold)[0] and not p.malformed_blocks and not p.unclosed
+    if not p.parsed:
+        if not gold:
+            return Verdict(True, "ok", f"no call ({p.reason})", [], metrics, True, strict_ok)
+        reason = "unclosed" if p.unclosed else "unparseable"
+        return Verdict(False, reason, p.reason, [], metrics, False, False)
+    ok, reason, detail = score_calls(p.calls, gold)
+    return Verdict(ok, reason, detail or p.reason, list(p.calls), metrics, ok, strict_ok)
+
+
+def score_completion(text: str, gold: list[ToolCall], solver_format: str = "reference") -> Verdict:
+    """Score one raw Solver completion against the gold calls (spec §9.1 recommended protocol), read in the
+    Solver's format (``reference`` or ``native``, see :func:`score_native`)."""
+    if solver_format == "native":
+        return score_native(text, gold)
     p = parse_solver_output(text)
     metrics = prf(p.calls, gold)
     lenient = parse_solver_output(text, allow_unclosed=True, python_calls=True)

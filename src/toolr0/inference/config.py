@@ -1,4 +1,4 @@
-"""Config sections owned by the inference layer: `model` (which weights, dtype, threads) and `inference`
+"""Config sections owned by the inference layer: `model` (which weights, device, dtype, threads) and `inference`
 (which sampling backend and its knobs). Pure pydantic, default-constructible, no engine imports."""
 
 from __future__ import annotations
@@ -17,6 +17,12 @@ class ModelConfig(BaseModel):
         "default",
         description='"default" (packaged Qwen2.5-Coder-0.5B-Instruct, fetched offline), a locally cached '
         "Hugging Face id, a model folder, or a LoRA adapter folder.",
+    )
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|cuda|cuda:\d+)$",
+        description="Where models run: auto (CUDA when present, else CPU), cpu, cuda (this process's GPU "
+        "under a launcher) or cuda:N. Decided in toolr0.inference.device.",
     )
     dtype: Literal["auto", "bf16", "fp32"] = Field(
         "auto",

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from toolr0.core.solver_format import split_tools
 from toolr0.errors import ToolR0Error
 from toolr0.inference.base import (
     BaseSampler,
@@ -68,6 +69,13 @@ def _stop_criteria_cls() -> type:
     return StopOnStrings
 
 
+
+def render_prompt(tokenizer: Any, messages: Messages) -> str:
+    """A conversation as the model's chat-templated prompt text (generation prompt appended); a native Solver
+    conversation's menu (``core.solver_format``) goes to the template as ``tools=``."""
+    msgs, tools = split_tools(messages)
+    return tokenizer.apply_chat_template(msgs, tools=tools or None, tokenize=False, add_generation_prompt=True)
+
 class HFSampler(BaseSampler):
     """Batched sampling with a transformers causal LM (optionally PEFT-wrapped)."""
 
@@ -104,13 +112,16 @@ class HFSampler(BaseSampler):
         dtype: str = "auto",
         threads: int | None = None,
         merge_adapter: bool = False,
+        device: str = "auto",
         **kwargs: Any,
     ) -> HFSampler:
-        """Load `name_or_path` ("default", folder, cached HF id, adapter folder) and wrap it; an adapter
-        folder is served as adapter "default", or folded into the base with ``merge_adapter``."""
+        """Load `name_or_path` ("default", folder, cached HF id, adapter folder) on `device` and wrap it; an
+        adapter folder is served as adapter "default", or folded into the base with ``merge_adapter``."""
         from toolr0.inference.models import load_model
 
-        model, tokenizer = load_model(name_or_path, dtype=dtype, threads=threads, merge_adapter=merge_adapter)
+        model, tokenizer = load_model(
+            name_or_path, dtype=dtype, threads=threads, merge_adapter=merge_adapter, device=device
+        )
         kwargs.setdefault("checkpoint_id", str(name_or_path))
         return cls(model, tokenizer, **kwargs)
 
@@ -120,6 +131,7 @@ class HFSampler(BaseSampler):
             model_cfg.name,
             dtype=model_cfg.dtype,
             threads=model_cfg.threads,
+            device=model_cfg.device,
             batch_size=inference_cfg.batch_size,
             max_batch_sequences=inference_cfg.max_batch_sequences,
             sort_by_length=inference_cfg.sort_by_length,
@@ -138,8 +150,9 @@ class HFSampler(BaseSampler):
         return ids
 
     def render(self, messages: Messages) -> str:
-        """The chat-templated prompt text (generation prompt appended)."""
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        """The chat-templated prompt text (generation prompt appended; a native conversation's menu goes to
+        the template as ``tools=``)."""
+        return render_prompt(self.tokenizer, messages)
 
     def encode(self, messages: Messages) -> list[int]:
         return self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]

@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from toolr0.errors import ModelUnavailableError, ToolR0Error
+from toolr0.inference.device import cpu_supports_bf16, place, resolve_device, resolve_dtype
 from toolr0.inference.tiny import save_tiny_model, tiny_random_model, tiny_tokenizer
 
 __all__ = [
     "DEFAULT_MODEL",
     "cache_dir",
+    "cpu_supports_bf16",
     "default_model_dir",
     "fetch_default_model",
     "is_adapter_dir",
@@ -298,39 +300,10 @@ def resolve_model(name_or_path: str, fetch: bool = True) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------- dtype
-def cpu_supports_bf16() -> bool:
-    """True when the CPU has AMX-BF16 or AVX512-BF16 (bf16 matmuls are then fast)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            break
-    return bool(flags & {"amx_bf16", "avx512_bf16"})
-
-
-def select_dtype(pref: str = "auto") -> Any:
-    """torch dtype for `pref` ("auto"/"bf16"/"fp32"); auto detects the hardware and logs the choice."""
-    import torch
-
-    if pref == "bf16":
-        return torch.bfloat16
-    if pref == "fp32":
-        return torch.float32
-    if pref != "auto":
-        raise ToolR0Error(f"dtype must be auto, bf16 or fp32, got {pref!r}")
-    if torch.cuda.is_available():
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        log.info("dtype auto: %s (CUDA)", dtype)
-        return dtype
-    if cpu_supports_bf16():
-        log.info("dtype auto: bfloat16 (CPU has AMX/AVX512-BF16)")
-        return torch.bfloat16
-    log.info("dtype auto: float32 (CPU lacks AMX/AVX512-BF16, bf16 would be slow)")
-    return torch.float32
+def select_dtype(pref: str = "auto", device: str | None = None) -> Any:
+    """torch dtype for `pref` ("auto"/"bf16"/"fp32") on `device` (None: the device auto resolves to); the
+    decision itself lives in `toolr0.inference.device`."""
+    return resolve_dtype(pref, resolve_device("auto") if device is None else device)
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -340,8 +313,10 @@ def load_model(
     threads: int | None = None,
     adapter_name: str = "default",
     merge_adapter: bool = False,
+    device: str = "auto",
 ) -> tuple[Any, Any]:
-    """(model, tokenizer) ready for generation; an adapter folder loads its base then the adapter.
+    """(model, tokenizer) ready for generation on `device` (see `toolr0.inference.device`: auto = CUDA when
+    present); an adapter folder loads its base then the adapter. The dtype follows the device.
 
     ``merge_adapter`` folds a LoRA adapter into the base weights (a plain model, no adapter left): same
     function up to rounding, and generation no longer pays for the extra low-rank matmuls."""
@@ -351,7 +326,8 @@ def load_model(
     if threads:
         torch.set_num_threads(threads)
     path = resolve_model(name_or_path)
-    torch_dtype = select_dtype(dtype)
+    target = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, target)
     adapter_dir: Path | None = None
     if is_adapter_dir(path):
         adapter_dir = path
@@ -371,5 +347,6 @@ def load_model(
         model = PeftModel.from_pretrained(model, adapter_dir, adapter_name=adapter_name)
         if merge_adapter:
             model = model.merge_and_unload()
+    model = place(model, target)
     model.eval()
     return model, tokenizer

@@ -15,6 +15,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from toolr0.core.solver_format import split_tools
 from toolr0.errors import ModelUnavailableError, ToolR0Error
 from toolr0.inference.base import (
     BaseSampler,
@@ -26,6 +27,24 @@ from toolr0.inference.base import (
     cut_at_stop,
 )
 
+
+def reply_text(message: dict[str, Any]) -> str:
+    """A chat reply as text; calls a server's tool-call parser moved into ``tool_calls`` are written back as
+    the template's ``<tool_call>`` blocks, so the native Solver parser reads them as the model wrote them."""
+    text = message.get("content") or ""
+    blocks = []
+    for call in message.get("tool_calls") or []:
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict):
+            continue
+        args = fn.get("arguments")
+        if isinstance(args, str):
+            try:
+                args = json.loads(args)
+            except ValueError:
+                pass
+        blocks.append("<tool_call>\n" + json.dumps({"name": fn.get("name"), "arguments": args}) + "\n</tool_call>")
+    return "\n".join([text, *blocks]).strip() if blocks else text
 
 class OpenAISampler(BaseSampler):
     """Chat-completions client implementing the `Sampler` interface."""
@@ -90,14 +109,17 @@ class OpenAISampler(BaseSampler):
         return self._model
 
     def _body(self, messages: Messages, params: SamplingParams, adapter: str | None) -> dict[str, Any]:
+        msgs, tools = split_tools(messages)
         body: dict[str, Any] = {
             "model": adapter or self.model,
-            "messages": messages,
+            "messages": msgs,
             "n": params.n,
             "temperature": params.temperature,
             "top_p": params.top_p,
             "max_tokens": params.max_new_tokens,
         }
+        if tools:
+            body["tools"] = tools
         if params.stop:
             body["stop"] = list(params.stop)
         if params.seed is not None:
@@ -131,7 +153,7 @@ class OpenAISampler(BaseSampler):
             choices = sorted(reply.get("choices") or [], key=lambda c: c.get("index", 0))
             row = []
             for ch in choices[: params.n]:
-                text = (ch.get("message") or {}).get("content") or ""
+                text = reply_text(ch.get("message") or {})
                 text, stopped = cut_at_stop(text, params.stop)
                 reason = ch.get("finish_reason") or "length"
                 if reason == "stop" and not stopped:

@@ -1,7 +1,7 @@
 """The frozen-Solver service: pass rates (r_diff, pass@K difficulty), judge scores (r_sem) and
 cross-verification, for many tasks per batched sampler call.
 
-Every Solver query is rendered with the one Solver prompt (`core.prompts.solver_messages`, spec §10
+Every Solver query is rendered with the one Solver format (`core.solver_format.SolverFormat`, spec §10
 item 4) and cached by content: sha256 over (checkpoint id, system prompt, user message, sampling params,
 K, seed, purpose) — never `id()` (spec §10 item 7). `clear()` between iterations; the cache can be
 persisted to a JSONL file and reloaded for resume. Sampling is seeded, so results are deterministic for
@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from toolr0.core.matching import calls_equal_canonical, values_match
-from toolr0.core.parsing import parse_solver_output
-from toolr0.core.prompts import difficulty_label_messages, judge_messages, solver_messages
+from toolr0.core.prompts import difficulty_label_messages, judge_messages
 from toolr0.core.rewards.config import RewardConfig
 from toolr0.core.rewards.generator import parse_judge_score
 from toolr0.core.schema import Task, ToolCall
+from toolr0.core.solver_format import SolverFormat
 from toolr0.inference.base import Messages, Sampler, SamplingParams
 from toolr0.io import append_jsonl, read_jsonl
 
@@ -130,6 +130,7 @@ class SolverService:
         *,
         adapter: str | None = None,
         prompt_variant: str = "reference",
+        solver_format: SolverFormat | None = None,
         max_new_tokens: int | None = None,
         cache_path: str | Path | None = None,
     ) -> None:
@@ -138,7 +139,8 @@ class SolverService:
         self.checkpoint_id = checkpoint_id or getattr(sampler, "checkpoint_id", None) or "unknown"
         self.seed = seed
         self.adapter = adapter
-        self.prompt_variant = prompt_variant
+        self.prompt_variant = prompt_variant  # judge and difficulty-label prompts
+        self.format = solver_format or SolverFormat("reference", prompt_variant)
         self.max_new_tokens = max_new_tokens  # overrides cfg.solver_max_tokens for pass rates when set
         self.cache = SolverCache(Path(cache_path) if cache_path else None)
 
@@ -160,7 +162,7 @@ class SolverService:
         return [self.cache.entries[k] for k in keys]
 
     def solver_messages(self, task: Task) -> Messages:
-        return solver_messages(task.question, task.tools, self.prompt_variant)
+        return self.format.messages(task.question, task.tools)
 
     # ---------------------------------------------------------------------------------------- pass rates
     def pass_rates_detailed(
@@ -175,7 +177,7 @@ class SolverService:
             temperature=self.cfg.solver_temperature,
             top_p=1.0,
             max_new_tokens=self.max_new_tokens or self.cfg.solver_max_tokens,
-            stop=(STOP_ANSWER,),
+            stop=self.format.stop,
             seed=self.seed if seed is None else seed,
         )
         samples = self._sample([self.solver_messages(t) for t in ts], params, "pass_rate")
@@ -185,11 +187,11 @@ class SolverService:
             succ = unclosed = 0
             reasons = []
             for text in texts:
-                parse = parse_solver_output(text, allow_unclosed=self.cfg.allow_unclosed_answer)
+                parse = self.format.parse(text, allow_unclosed=self.cfg.allow_unclosed_answer)
                 if task.calls:
                     ok = parse.parsed and calls_equal_canonical(parse.calls, task.calls, ordered=ordered)
-                else:  # no call expected: success only on an explicit empty list
-                    ok = parse.empty_answer
+                else:  # no call expected: success only on an explicit "no call"
+                    ok = self.format.is_no_call(parse)
                 succ += ok
                 unclosed += parse.unclosed
                 reasons.append("success" if ok else parse.reason if parse.reason != "ok" else "mismatch")
@@ -274,7 +276,7 @@ class SolverService:
             temperature=temperature,
             top_p=top_p,
             max_new_tokens=max_new_tokens,
-            stop=(STOP_ANSWER,),
+            stop=self.format.stop,
             seed=self.seed if seed is None else seed,
         )
         samples = self._sample([self.solver_messages(t) for t in ts], params, "cross_verify")
@@ -283,17 +285,14 @@ class SolverService:
             gold_names = [c.name for c in task.calls]
             agree = 0
             for text in texts:
-                parse = parse_solver_output(text, allow_unclosed=self.cfg.allow_unclosed_answer)
+                parse = self.format.parse(text, allow_unclosed=self.cfg.allow_unclosed_answer)
                 if not parse.parsed:
                     continue
+                no_call = self.format.is_no_call(parse)
                 if mode == "names":
-                    agree += [c.name for c in parse.calls] == gold_names and (
-                        bool(gold_names) or parse.empty_answer
-                    )
+                    agree += [c.name for c in parse.calls] == gold_names and (bool(gold_names) or no_call)
                 else:
-                    agree += _full_call_equal(parse.calls, task.calls) and (
-                        bool(task.calls) or parse.empty_answer
-                    )
+                    agree += _full_call_equal(parse.calls, task.calls) and (bool(task.calls) or no_call)
             a = agree / len(texts)
             out.append(CrossVerifyResult(a, {"kept": a >= tau, "k": len(texts), "mode": mode}))
         return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from toolr0.core.solver_format import split_tools
 from toolr0.errors import ToolR0Error
 from toolr0.inference.base import (
     BaseSampler,
@@ -111,7 +112,16 @@ class VLLMSampler(BaseSampler):
         self, prompts: list[Messages], params: SamplingParams, adapter: str | None
     ) -> GenerationResult:
         sp = self.vllm.SamplingParams(**vllm_sampling_kwargs(params))
-        outputs = self.llm.chat(prompts, sp, lora_request=self._lora(adapter), use_tqdm=False)
+        split = [split_tools(m) for m in prompts]
+        if any(tools for _, tools in split):  # native Solver prompts: each conversation has its own menu
+            tok = self.llm.get_tokenizer()
+            texts = [
+                tok.apply_chat_template(m, tools=t or None, tokenize=False, add_generation_prompt=True)
+                for m, t in split
+            ]
+            outputs = self.llm.generate(texts, sp, lora_request=self._lora(adapter), use_tqdm=False)
+        else:
+            outputs = self.llm.chat(prompts, sp, lora_request=self._lora(adapter), use_tqdm=False)
         result = GenerationResult(stats=GenerationStats(sequences=len(prompts) * params.n))
         for out in outputs:
             row = []

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from toolr0.config import ToolR0Config
+from toolr0.core.solver_format import SolverFormat
 from toolr0.errors import ToolR0Error
 from toolr0.selfplay.rundir import RunDir
 
@@ -211,7 +212,10 @@ class RoleEngine:
 
             key = "shared" if self.shared else role
             model, _ = load_model(
-                str(ck or self.cfg.model.name), dtype="fp32", threads=self.cfg.model.threads
+                str(ck or self.cfg.model.name),
+                dtype="fp32",
+                threads=self.cfg.model.threads,
+                device=self.cfg.model.device,
             )
             model.train()
             for p in model.parameters():
@@ -326,6 +330,7 @@ class RoleEngine:
                 seed=self.cfg.loop.seed,
                 adapter=adapter,
                 prompt_variant=self.cfg.prompts.solver_variant,
+                solver_format=SolverFormat.from_config(self.cfg.prompts),
                 max_new_tokens=self.cfg.loop.passk_max_tokens,
             )
             self._services[key] = SolverOps(service, self.cfg)
@@ -349,6 +354,7 @@ class RoleEngine:
             seed=self.cfg.loop.seed,
             adapter=rm.frozen_solver_adapter(),
             prompt_variant=self.cfg.prompts.solver_variant,
+                solver_format=SolverFormat.from_config(self.cfg.prompts),
         )
 
     def train_generator(

@@ -186,6 +186,10 @@ def print_plan(cfg: ToolR0Config, out: Path | None = None, console: Console | No
         console.print(
             f"this CPU lacks AMX/AVX512-BF16 (fp32): CPU times scaled by {CPU_FP32_SLOWDOWN}x (measured)"
         )
+    from toolr0.selfplay.plan import memory_lines
+
+    for line in memory_lines(cfg):
+        console.print(line, highlight=False, soft_wrap=True)
     if out is not None:
         state = out / "state.json"
         console.print(f"run directory: {out}" + (" (exists: would resume)" if state.is_file() else " (new)"))

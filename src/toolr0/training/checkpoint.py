@@ -6,6 +6,7 @@ We (1) mark a checkpoint complete with an atomically written `toolr0_complete.js
 (2) treat a folder as complete only if that marker exists or its `trainer_state.json` (written last) parses
 and names step N, and (3) delete incomplete folders before resuming, so resume always starts from the last
 complete save and a killed run loses at most the steps since then.
+`save_final` writes a role's final weights once, gathered from every rank (safe under ZeRO-3).
 """
 
 from __future__ import annotations
@@ -91,3 +92,19 @@ def completion_callback() -> Any:
             return control
 
     return CheckpointCompleteCallback()
+
+
+def save_final(trainer: Any, models: Any, role: str, dest: str | Path) -> Path:
+    """Write `role`'s trained parameters to `dest` once, correctly under every launcher.
+
+    Under DeepSpeed ZeRO-3 each rank holds a shard, so calling `save_pretrained` on every rank writes empty
+    tensors. Every rank takes part in accelerate's `get_state_dict` (a collective gather under ZeRO-3/FSDP;
+    DeepSpeed needs `zero3_save_16bit_model: true`, as in configs/accelerate/), then only the main process
+    writes the folder and the others wait for it."""
+    accelerator = trainer.accelerator
+    state_dict = accelerator.get_state_dict(trainer.model_wrapped)
+    dest = Path(dest)
+    if accelerator.is_main_process:
+        models.save_role(role, dest, state_dict=state_dict)
+    accelerator.wait_for_everyone()
+    return dest

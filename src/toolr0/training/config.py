@@ -126,7 +126,16 @@ class GRPORoleConfig(BaseModel):
 
     # checkpoints and logging
     save_steps: int = Field(2, ge=1, description="Save a checkpoint every N optimizer steps (reference 2).")
-    save_total_limit: int | None = Field(None, ge=1, description="Keep only the newest N checkpoints.")
+    save_total_limit: int | None = Field(
+        None,
+        ge=1,
+        description="Keep only the newest N checkpoints (None: keep all; the paper preset keeps 2).",
+    )
+    save_only_model: bool = Field(
+        False,
+        description="Checkpoints hold the weights only (no optimizer, scheduler or RNG state: several times "
+        "smaller for full fine-tuning with AdamW); a resume then restarts the optimizer and is not exact.",
+    )
     logging_steps: int = Field(1, ge=1, description="Log every N optimizer steps (reference 1).")
     log_completions: bool = Field(
         False, description="Print/log a table of sampled completions each log step."

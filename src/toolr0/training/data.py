@@ -2,8 +2,9 @@
 
 - Generator: one prompt per freshly sampled task spec (spec §2/§3; no data). The spec travels in the
   `spec_json` column, so TRL hands it to every reward function as a keyword argument.
-- Solver: one prompt per task of a curriculum JSONL (records with question/tools/calls, spec §6.6). The
-  gold calls travel in `calls_json`, the whole task in `task_json`.
+- Solver: one prompt per task of a curriculum JSONL (records with question/tools/calls, spec §6.6), in the
+  Solver's format (`core.solver_format`; native prompts are rendered text). The gold calls travel in
+  `calls_json`, the whole task in `task_json`.
 
 Nested, row-varying objects (tool schemas, call arguments) are stored as JSON strings: Arrow would otherwise
 merge their keys across rows into one struct type and fill missing keys with nulls, changing the data.
@@ -14,11 +15,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from toolr0.core import prompts
 from toolr0.core.schema import Task
+from toolr0.core.solver_format import SolverFormat
 from toolr0.core.spec import SpecDistribution, SpecSampler, TaskSpec
 from toolr0.errors import ConfigError
 from toolr0.io import read_jsonl
@@ -92,14 +95,27 @@ def load_tasks(path: str | os.PathLike) -> list[Task]:
     return tasks
 
 
-def solver_rows(tasks: list[Task], variant: str = "reference") -> list[dict[str, Any]]:
-    """One Solver prompt per task (the one Solver prompt of spec §7.1), gold calls in `calls_json`."""
+def solver_rows(
+    tasks: list[Task],
+    variant: str = "reference",
+    solver_format: SolverFormat | None = None,
+    render: Callable[[list[dict[str, Any]]], str] | None = None,
+) -> list[dict[str, Any]]:
+    """One Solver prompt per task in the Solver's format, gold calls in `calls_json`.
+
+    Reference format: chat messages (TRL applies the chat template). Native format: the prompt is rendered
+    to text by ``render`` (the tokenizer's template with the task's own ``tools=``), since TRL renders every
+    conversational prompt of a dataset with one shared tool list."""
+    fmt = solver_format or SolverFormat("reference", variant)
+    if fmt.native and render is None:
+        raise ValueError("native Solver prompts need a render function (the tokenizer's chat template)")
     rows = []
     for i, t in enumerate(tasks):
         d = t.to_dict()
+        messages = fmt.messages(t.question, t.tools)
         rows.append(
             {
-                "prompt": prompts.solver_messages(t.question, t.tools, variant),
+                "prompt": render(messages) if fmt.native and render is not None else messages,
                 "calls_json": json.dumps(d.get("calls", []), ensure_ascii=False, sort_keys=True),
                 "task_json": json.dumps(d, ensure_ascii=False, sort_keys=True),
                 "index": i,
@@ -108,9 +124,14 @@ def solver_rows(tasks: list[Task], variant: str = "reference") -> list[dict[str,
     return rows
 
 
-def solver_dataset(data: str | os.PathLike | list[Task], variant: str = "reference") -> Any:
+def solver_dataset(
+    data: str | os.PathLike | list[Task],
+    variant: str = "reference",
+    solver_format: SolverFormat | None = None,
+    render: Callable[[list[dict[str, Any]]], str] | None = None,
+) -> Any:
     """A `datasets.Dataset` of Solver prompts from a curriculum JSONL path or a list of tasks."""
     from datasets import Dataset
 
     tasks = data if isinstance(data, list) else load_tasks(data)
-    return Dataset.from_list(solver_rows(tasks, variant))
+    return Dataset.from_list(solver_rows(tasks, variant, solver_format, render))

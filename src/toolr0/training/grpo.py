@@ -32,32 +32,28 @@ LogitsProcessorFactory = Callable[[list[Any]], Any]
 
 
 def cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
+    from toolr0.inference.device import cuda_available as available
+
+    return available()
 
 
-def resolve_precision(pref: str, on_gpu: bool | None = None) -> str:
-    """ "bf16" | "fp16" | "fp32" for a `precision` setting; auto detects the hardware and logs the choice."""
-    if pref != "auto":
-        return pref
-    on_gpu = cuda_available() if on_gpu is None else on_gpu
-    if on_gpu:
-        if not cuda_available():  # resolving a GPU config on a CPU host (dry run)
-            log.info("precision auto: bf16 (assuming a bf16-capable GPU; none visible here)")
-            return "bf16"
-        import torch
+def training_device(device: str | None = None, on_gpu: bool | None = None) -> str:
+    """The device a training run uses: `device` if given, else "cuda:0"/"cpu" for an explicit `on_gpu`
+    (a dry run resolving a GPU config on a CPU host), else what `toolr0.inference.device` decides."""
+    from toolr0.inference.device import resolve_device
 
-        choice = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        log.info("precision auto: %s (CUDA)", choice)
-        return choice
-    from toolr0.inference.models import cpu_supports_bf16
+    if device is not None:
+        return device
+    if on_gpu is not None:
+        return "cuda:0" if on_gpu else "cpu"
+    return resolve_device("auto")
 
-    choice = "bf16" if cpu_supports_bf16() else "fp32"
-    log.info("precision auto: %s (CPU %s AMX/AVX512-BF16)", choice, "has" if choice == "bf16" else "lacks")
-    return choice
+
+def resolve_precision(pref: str, on_gpu: bool | None = None, device: str | None = None) -> str:
+    """ "bf16" | "fp16" | "fp32" for a `precision` setting on the training device (logged when auto)."""
+    from toolr0.inference.device import resolve_precision as decide
+
+    return decide(pref, training_device(device, on_gpu))
 
 
 def resolve_generation_batch(cfg: GRPORoleConfig, n_processes: int = 1) -> int:
@@ -103,14 +99,19 @@ def grpo_config_kwargs(
     n_processes: int = 1,
     on_gpu: bool | None = None,
     run_name: str | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
-    """Every `GRPOConfig` argument for `cfg`, resolved (no TRL import: safe for dry runs)."""
-    on_gpu = cuda_available() if on_gpu is None else on_gpu
+    """Every `GRPOConfig` argument for `cfg`, resolved (no TRL import: safe for dry runs). `device` (from
+    `toolr0.inference.device.resolve_device`) decides `use_cpu` and the precision flags."""
+    from toolr0.inference.device import is_cuda
+
+    device = training_device(device, on_gpu)
+    on_gpu = is_cuda(device)
     if cfg.use_vllm and not on_gpu:
         raise ConfigError("use_vllm needs a GPU (set use_vllm: false for CPU runs)")
     if cfg.use_vllm and cfg.vllm_mode == "server" and not cfg.vllm_server_base_url:
         log.info("vllm server mode without vllm_server_base_url: TRL uses host 0.0.0.0:8000")
-    precision = resolve_precision(cfg.precision, on_gpu)
+    precision = resolve_precision(cfg.precision, device=device)
     weights = (
         list(cfg.reward_weights)
         if cfg.reward_weights is not None
@@ -173,7 +174,8 @@ def grpo_config_kwargs(
         "save_strategy": "steps",
         "save_steps": cfg.save_steps,
         "save_total_limit": cfg.save_total_limit,
-        "save_only_model": False,  # optimizer/scheduler/RNG are needed to resume
+        # model-only saves are smaller but drop optimizer/scheduler/RNG: a resume is then not exact
+        "save_only_model": cfg.save_only_model,
         "logging_strategy": "steps",
         "logging_steps": cfg.logging_steps,
         "log_completions": cfg.log_completions,
@@ -268,6 +270,7 @@ def build_trainer(
     logits_processor_factory: LogitsProcessorFactory | None = None,
     n_processes: int | None = None,
     run_name: str | None = None,
+    device: str | None = None,
 ) -> Any:
     """THE one place a `GRPOTrainer` is built for a role: explicit `GRPOConfig`, our reward functions
     (each logged by TRL under `rewards/<name>/mean`), completion-marker checkpoints, optional structured
@@ -280,9 +283,16 @@ def build_trainer(
             "assumes a single adapter named 'default')"
         )
     if n_processes is None:
-        n_processes = int(os.environ.get("WORLD_SIZE", "1"))
+        from toolr0.inference.device import world_size
+
+        n_processes = world_size()
     args = build_grpo_config(
-        cfg, Path(output_dir), reward_weights=reward_weights, n_processes=n_processes, run_name=run_name
+        cfg,
+        Path(output_dir),
+        reward_weights=reward_weights,
+        n_processes=n_processes,
+        run_name=run_name,
+        device=device,
     )
     if args.reward_weights is not None and len(args.reward_weights) != len(reward_funcs):
         raise ConfigError(

@@ -24,6 +24,7 @@ from typing import Any
 from toolr0.core.rewards import generator as grw
 from toolr0.core.rewards import solver as srw
 from toolr0.core.rewards.config import RewardConfig
+from toolr0.core.solver_format import SolverFormat
 
 log = logging.getLogger(__name__)
 
@@ -212,12 +213,15 @@ def solver_weights(cfg: RewardConfig) -> list[float]:
     return [cfg.solver_format_weight, cfg.solver_accuracy_weight]
 
 
-def solver_reward_funcs(cfg: RewardConfig | None = None) -> list[RewardFunc]:
-    """[format, accuracy] for Solver GRPO; the gold calls come from the `calls_json` column."""
+def solver_reward_funcs(
+    cfg: RewardConfig | None = None, solver_format: SolverFormat | None = None
+) -> list[RewardFunc]:
+    """[format, accuracy] for Solver GRPO in the Solver's format; gold calls from the `calls_json` column."""
     c = cfg if cfg is not None else RewardConfig()
+    fmt = solver_format or SolverFormat()
 
     def solver_format(completions: list[Any], log_metric: Any = None, **_: Any) -> list[float]:
-        vals = [srw.solver_format_reward(t, c).value for t in _texts(completions)]
+        vals = [srw.solver_format_reward(t, c, fmt).value for t in _texts(completions)]
         _metric(log_metric, "solver/answer_present_rate", _mean([float(v > 0) for v in vals]))
         return vals
 
@@ -228,7 +232,7 @@ def solver_reward_funcs(cfg: RewardConfig | None = None) -> list[RewardFunc]:
         vals = []
         for i, t in enumerate(texts):
             gold = _gold(calls_json[i] if calls_json and i < len(calls_json) else None)
-            vals.append(srw.solver_accuracy_reward(t, gold, c).value if gold is not None else 0.0)
+            vals.append(srw.solver_accuracy_reward(t, gold, c, fmt).value if gold is not None else 0.0)
         _metric(log_metric, "solver/exact_rate", _mean([float(v >= 1.0 - 1e-9) for v in vals]))
         return vals
 

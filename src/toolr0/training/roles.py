@@ -148,15 +148,18 @@ class RoleModels:
                 p.requires_grad_(False)
 
     # ------------------------------------------------------------------ saving
-    def save_role(self, role: Role, dest: str | os.PathLike) -> Path:
-        """Atomically write `role`'s parameters to `dest` (adapter folder or full model folder) + tokenizer."""
+    def save_role(
+        self, role: Role, dest: str | os.PathLike, state_dict: dict[str, Any] | None = None
+    ) -> Path:
+        """Atomically write `role`'s parameters to `dest` (adapter folder or full model folder) + tokenizer.
+        `state_dict`: weights gathered from every rank (`checkpoint.save_final`) instead of this process's."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         try:
             if self.peft_model is not None:
                 name = self.adapter_name(role)
-                self.peft_model.save_pretrained(tmp, selected_adapters=[name])
+                self.peft_model.save_pretrained(tmp, selected_adapters=[name], state_dict=state_dict)
                 # PEFT writes non-"default" adapters into a subfolder named after the adapter: flatten it.
                 sub = tmp / name
                 if sub.is_dir():
@@ -164,7 +167,7 @@ class RoleModels:
                         os.replace(item, tmp / item.name)
                     sub.rmdir()
             else:
-                self.model_for(role).save_pretrained(tmp)
+                self.model_for(role).save_pretrained(tmp, state_dict=state_dict)
             self.tokenizer.save_pretrained(tmp)
             _replace_dir(tmp, dest)
         except BaseException:
@@ -288,28 +291,33 @@ def load_role_models(
     roles: tuple[str, ...] = ROLES,
     training_precision: str = "fp32",
     seed: int = 0,
+    device: str | None = None,
 ) -> RoleModels:
     """Load the base model (`model_cfg`: `toolr0.inference.config.ModelConfig`) and lay out the roles.
 
     LoRA layouts load the base in `model_cfg.dtype` (bf16 on capable CPUs; it stays frozen, the adapters are
     fp32). Full fine-tuning loads fp32 weights (bf16 is applied as autocast mixed precision when
     `training_precision` is bf16): pure-bf16 weights would swallow 1e-6 updates entirely.
+    `device` (default: `model_cfg.device` resolved) is where the models go; under DeepSpeed/FSDP they stay on
+    the CPU and the trainer places and shards them.
     """
+    from toolr0.inference.device import distributed_engine, resolve_device
     from toolr0.inference.models import load_model
 
+    device = "cpu" if distributed_engine() else (device or resolve_device(model_cfg.device))
     rc = roles_cfg
     init = dict(init or {})
     full = rc.mode == "full" or (rc.mode == "shared" and not rc.shared_use_lora)
     dtype = "fp32" if full else model_cfg.dtype
     if not full:
-        model, tok = load_model(model_cfg.name, dtype=dtype, threads=model_cfg.threads)
+        model, tok = load_model(model_cfg.name, dtype=dtype, threads=model_cfg.threads, device=device)
         return wrap_roles(model, tok, rc, init=init, roles=roles, seed=seed)
     keys = ["shared"] if rc.mode == "shared" else list(roles)
     models: dict[str, Any] = {}
     tok = None
     for k in keys:
         src = init.get(k) or (init.get("generator") if k == "shared" else None) or model_cfg.name
-        m, t = load_model(str(src), dtype=dtype, threads=model_cfg.threads)
+        m, t = load_model(str(src), dtype=dtype, threads=model_cfg.threads, device=device)
         m.train()
         for p in m.parameters():
             p.requires_grad_(True)

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from toolr0.core.solver_format import SolverFormat
 from toolr0.errors import ConfigError
 from toolr0.io import append_jsonl, atomic_write_json
 from toolr0.training import checkpoint as ckpt
@@ -83,7 +84,8 @@ def dry_run(
     inferred from the config (use_vllm → GPU) and the hardware."""
     rc = _role_cfg(cfg, role)
     if on_gpu is None:
-        on_gpu = True if rc.use_vllm or cfg.roles.mode == "full" else None
+        gpu_recipe = rc.use_vllm or cfg.roles.mode == "full" or cfg.model.device.startswith("cuda")
+        on_gpu = True if gpu_recipe else None
     names, weights = _reward_names_weights(cfg, role)
     kw = grpo_config_kwargs(
         rc,
@@ -140,7 +142,10 @@ def _check_prompt_lengths(dataset: Any, tokenizer: Any, max_prompt_length: int |
     """Longest prompt in tokens; TRL 1.16 never truncates, so `max_prompt_length` is only a guard."""
     longest = 0
     for row in dataset:
-        ids = tokenizer.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True)
+        if isinstance(row["prompt"], str):  # a prompt already rendered (native Solver format)
+            ids = tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
+        else:
+            ids = tokenizer.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True)
         if isinstance(ids, dict):
             ids = ids["input_ids"]
         longest = max(longest, len(ids))
@@ -202,6 +207,8 @@ def train_role(
     Generator's curriculum reward (built in-process on the frozen Solver adapter when None);
     `logits_processor_factory`: constrained-decoding hook for TRL's generation (default: the Generator's
     structured decoding when `cfg.structured.enabled`, none for the Solver)."""
+    from toolr0.inference.device import resolve_device
+    from toolr0.inference.hf import render_prompt
     from toolr0.training import data as tdata
     from toolr0.training import reward_funcs as rf
     from toolr0.training.roles import frozen_scope, load_role_models
@@ -209,7 +216,12 @@ def train_role(
     out = Path(out_dir)
     rc = _role_cfg(cfg, role)
     resume_from = _prepare_out(out, resume)
-    precision = resolve_precision(rc.precision)
+    if resume_from is not None and rc.save_only_model:
+        log.warning(
+            "%s: save_only_model checkpoints hold no optimizer/scheduler state: resume is not exact", role
+        )
+    device = resolve_device(cfg.model.device)
+    precision = resolve_precision(rc.precision, device=device)
     names, weights = _reward_names_weights(cfg, role)
     t_start = time.perf_counter()
 
@@ -224,7 +236,10 @@ def train_role(
         seed = cfg.loop.seed if spec_seed is None else spec_seed
         dataset = tdata.generator_dataset(n, seed, cfg.prompts.generator_variant, dist, start=spec_start)
     else:
-        dataset = tdata.solver_dataset(data, cfg.prompts.solver_variant)
+        solver_format = SolverFormat.from_config(cfg.prompts)
+        tasks = data if isinstance(data, list) else tdata.load_tasks(data)
+        if not solver_format.native:
+            dataset = tdata.solver_dataset(tasks, cfg.prompts.solver_variant)
 
     # GPU recipe: the frozen Solver runs in its own vLLM server (OpenAI-compatible, inference.base_url).
     remote_solver = role == "generator" and service is None and cfg.inference.backend in ("openai", "vllm")
@@ -232,9 +247,19 @@ def train_role(
         # Full fine-tuning loads only the trained role; its frozen Solver (if needed) is loaded below or served.
         which = (role,) if cfg.roles.mode == "full" else ("generator", "solver")
         models = load_role_models(
-            cfg.model, cfg.roles, init=init, roles=which, training_precision=precision, seed=rc.seed
+            cfg.model,
+            cfg.roles,
+            init=init,
+            roles=which,
+            training_precision=precision,
+            seed=rc.seed,
+            device=device,
         )
     tokenizer = models.tokenizer
+    if role == "solver" and solver_format.native:  # rendered with each task's own tools= (needs the tokenizer)
+        dataset = tdata.solver_dataset(
+            tasks, cfg.prompts.solver_variant, solver_format, lambda m: render_prompt(tokenizer, m)
+        )
     longest = _check_prompt_lengths(dataset, tokenizer, rc.max_prompt_length)
 
     if role == "generator":
@@ -245,31 +270,14 @@ def train_role(
         else:
             if service is None:
                 if cfg.roles.mode == "full":
-                    models.full_models.setdefault("solver", _load_frozen_full_solver(cfg, init))
+                    models.full_models.setdefault("solver", _load_frozen_full_solver(cfg, init, device))
                 service = _default_service(cfg, models, rc.seed)
             funcs = rf.generator_reward_funcs(cfg.rewards, service, scope=lambda: frozen_scope(models))
     else:
-        funcs = rf.solver_reward_funcs(cfg.rewards)
+        funcs = rf.solver_reward_funcs(cfg.rewards, solver_format)
     model = models.model_for(role)
 
     out.mkdir(parents=True, exist_ok=True)
-    kw = grpo_config_kwargs(rc, out / "checkpoints", reward_weights=weights, run_name=f"toolr0-{role}")
-    atomic_write_json(
-        out / "resolved.json",
-        {
-            "role": role,
-            "precision": precision,
-            "reward_functions": names,
-            "reward_weights": kw["reward_weights"],
-            "longest_prompt_tokens": longest,
-            "dataset_rows": len(dataset),
-            "resumed_from": str(resume_from) if resume_from else None,
-            "grpo_config": kw,
-            "toolr0_config": cfg.model_dump(mode="json"),
-        },
-    )
-    log.info("%s: precision %s, longest prompt %d tokens, %d rows", role, precision, longest, len(dataset))
-
     trainer = build_trainer(
         model,
         tokenizer,
@@ -282,6 +290,42 @@ def train_role(
         logits_processor_factory=logits_processor_factory
         or (_structured_factory(cfg, tokenizer) if role == "generator" else None),
         run_name=f"toolr0-{role}",
+        device=device,
+    )
+    accelerator = trainer.accelerator
+    n_processes = accelerator.num_processes  # the real count under accelerate/torchrun, not assumed 1
+    kw = grpo_config_kwargs(
+        rc,
+        out / "checkpoints",
+        reward_weights=weights,
+        run_name=f"toolr0-{role}",
+        n_processes=n_processes,
+        device=device,
+    )
+    resolved = {
+        "role": role,
+        "device": device,
+        "processes": n_processes,
+        "distributed_type": str(accelerator.distributed_type).rsplit(".", 1)[-1],
+        "precision": precision,
+        "reward_functions": names,
+        "reward_weights": kw["reward_weights"],
+        "longest_prompt_tokens": longest,
+        "dataset_rows": len(dataset),
+        "resumed_from": str(resume_from) if resume_from else None,
+        "grpo_config": kw,
+        "toolr0_config": cfg.model_dump(mode="json"),
+    }
+    if accelerator.is_main_process:
+        atomic_write_json(out / "resolved.json", resolved)
+    log.info(
+        "%s: %s × %d process(es), precision %s, longest prompt %d tokens, %d rows",
+        role,
+        device,
+        n_processes,
+        precision,
+        longest,
+        len(dataset),
     )
     start_step = 0
     if resume_from is not None:
@@ -291,8 +335,7 @@ def train_role(
     train_seconds = time.perf_counter() - t_train
     steps_done = trainer.state.global_step - start_step
 
-    final = out / "final"
-    models.save_role(role, final)
+    final = ckpt.save_final(trainer, models, role, out / "final")
     result = TrainResult(
         role=role,
         out_dir=str(out),
@@ -306,7 +349,8 @@ def train_role(
         precision=precision,
         log_history=list(trainer.state.log_history),
     )
-    atomic_write_json(out / "summary.json", result.to_dict())
+    if accelerator.is_main_process:
+        atomic_write_json(out / "summary.json", result.to_dict())
     return result
 
 
@@ -326,7 +370,12 @@ def _default_service(cfg: Any, models: Any, seed: int) -> Any:
         checkpoint_id=f"frozen-solver:{adapter or 'full'}:{time.time_ns()}",  # fresh cache scope per phase
     )
     return SolverService(
-        sampler, cfg.rewards, seed=seed, adapter=adapter, prompt_variant=cfg.prompts.solver_variant
+        sampler,
+        cfg.rewards,
+        seed=seed,
+        adapter=adapter,
+        prompt_variant=cfg.prompts.solver_variant,
+        solver_format=SolverFormat.from_config(cfg.prompts),
     )
 
 
@@ -343,14 +392,15 @@ def _remote_service(cfg: Any, seed: int) -> Any:
         seed=seed,
         adapter=adapter,
         prompt_variant=cfg.prompts.solver_variant,
+        solver_format=SolverFormat.from_config(cfg.prompts),
     )
 
 
-def _load_frozen_full_solver(cfg: Any, init: dict[str, Any] | None) -> Any:
+def _load_frozen_full_solver(cfg: Any, init: dict[str, Any] | None, device: str) -> Any:
     from toolr0.inference.models import load_model
 
     src = (init or {}).get("solver") or cfg.model.name
-    model, _ = load_model(str(src), dtype=cfg.model.dtype, threads=cfg.model.threads)
+    model, _ = load_model(str(src), dtype=cfg.model.dtype, threads=cfg.model.threads, device=device)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

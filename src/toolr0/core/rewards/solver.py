@@ -1,6 +1,9 @@
 """Solver rewards (spec §7.2, §7.3): format ∈ {0, .3, .6, 1} and accuracy ∈ [0, 1].
 
 Both return a :class:`RewardValue` (value plus reason) and never raise; ``*_score`` variants return plain floats.
+Every function takes the Solver's format (``core.solver_format.SolverFormat``; default: the paper's reference
+format). In the native format accuracy keeps the §7.3 formula on the calls read however they were wrapped,
+and the format reward asks for the chat template's own ``<tool_call>`` blocks (:func:`native_format_reward`).
 """
 
 from __future__ import annotations
@@ -8,25 +11,57 @@ from __future__ import annotations
 from typing import Any
 
 from toolr0.core.matching import greedy_match
+from toolr0.core.native import NativeParse, parse_native_output
 from toolr0.core.parsing import SolverParse, normalise_calls, parse_solver_output
 from toolr0.core.rewards.base import RewardValue, clip
 from toolr0.core.rewards.config import RewardConfig
 from toolr0.core.schema import ToolCall
+from toolr0.core.solver_format import SolverFormat
 
 
 def _cfg(cfg: RewardConfig | None) -> RewardConfig:
     return cfg if cfg is not None else RewardConfig()
 
 
-def _parse(text: Any, c: RewardConfig) -> SolverParse:
+def _fmt(fmt: SolverFormat | None) -> SolverFormat:
+    return fmt if fmt is not None else SolverFormat()
+
+
+def _parse(text: Any, c: RewardConfig, fmt: SolverFormat | None = None) -> SolverParse:
     if isinstance(text, SolverParse):
         return text
+    f = _fmt(fmt)
+    if f.native:
+        return parse_native_output(text)
     return parse_solver_output(text, allow_unclosed=c.allow_unclosed_answer)
 
 
-def solver_format_reward(text: Any, cfg: RewardConfig | None = None) -> RewardValue:
-    """0 if the last <tool_call_answer> is missing/empty; else 0.3 (+0.3 parses relaxed) (+0.4 ≥ 1 call)."""
+def native_format_reward(text: Any, cfg: RewardConfig | None = None) -> RewardValue:
+    """Native format reward, on the reference reward's grid {0, .3, .6, 1} (docs/solver_format.md):
+
+    1.0: at least one call, every one in a well-formed ``<tool_call>`` block of the template, nothing unclosed;
+    0.6: no call at all (a plain reply: the form of "no call", as ``[]`` earns 0.3 + 0.3 in the reference);
+    0.3: calls that can be read, but not in the template's own form (code fence, bare JSON, some blocks
+    malformed or cut); 0: a ``<tool_call>`` block with no readable call, or no text.
+    """
     c = _cfg(cfg)
+    p = text if isinstance(text, NativeParse) else parse_native_output(text)
+    present, parses, norm = c.sfmt_present_weight, c.sfmt_parse_weight, c.sfmt_norm_weight
+    if not p.parsed:
+        return RewardValue(0.0, p.reason)
+    if p.calls and p.strict_ok:
+        return RewardValue(present + parses + norm, "ok")
+    if not p.calls:
+        return RewardValue(present + parses, "no_call")
+    return RewardValue(present, p.reason)
+
+
+def solver_format_reward(text: Any, cfg: RewardConfig | None = None, fmt: SolverFormat | None = None) -> RewardValue:
+    """0 if the last <tool_call_answer> is missing/empty; else 0.3 (+0.3 parses relaxed) (+0.4 ≥ 1 call).
+    Native format: :func:`native_format_reward`."""
+    c = _cfg(cfg)
+    if _fmt(fmt).native:
+        return native_format_reward(_parse(text, c, fmt), c)
     sp = _parse(text, c)
     if not sp.answer_text:
         return RewardValue(0.0, sp.reason if sp.reason != "ok" else "missing_answer")
@@ -42,21 +77,25 @@ def _gold_calls(gold: Any) -> list[ToolCall]:
     return normalise_calls(gold) if gold is not None else []
 
 
-def solver_accuracy_reward(text: Any, gold_calls: Any, cfg: RewardConfig | None = None) -> RewardValue:
+def solver_accuracy_reward(
+    text: Any, gold_calls: Any, cfg: RewardConfig | None = None, fmt: SolverFormat | None = None
+) -> RewardValue:
     """r_acc ∈ [0, 1] (spec §7.3): needs a non-empty <think> and a parseable answer; greedy matching of the
     gold calls in order, s̄ = Σ matched r / |C*|, times 1 / (1 + α·extra calls). Empty gold: 1 iff the answer
-    is an explicit empty list."""
+    is an explicit empty list (native format: iff the reply makes no call). Native format without
+    ``reason_first`` needs no <think>."""
     c = _cfg(cfg)
+    f = _fmt(fmt)
     try:
-        sp = _parse(text, c)
-        if not sp.think:
+        sp = _parse(text, c, f)
+        if f.needs_think and not sp.think:
             return RewardValue(0.0, "no_think")
         if not sp.parsed:
             return RewardValue(0.0, f"answer:{sp.reason}")
         gold = _gold_calls(gold_calls)
         pred = sp.calls
         if not gold:
-            ok = sp.empty_answer
+            ok = f.is_no_call(sp)
             return RewardValue(1.0 if ok else 0.0, "empty_gold_" + ("match" if ok else "but_calls"))
         if not pred:
             return RewardValue(0.0, "no_normalisable_call")
@@ -70,20 +109,20 @@ def solver_accuracy_reward(text: Any, gold_calls: Any, cfg: RewardConfig | None 
         return RewardValue(0.0, f"error: {type(e).__name__}")
 
 
-def solver_format_score(text: Any, cfg: RewardConfig | None = None) -> float:
+def solver_format_score(text: Any, cfg: RewardConfig | None = None, fmt: SolverFormat | None = None) -> float:
     """Plain-float :func:`solver_format_reward`."""
-    return solver_format_reward(text, cfg).value
+    return solver_format_reward(text, cfg, fmt).value
 
 
-def solver_accuracy_score(text: Any, gold_calls: Any, cfg: RewardConfig | None = None) -> float:
+def solver_accuracy_score(text: Any, gold_calls: Any, cfg: RewardConfig | None = None, fmt: SolverFormat | None = None) -> float:
     """Plain-float :func:`solver_accuracy_reward`."""
-    return solver_accuracy_reward(text, gold_calls, cfg).value
+    return solver_accuracy_reward(text, gold_calls, cfg, fmt).value
 
 
-def solver_total(text: Any, gold_calls: Any, cfg: RewardConfig | None = None) -> float:
+def solver_total(text: Any, gold_calls: Any, cfg: RewardConfig | None = None, fmt: SolverFormat | None = None) -> float:
     """R_S = w_f·r_fmt + w_a·r_acc (∈ [0, 2] by default)."""
     c = _cfg(cfg)
-    sp = _parse(text, c)
-    return c.solver_format_weight * solver_format_reward(sp, c).value + c.solver_accuracy_weight * (
-        solver_accuracy_reward(sp, gold_calls, c).value
+    sp = _parse(text, c, fmt)
+    return c.solver_format_weight * solver_format_reward(sp, c, fmt).value + c.solver_accuracy_weight * (
+        solver_accuracy_reward(sp, gold_calls, c, fmt).value
     )

@@ -1,0 +1,191 @@
+"""The native Solver format: prompt, reply parser, rewards and scoring (docs/solver_format.md)."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from toolr0.core.native import openai_tools, parse_native_output, render_native_calls
+from toolr0.core.rewards.config import RewardConfig
+from toolr0.core.rewards.solver import (
+    native_format_reward,
+    solver_accuracy_reward,
+    solver_format_reward,
+    solver_total,
+)
+from toolr0.core.schema import ToolCall
+from toolr0.core.solver_format import SolverFormat, split_tools
+from toolr0.eval.scoring import score_completion
+
+NATIVE = SolverFormat("native")
+WEATHER = {
+    "name": "get_weather",
+    "description": "Current weather for a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+STOCK = {"name": "get_stock_price", "parameters": {"symbol": {"type": "string", "required": True}}}
+GOLD = [ToolCall("get_weather", {"city": "Lisbon", "unit": "celsius"})]
+
+
+def block(name: str, args: dict) -> str:
+    return "<tool_call>\n" + json.dumps({"name": name, "arguments": args}) + "\n</tool_call>"
+
+
+# ------------------------------------------------------------------------------------------ prompt
+def test_native_messages_carry_openai_tools_and_the_bare_question() -> None:
+    msgs = NATIVE.messages("Weather in Lisbon?", [WEATHER, STOCK])
+    chat, tools = split_tools(msgs)
+    assert chat == [{"role": "user", "content": "Weather in Lisbon?"}]
+    assert [t["type"] for t in tools] == ["function", "function"]
+    assert tools[0]["function"]["name"] == "get_weather"
+    assert tools[1]["function"]["parameters"]["required"] == ["symbol"]  # Hammer-style flag resolved
+
+
+def test_reason_first_adds_a_system_line_and_requires_think() -> None:
+    fmt = SolverFormat("native", reason_first=True)
+    chat, _ = split_tools(fmt.messages("q?", [WEATHER]))
+    assert chat[0]["role"] == "system" and "<think>" in chat[0]["content"]
+    reply = block("get_weather", {"city": "Lisbon", "unit": "celsius"})
+    assert solver_accuracy_reward(reply, GOLD, fmt=fmt).reason == "no_think"
+    assert solver_accuracy_reward("<think>Weather.</think>\n" + reply, GOLD, fmt=fmt).value == 1.0
+
+
+def test_reference_format_is_unchanged() -> None:
+    ref = SolverFormat()
+    msgs = ref.messages("q?", [WEATHER])
+    assert [m["role"] for m in msgs] == ["system", "user"]
+    assert split_tools(msgs) == (msgs, None)
+    assert ref.stop == ("</tool_call_answer>",) and NATIVE.stop == ()
+
+
+def test_split_tools_renders_through_a_chat_template() -> None:
+    from toolr0.inference.hf import render_prompt
+    from toolr0.inference.tiny import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    text = render_prompt(tok, NATIVE.messages("Weather in Lisbon?", [WEATHER]))
+    assert "get_weather" in text and "Weather in Lisbon?" in text
+    assert "tools" not in json.dumps(split_tools(NATIVE.messages("q", [WEATHER]))[0])
+
+
+# ------------------------------------------------------------------------------------------ parser
+def test_hermes_blocks_are_strict_calls() -> None:
+    text = block("get_weather", {"city": "Lisbon"}) + "\n" + block("get_stock_price", {"symbol": "AAPL"})
+    p = parse_native_output(text)
+    assert p.wrapper == "tool_call" and p.strict_ok and p.reason == "ok"
+    assert [c.name for c in p.calls] == ["get_weather", "get_stock_price"] == [c.name for c in p.strict_calls]
+
+
+def test_fenced_and_bare_json_are_read_leniently_not_strictly() -> None:
+    call = {"name": "get_weather", "arguments": {"city": "Lisbon"}}
+    fenced = parse_native_output("Sure:\n```json\n" + json.dumps(call) + "\n```")
+    assert fenced.wrapper == "fence" and fenced.calls[0].name == "get_weather"
+    assert fenced.strict_calls == [] and not fenced.strict_ok
+    bare = parse_native_output(json.dumps({"name": "get_weather", "parameters": {"city": "Lisbon"}}))
+    assert bare.wrapper == "bare" and bare.calls == [ToolCall("get_weather", {"city": "Lisbon"})]
+    llama = parse_native_output('<|python_tag|>{"name": "a", "parameters": {}}; {"name": "b", "parameters": {}}')
+    assert [c.name for c in llama.calls] == ["a", "b"]
+
+
+def test_prose_is_no_call_and_data_json_is_not_a_call() -> None:
+    p = parse_native_output("None of these tools can book a flight, sorry.")
+    assert p.no_call and p.parsed and p.calls == [] and p.reason == "no_call"
+    d = parse_native_output('The user is {"name": "Ana", "age": 3}.')
+    assert d.calls == [] and d.no_call
+
+
+def test_cut_and_malformed_blocks() -> None:
+    cut = parse_native_output('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Lis')
+    assert cut.unclosed and not cut.parsed and not cut.no_call
+    bad = parse_native_output("<tool_call>not json</tool_call>")
+    assert bad.malformed_blocks == 1 and not bad.parsed and bad.reason == "malformed_tool_call"
+    some = parse_native_output("<tool_call>oops</tool_call>" + block("get_weather", {"city": "X"}))
+    assert some.parsed and some.calls and not some.strict_ok
+
+
+def test_think_is_set_aside() -> None:
+    p = parse_native_output('<think>The user wants {"name": "x", "arguments": {}}</think>No tool fits.')
+    assert p.think and p.no_call
+
+
+@given(st.text(max_size=400))
+def test_parser_is_total(text: str) -> None:
+    p = parse_native_output(text)
+    assert isinstance(p.reason, str) and isinstance(p.calls, list)
+    value = native_format_reward(p).value
+    assert value in (0.0, 0.3, 0.6, 1.0) or abs(value - 0.6) < 1e-9 or abs(value - 1.0) < 1e-9
+
+
+@given(st.lists(st.tuples(st.from_regex(r"[a-z_]{1,12}", fullmatch=True), st.dictionaries(
+    st.from_regex(r"[a-z]{1,6}", fullmatch=True), st.one_of(st.integers(), st.text(max_size=20)), max_size=3
+)), min_size=1, max_size=3))
+def test_rendered_calls_round_trip(calls: list) -> None:
+    tc = [ToolCall(n, a) for n, a in calls]
+    p = parse_native_output(render_native_calls(tc))
+    assert p.strict_ok and p.calls == tc == p.strict_calls
+
+
+# ------------------------------------------------------------------------------------------ rewards
+def test_native_format_reward_grid() -> None:
+    cfg = RewardConfig()
+    good = block("get_weather", {"city": "Lisbon"})
+    assert solver_format_reward(good, cfg, NATIVE).value == 1.0
+    assert solver_format_reward("No tool applies.", cfg, NATIVE).value == 0.6
+    fenced = '```json\n{"name": "get_weather", "arguments": {"city": "Lisbon"}}\n```'
+    assert abs(solver_format_reward(fenced, cfg, NATIVE).value - 0.3) < 1e-9
+    assert solver_format_reward("<tool_call>{bad</tool_call>", cfg, NATIVE).value == 0.0
+
+
+def test_native_accuracy_keeps_the_spec_formula() -> None:
+    reply = block("get_weather", {"city": "Lisbon", "unit": "celsius"})
+    assert solver_accuracy_reward(reply, GOLD, fmt=NATIVE).value == 1.0  # no <think> needed
+    extra = reply + block("get_stock_price", {"symbol": "AAPL"})
+    assert abs(solver_accuracy_reward(extra, GOLD, fmt=NATIVE).value - 1 / 1.25) < 1e-9  # α = 0.25
+    assert solver_accuracy_reward("No tool fits.", [], fmt=NATIVE).value == 1.0
+    assert solver_accuracy_reward(reply, [], fmt=NATIVE).value == 0.0
+    assert solver_accuracy_reward("No tool fits.", GOLD, fmt=NATIVE).value == 0.0
+    assert solver_total(reply, GOLD, fmt=NATIVE) == 2.0
+
+
+def test_reference_rewards_unchanged_by_default() -> None:
+    ref = '<think>x</think><tool_call_answer>[{"name": "get_weather", "arguments": {"city": "Lisbon", "unit": "celsius"}}]</tool_call_answer>'
+    assert solver_format_reward(ref).value == 1.0 and solver_accuracy_reward(ref, GOLD).value == 1.0
+    assert solver_format_reward(block("get_weather", {"city": "Lisbon"})).value == 0.0
+
+
+# ------------------------------------------------------------------------------------------ scoring
+def test_native_scoring_headline_and_strict() -> None:
+    fenced = '```json\n{"name": "get_weather", "arguments": {"city": "Lisbon", "unit": "celsius"}}\n```'
+    v = score_completion(fenced, GOLD, "native")
+    assert v.correct and v.strict_correct is False
+    v = score_completion(block("get_weather", {"city": "Lisbon", "unit": "celsius"}), GOLD, "native")
+    assert v.correct and v.strict_correct
+    v = score_completion("I can't do that.", GOLD, "native")
+    assert not v.correct and v.reason == "no_call"
+    v = score_completion("No tool for that.", [], "native")
+    assert v.correct and v.strict_correct
+    v = score_completion(block("get_weather", {"city": "Lisbon"}), [], "native")
+    assert not v.correct and v.reason == "unexpected_call"
+    assert score_completion(fenced, GOLD).correct is False  # the reference reading is unchanged
+
+
+def test_openai_reply_tool_calls_become_blocks() -> None:
+    from toolr0.inference.openai_backend import reply_text
+
+    msg = {
+        "content": None,
+        "tool_calls": [{"type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Lisbon"}'}}],
+    }
+    p = parse_native_output(reply_text(msg))
+    assert p.strict_ok and p.calls == [ToolCall("get_weather", {"city": "Lisbon"})]
+    assert reply_text({"content": "hello"}) == "hello"
+
+
+def test_openai_tools_skip_unusable_entries() -> None:
+    assert [t["function"]["name"] for t in openai_tools([WEATHER, 17, {"x": 1}])] == ["get_weather"]
