@@ -285,6 +285,8 @@ def _stage_counts(
 ) -> dict[str, Any]:
     from collections import Counter
 
+    from toolr0.selfplay.report import no_call_counts
+
     ok = sum(r["ok"] for r in candidates)
     n = len(candidates)
 
@@ -313,6 +315,7 @@ def _stage_counts(
             "num_calls_ok": sum(1 for d in compliance if d.get("num_calls_ok")),
             "of": len(compliance),
         },
+        "no_call": no_call_counts(candidates, unique, crossed, labelled, selected),
         "reasons": reason_counts(candidates),
     }
 

@@ -114,15 +114,22 @@ def generator_reward_funcs(
     k = int(K or c.K)
     failures = [0]  # consecutive failed service calls (a success resets it)
 
-    def generator_format(completions: list[Any], log_metric: Any = None, **_: Any) -> list[float]:
+    def generator_format(
+        completions: list[Any], spec_json: list[str] | None = None, log_metric: Any = None, **_: Any
+    ) -> list[float]:
         analyses = [grw.analyse_generator_output(t) for t in _texts(completions)]
-        vals = [grw.format_reward(a, c).value for a in analyses]
+        specs = _specs(spec_json, len(analyses))
+        vals = [grw.format_reward(a, c, s).value for a, s in zip(analyses, specs, strict=True)]
         _metric(log_metric, "generator/gate_rate", _mean([float(a.gate) for a in analyses]))
         _metric(log_metric, "generator/all_tags_rate", _mean([float(a.parse.all_tags) for a in analyses]))
         return vals
 
-    def generator_validity(completions: list[Any], log_metric: Any = None, **_: Any) -> list[float]:
-        vals = [grw.validity_reward(t, c).value for t in _texts(completions)]
+    def generator_validity(
+        completions: list[Any], spec_json: list[str] | None = None, log_metric: Any = None, **_: Any
+    ) -> list[float]:
+        texts = _texts(completions)
+        specs = _specs(spec_json, len(texts))
+        vals = [grw.validity_reward(t, c, s).value for t, s in zip(texts, specs, strict=True)]
         full = c.valid_exists_weight + c.valid_args_weight + c.valid_ground_weight
         _metric(log_metric, "generator/fully_valid_rate", _mean([float(v >= full - 1e-9) for v in vals]))
         return vals
@@ -138,9 +145,10 @@ def generator_reward_funcs(
         n = len(texts)
         gates = [grw.analyse_generator_output(t).gate for t in texts]
         domains = [_domain(spec_json[i]) if spec_json and i < len(spec_json) else "" for i in range(n)]
+        specs = _specs(spec_json, n)
         tasks = [
-            grw.task_from_generator_text(t, d) if g else None
-            for t, d, g in zip(texts, domains, gates, strict=True)
+            grw.task_from_generator_text(t, d, s) if g else None
+            for t, d, s, g in zip(texts, domains, specs, gates, strict=True)
         ]
         idx = [i for i, t in enumerate(tasks) if t is not None]
         p_hat: list[float | None] = [None] * n
@@ -195,6 +203,18 @@ def generator_reward_funcs(
         return vals
 
     return [generator_format, generator_validity, generator_curriculum]
+
+
+def _specs(spec_json: list[str] | None, n: int) -> list[dict[str, Any] | None]:
+    """The spec dict of each row (None when absent or malformed): no-call specs change format and validity."""
+    out: list[dict[str, Any] | None] = []
+    for i in range(n):
+        try:
+            d = json.loads(spec_json[i]) if spec_json and i < len(spec_json) and spec_json[i] else None
+        except (ValueError, TypeError):
+            d = None
+        out.append(d if isinstance(d, dict) else None)
+    return out
 
 
 def _domain(spec_json: str | None) -> str:
