@@ -2,7 +2,7 @@
 
 The tiny random model never writes a valid task, so with it alone every candidate is rejected (the
 empty-stage path). `FakeGeneratorEngine` swaps only the Generator's sampling for deterministic, valid
-task texts (a few duplicates and a few broken ones included) so verification, dedup, cross-verification,
+task texts (a few duplicates and a few broken ones included; gold [] for no-call specs) so verification, dedup, cross-verification,
 pass@K, selection and Solver training all see data; the Solver side stays the real tiny model.
 """
 
@@ -109,6 +109,9 @@ def fake_task_text(spec: Any, seed: int, j: int) -> str:
     ]
     calls = [{"name": tool, "arguments": {"place": f"{w2.title()} Bay", "limit": 3}}]
     question = f"Please find 3 {w1} listings around {w2.title()} Bay for my plans this week."
+    if spec.num_calls == 0:  # a no-call task: a request neither tool serves, gold []
+        calls = []
+        question = f"Please cancel my {w1} club membership at {w2.title()} Bay before the end of this week."
     return (
         f"<think>One call answers it.</think>\n<question>{question}</question>\n"
         f"<available_tools>{json.dumps(tools)}</available_tools>\n"

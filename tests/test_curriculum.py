@@ -201,3 +201,46 @@ def test_selection_properties(items, n_final, weights):
     assert len(out) == min(n_final, len(selectable))
     assert len({id(it) for it in out}) == len(out)
     assert all(item_level(it, cfg) is not None for it in out)
+
+
+# ------------------------------------------------------------------------------------------ no-call tasks
+def _mixed(n_calls: int, n_no_call: int) -> list[dict]:
+    items = [{"id": f"c{i}", "domain": "a", "p_hat": 0.5, "answer": [{"name": "f"}]} for i in range(n_calls)]
+    items += [{"id": f"n{i}", "domain": "a", "p_hat": 0.5, "answer": []} for i in range(n_no_call)]
+    return items
+
+
+def test_is_no_call_reads_every_record_form():
+    from toolr0.core.curriculum import is_no_call
+
+    assert is_no_call({"answer": []}) and is_no_call({"calls": []}) and is_no_call({"task": {"calls": []}})
+    assert not is_no_call({"answer": [{"name": "f"}]}) and not is_no_call(
+        {"task": {"calls": [{"name": "f"}]}}
+    )
+    assert not is_no_call({"domain": "a"}) and not is_no_call(None) and not is_no_call({"answer": None})
+
+
+def test_no_call_tasks_selected_like_any_task_by_default():
+    items = _mixed(4, 6)
+    sel = select_curriculum(items, None, CurriculumConfig(n_final=10))
+    assert sorted(it["id"] for it in sel) == sorted(it["id"] for it in items)
+    # the default leaves the random choices (and so every earlier selection) unchanged
+    calls_only = _mixed(30, 0)
+    assert select_curriculum(calls_only, None, CurriculumConfig(n_final=10)) == select_curriculum(
+        calls_only, None, CurriculumConfig(n_final=10, no_call_max_share=0.5)
+    )
+
+
+@pytest.mark.parametrize(
+    ("n_calls", "n_no_call", "n_final", "share"),
+    [(4, 6, 10, 0.2), (30, 30, 20, 0.25), (0, 5, 5, 0.3), (10, 10, 40, 0.0)],
+)
+def test_no_call_share_cap(n_calls, n_no_call, n_final, share):
+    from toolr0.core.curriculum import is_no_call
+
+    cfg = CurriculumConfig(n_final=n_final, no_call_max_share=share)
+    sel = select_curriculum(_mixed(n_calls, n_no_call), None, cfg)
+    k = sum(is_no_call(it) for it in sel)
+    assert k <= share * len(sel) + 1e-9
+    assert len(sel) >= min(n_calls, n_final)  # the cap never leaves the selection short of call tasks
+    assert sel == select_curriculum(_mixed(n_calls, n_no_call), None, cfg)  # deterministic

@@ -102,3 +102,27 @@ def test_unreachable_server_is_model_unavailable():
     s = OpenAISampler(base_url="http://127.0.0.1:9/v1", timeout_s=2)
     with pytest.raises(ModelUnavailableError, match="cannot reach"):
         s.generate([[{"role": "user", "content": "x"}]], SamplingParams())
+
+
+def test_health_check_lists_models_and_fails_in_one_line_naming_the_url(server):
+    assert OpenAISampler(base_url=server).health_check() == ["base-model", "solver"]
+    with pytest.raises(ModelUnavailableError) as err:
+        OpenAISampler(base_url="http://127.0.0.1:9/v1").health_check(timeout_s=2)
+    assert "http://127.0.0.1:9/v1" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_generator_training_fails_at_start_up_when_the_server_is_unreachable(tmp_path):
+    """Checked before any model is loaded (the model name here does not exist)."""
+    from toolr0.config import load_config
+    from toolr0.training.run import train_role
+
+    cfg = load_config(
+        None,
+        {
+            "model.name": str(tmp_path / "no-such-model"),
+            "inference.backend": "openai",
+            "inference.base_url": "http://127.0.0.1:9/v1",
+        },
+    )
+    with pytest.raises(ModelUnavailableError, match="health check"):
+        train_role("generator", cfg, tmp_path / "gen")

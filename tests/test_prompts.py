@@ -179,6 +179,15 @@ def test_user_variant_file_and_fallback_sections(tmp_path):
         ("colour: blue\ngenerator:\n  system: s\n  user: u\n", "colour"),
         ("generator:\n  sytem: s\n", "generator.sytem"),
         ("generator: {system: [\n", "line"),
+        (
+            "generator:\n  system: '{domain} {menu_size} {num_calls}'\n  user: u\n  no_call_system: n\n",
+            "generator.no_call_user",
+        ),
+        (
+            "generator:\n  system: '{domain} {menu_size} {num_calls}'\n  user: u\n"
+            "  no_call_system: '{domain}'\n  no_call_user: u\n",
+            "generator.no_call_system",
+        ),
     ],
 )
 def test_bad_variant_file_one_line_error(tmp_path, text, field):
@@ -205,3 +214,38 @@ def test_noexample_variant_is_compact_without_the_illustration():
     bare = generator_messages(spec, "compact_noexample")[0]["content"]
     assert "paint_fence" in compact and "paint_fence" not in bare
     assert "exactly 3 tools" in bare and "finance" in bare
+
+
+@pytest.mark.parametrize("variant", prompts.BUILTIN_VARIANTS)
+def test_no_call_prompt_asks_for_an_unserved_request_and_empty_gold(variant):
+    """num_calls 0: every built-in variant asks for a request none of the menu's tools serves, gold []."""
+    spec = TaskSpec("travel", "multi_turn", 3, 0)
+    msgs = generator_messages(spec, variant)
+    text = msgs[0]["content"] + "\n" + msgs[1]["content"]
+    assert "travel" in text and "exactly 3 tools" in text and "# Conversation" in text
+    assert "<tool_call_answer>[]</tool_call_answer>" in text
+    assert "no tool" in text and "none of" in text
+    assert not re.search(r"exactly 0|0 call\(s\)", text)
+    assert not re.search(r"\{(domain|context_type|menu_size|num_calls|context_note)\}", text)
+    assert '\\"' not in text
+    call = generator_messages(TaskSpec("travel", "multi_turn", 3, 1), variant)
+    assert call[0]["content"] != msgs[0]["content"] and "<tool_call_answer>[]" not in call[0]["content"]
+
+
+def test_no_call_prompt_falls_back_to_reference_pair(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("name: mine\ngenerator:\n  system: '{domain} {menu_size} {num_calls}'\n  user: Go.\n")
+    spec = TaskSpec("news", "single_turn", 2, 0)
+    assert generator_messages(spec, str(path)) == generator_messages(spec, "reference")
+    assert generator_messages(TaskSpec("news", "single_turn", 2, 1), str(path))[1]["content"] == "Go."
+
+
+def test_compact_no_call_illustration_is_a_no_call_task_rejected_as_echo():
+    from toolr0.core.verify import verify_task
+
+    spec = TaskSpec("finance", "single_turn", 2, 0)
+    system = generator_messages(spec, "compact")[0]["content"]
+    illustration = system[system.index("<think>The user") :]
+    assert parse_strict_json(extract_last_tag(illustration, "tool_call_answer")).value == []
+    assert len(parse_strict_json(extract_last_tag(illustration, "available_tools")).value) == 2
+    assert verify_task(illustration, spec).reason == "prompt_echo"

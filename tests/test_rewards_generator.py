@@ -333,3 +333,62 @@ def test_property_structured(question, calls, p):
 def test_property_judge_parse(text):
     s = parse_judge_score(text)
     assert s is None or 1 <= s <= 5
+
+
+# ------------------------------------------------------------------------------------------ no-call tasks
+NO_CALL_Q = "Please cancel my standing Friday reservation at Chez Marie and refund the deposit."
+NO_CALL = {"domain": "food_ordering", "context_type": "single_turn", "menu_size": 2, "num_calls": 0}
+ONE_CALL = {**NO_CALL, "num_calls": 1}
+
+
+def test_no_call_task_scores_like_a_perfect_task_when_the_spec_asks_for_one():
+    text = completion(question=NO_CALL_Q, calls=[])
+    b = generator_rewards(text, pass_rate=0.5, judge_score=5, spec=NO_CALL)
+    assert (b.gate, b.fmt, b.valid, b.diff, b.curr) == (1.0, 1.0, 1.0, 1.0, 1.0)
+    assert b.reasons["valid"] == "no_call:ok" and b.reasons["spec"] == "menu=ok,calls=ok"
+    task = task_from_generator_text(text, "food_ordering", NO_CALL)
+    assert task is not None and task.calls == [] and task.domain == "food_ordering"
+    assert len(task.tools) == 2
+
+
+def test_empty_gold_without_a_no_call_spec_scores_as_before():
+    """No reward for dodging the calls a 1-call spec asks for (and none when the spec is unknown)."""
+    text = completion(question=NO_CALL_Q, calls=[])
+    for spec in (None, ONE_CALL):
+        assert format_reward(text, spec=spec).value == pytest.approx(2 / 3)
+        assert validity_reward(text, spec=spec).value == 0.0
+        assert task_from_generator_text(text, spec=spec) is None
+
+
+def test_no_call_validity_indicators():
+    generic = [dict(TOOLS[0], name="api"), TOOLS[1]]
+    v = validity_reward(completion(question=NO_CALL_Q, tools=generic, calls=[]), spec=NO_CALL)
+    assert v.value == pytest.approx(0.6) and v.reason == "no_call:failed:menu(tool_name_generic)"
+    named = "Please use get_menu to cancel my Friday reservation at Chez Marie and refund it."
+    v = validity_reward(completion(question=named, calls=[]), spec=NO_CALL)
+    assert v.value == pytest.approx(0.8) and "question(no_call_names_tool)" in v.reason
+    v = validity_reward(completion(question=named, tools=generic, calls=[]), spec=NO_CALL)
+    assert v.value == pytest.approx(0.4)
+    # the gate still zeroes everything
+    b = generator_rewards(completion(question="[The generated user question here]", calls=[]), spec=NO_CALL)
+    assert b.total == 0.0
+    # a no-call spec answered with calls is scored as a call task (spec n is not enforced)
+    assert validity_reward(completion(), spec=NO_CALL).value == pytest.approx(1.0)
+    assert generator_rewards(completion(), spec=NO_CALL).reasons["spec"] == "menu=ok,calls=off"
+
+
+@FAST
+@given(
+    st.text(max_size=80),
+    st.sampled_from(["[]", " [ ] ", "[{}]", "{}", "null", "[[]]", '[{"name": "get_menu", "arguments": {}}]']),
+    st.one_of(st.none(), st.floats(min_value=0, max_value=1)),
+    st.sampled_from([NO_CALL, ONE_CALL, None]),
+)
+def test_property_no_call(question, gold, p, spec):
+    text = completion(question=question, calls=gold)
+    b = generator_rewards(text, pass_rate=p, judge_score=3, spec=spec)
+    assert all(0.0 <= v <= 1.0 for v in (b.fmt, b.valid, b.diff, b.sem, b.curr))
+    no_call = spec is NO_CALL and json.loads(gold) == []
+    assert b.reasons["valid"].startswith("no_call:") == (no_call and b.gate == 1.0)
+    task = task_from_generator_text(text, spec=spec)
+    assert task is None or (task.calls == []) == no_call

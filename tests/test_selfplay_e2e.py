@@ -95,3 +95,43 @@ def test_ablations_reach_the_trainers(tmp_path, tiny_model_dir):
     for role in ("generator", "solver"):
         ac = json.loads((out / "iter_01" / role / "final" / "adapter_config.json").read_text())
         assert ac["r"] == cfg.roles.lora_r
+
+
+def test_no_call_tasks_through_every_stage(tmp_path, tiny_model_dir):
+    """A spec distribution of only no-call specs: gold [] is verified, deduplicated, cross-verified, given a
+    pass rate, selected, trained on by the Solver and counted in stage_counts.json and summary.md."""
+    from selfplay_fakes import FakeGeneratorEngine
+
+    spec = tmp_path / "no_call_only.yaml"
+    spec.write_text(
+        "domains: {travel: 1}\ncontext_type: {single_turn: 1}\nnum_calls: {single_turn: {0: 1}}\n"
+        "menu_size:\n  default: {values: {2: 1}}\n"
+    )
+    cfg = tiny_config(
+        tiny_model_dir,
+        **{
+            "spec_file": str(spec),
+            "loop.iterations": 1,
+            "loop.freeze_generator": True,  # phase A is not what this test is about
+            "loop.cross_verify": True,
+            "loop.tau": 0.0,
+            "curriculum.keep_zero": True,
+            "loop.n_candidates": 4,
+            "loop.gen_batch_size": 4,
+        },
+    )
+    out = tmp_path / "run"
+    run_selfplay(cfg, out, progress=False, engine_factory=FakeGeneratorEngine)
+    it = out / "iter_01"
+    ok = [r for r in _lines(it / "candidates.jsonl") if r["ok"]]
+    assert ok and all(r["task"]["calls"] == [] and r["details"]["no_call"] for r in ok)
+    assert len(_lines(it / "crossverify.jsonl")) == len(_lines(it / "passrates.jsonl")) >= 1
+    curriculum = _lines(it / "curriculum.jsonl")
+    assert curriculum and all(r["answer"] == [] for r in curriculum)
+    state = json.loads((out / "state.json").read_text())
+    assert state["checkpoints"]["solver"]["1"] == "iter_01/solver/final"
+    assert list(state["skipped"]) == ["iter_01/generator_train"]  # frozen Generator; the Solver trained
+    counts = json.loads((it / "stage_counts.json").read_text())
+    nc = counts["no_call"]
+    assert nc["asked"] == 4 and nc["verified"] == counts["verified"] and nc["selected"] == len(curriculum)
+    assert "## No-call tasks (gold [])" in (out / "summary.md").read_text()

@@ -192,3 +192,32 @@ def test_plan_scales_cpu_times_without_bf16_but_not_gpu_times():
     assert slow == pytest.approx(fast * CPU_FP32_SLOWDOWN)
     paper = load_config(ROOT / "configs" / "paper.yaml")
     assert plan_total(build_plan(paper, cpu_bf16=False)) == plan_total(build_plan(paper))
+
+
+def test_no_call_counts_and_summary_section(tmp_path):
+    from toolr0.selfplay.report import no_call_counts
+
+    def cand(i, n, calls, ok=True):
+        task = {"question": "q", "tools": [], "calls": calls} if ok else None
+        return {"id": f"c{i}", "spec": {"num_calls": n}, "ok": ok, "task": task}
+
+    call = [{"name": "f", "arguments": {}}]
+    cands = [cand(0, 0, []), cand(1, 0, [], ok=False), cand(2, 1, call), cand(3, 0, []), cand(4, 0, call)]
+    labelled = [{**cands[0], "label": {"p_hat": 0.25}}, {**cands[3], "label": {"p_hat": 0.75}}, cands[2]]
+    selected = [{"answer": [], "task": cands[0]["task"]}, {"answer": call}]
+    counts = no_call_counts(cands, [cands[0], cands[2], cands[3]], cands[:1] + cands[2:4], labelled, selected)
+    assert counts == {
+        "asked": 4,
+        "verified": 2,  # the rejected one and the no-call spec answered with a call do not count
+        "unique": 2,
+        "cross_verified": 2,
+        "labelled": 2,
+        "selected": 1,
+        "p_hat_mean": 0.5,
+    }
+    run, _ = _open(tmp_path / "r")
+    run.write_json(run.file(1, "stage_counts.json"), {"generated": 5, "no_call": counts})
+    md = summary_markdown(run)
+    assert "## No-call tasks (gold [])" in md and "| 1 | 4 | 2 | 2 | 2 | 2 | 1 | 0.500 |" in md
+    run.write_json(run.file(1, "stage_counts.json"), {"generated": 5})  # a run without no-call specs
+    assert "No-call" not in summary_markdown(run)

@@ -39,8 +39,9 @@ def test_default_file_has_paper_values():
     assert weights["customer_support"] == 0
     assert all(weights[d] == pytest.approx(1 / 32) for d in PAPER_DOMAINS)
     assert dist.context_type == {"single_turn": 0.9, "multi_turn": 0.1}
-    assert dist.num_calls["single_turn"] == {1: 0.8, 2: 0.2}
-    assert dist.num_calls["multi_turn"] == {1: 1.0}
+    # no-call tasks (num_calls 0) are listed with weight 0: the paper has none
+    assert dist.num_calls["single_turn"] == {1: 0.8, 2: 0.2, 0: 0}
+    assert dist.num_calls["multi_turn"] == {1: 1.0, 0: 0}
 
 
 def test_sampler_frequencies_match_distribution(big_sample):
@@ -50,6 +51,7 @@ def test_sampler_frequencies_match_distribution(big_sample):
     single = [s for s in big_sample if s.context_type == "single_turn"]
     assert sum(s.num_calls == 2 for s in single) / len(single) == pytest.approx(0.2, abs=0.015)
     assert all(s.num_calls == 1 for s in big_sample if s.context_type == "multi_turn")
+    assert not any(s.no_call for s in big_sample)
     two = Counter(s.menu_size for s in big_sample if s.num_calls == 2)
     total2 = sum(two.values())
     assert set(two) == {3, 4, 5}
@@ -122,6 +124,7 @@ def _bad(base, mutate):
         (lambda d: d["menu_size"]["1"]["buckets"][0].__setitem__("max", 1), "menu_size.1.buckets[0]"),
         (lambda d: d["num_calls"].__delitem__("multi_turn"), "num_calls"),
         (lambda d: d["num_calls"].__setitem__("single_turn", {1: 0, 2: 0}), "num_calls"),
+        (lambda d: d["num_calls"].__setitem__("single_turn", {-1: 1}), "num_calls"),
         (lambda d: d["menu_size"].__delitem__("default"), "menu_size"),
         (lambda d: d["menu_size"].__setitem__("1", {"values": {2: 1}, "buckets": []}), "menu_size.1"),
         (lambda d: d.__delitem__("domains"), "domains"),
@@ -175,3 +178,43 @@ def test_integer_yaml_keys_accepted(tmp_path):
         "menu_size:\n  1: {values: {3: 1}}\n"
     )
     assert SpecSampler(load_spec_file(path), seed=0).sample(3) == [TaskSpec("a", "single_turn", 3, 1)] * 3
+
+
+def test_default_sampling_unchanged_by_the_zero_weight_no_call_entry(base_data):
+    """Listing num_calls 0 with weight 0 keeps every sampled spec of the paper distribution as it was."""
+    data = copy.deepcopy(base_data)
+    for dist in data["num_calls"].values():
+        dist.pop(0)
+    del data["menu_size"]["0"]
+    paper = parse_spec_data(data, "paper.yaml")
+    assert SpecSampler(paper, seed=5).sample(500) == SpecSampler(load_spec_file(), seed=5).sample(500)
+
+
+def test_packaged_no_call_distribution():
+    """`no_call` (small presets): the paper's distribution plus 12 % no-call specs with menus of 1-4 tools."""
+    base, dist = load_spec_file("default"), load_spec_file("no_call")
+    assert dist.domains == base.domains and dist.context_type == base.context_type
+    specs = SpecSampler(dist, seed=3).sample(20_000)
+    none = [s for s in specs if s.no_call]
+    assert len(none) / len(specs) == pytest.approx(0.12, abs=0.01)
+    assert {s.menu_size for s in none} == {1, 2, 3, 4}
+    assert {s.context_type for s in none} == {"single_turn", "multi_turn"}
+    calls = [s for s in specs if s.context_type == "single_turn" and not s.no_call]
+    assert sum(s.num_calls == 2 for s in calls) / len(calls) == pytest.approx(0.2, abs=0.015)
+    from toolr0.cli import app
+
+    res = CliRunner().invoke(app, ["spec", "show", "--file", "no_call"])
+    assert res.exit_code == 0 and "menu_size[n=0]" in res.output
+
+
+def test_presets_choose_their_spec_distribution():
+    """The small presets turn no-call tasks on; the paper preset keeps the paper's distribution (none)."""
+    from pathlib import Path
+
+    from toolr0.config import load_config
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    for name, no_call in (("cpu", True), ("quickstart", True), ("paper", False)):
+        cfg = load_config(configs / f"{name}.yaml")
+        specs = SpecSampler(load_spec_file(cfg.spec_file), seed=0).sample(2000)
+        assert any(s.no_call for s in specs) is no_call, name

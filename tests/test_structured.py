@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from toolr0.core.parsing import parse_generator_output
 from toolr0.core.spec import TaskSpec
@@ -356,3 +358,60 @@ def test_compiled_grammars_are_shared_across_tokenizer_objects_of_one_vocabulary
     assert calls == [ebnf] and len(st._COMPILERS) == 2
     m = xgr.GrammarMatcher(first)
     assert m.accept_string("<q>ab</q>") and not xgr.GrammarMatcher(first).accept_string("<q>abcd")
+
+
+# ------------------------------------------------------------------------------------------ no-call tasks
+NO_CALL = TaskSpec("retail_ecommerce", "single_turn", 2, 0)
+NO_CALL_VALID = VALID[: VALID.index("<tool_call_answer>")] + "<tool_call_answer>[]</tool_call_answer>"
+
+
+def test_no_call_grammar_accepts_exactly_empty_gold(tok):
+    assert accepts(tok, NO_CALL, NO_CALL_VALID)
+    assert not accepts(tok, NO_CALL, VALID)  # a call where the spec asks for none
+    assert not accepts(tok, SPEC, NO_CALL_VALID)  # no call where the spec asks for one
+    for bad in ("[ ]", "[]]", "", "[null]", "{}"):
+        assert not accepts(tok, NO_CALL, NO_CALL_VALID.replace("[]</tool", bad + "</tool"))
+    assert not accepts(tok, TaskSpec("x", "single_turn", 3, 0), NO_CALL_VALID)  # menu count still exact
+
+
+def test_grounded_stage_keeps_exactly_empty_gold_for_no_call_rows(tok):
+    from toolr0.inference.structured import _row_num_calls, compile_grammar, grounded_calls_ebnf
+
+    assert _row_num_calls(build_ebnf(NO_CALL)) == 0 and _row_num_calls(build_ebnf(SPEC)) == 1
+    prefix = VALID[: VALID.index("<tool_call_answer>")]
+    for p in (prefix, "<question>unreadable"):  # [] needs no menu, so even an unreadable prefix gets it
+        g = compile_grammar(tok, grounded_calls_ebnf(p, 0), 320)
+        for text, ok in (("[]", True), ('[{"name": "mow_lawn", "arguments": {"height": 3}}]', False)):
+            m = xgr.GrammarMatcher(g)
+            got = bool(m.accept_string(text + "</tool_call_answer>")) and bool(
+                m.accept_token(tok.eos_token_id)
+            )
+            assert got == ok
+
+
+_answers = st.one_of(
+    st.text(max_size=12),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=6),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=4), c, max_size=2),
+        max_leaves=6,
+    ).map(json.dumps),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_answers)
+def test_no_call_grammar_accepts_only_the_empty_list(tok, answer):
+    text = NO_CALL_VALID.replace("[]</tool_call_answer>", answer + "</tool_call_answer>")
+    assert accepts(tok, NO_CALL, text) == (answer == "[]")
+
+
+def test_processor_no_call_rows_write_empty_gold_beside_call_rows():
+    """A random model, per-row grammars with ground_calls on: the no-call row's gold is [], the other row's a call."""
+    cfg = TIGHT.model_copy(update={"ground_calls": True, "question_max_chars": 40})
+    specs = [TaskSpec("math", "single_turn", 1, 0), TaskSpec("math", "single_turn", 1, 1)]
+    texts, proc = _generate(specs, 1, cfg, seed=2)
+    assert proc.rejected == 0 and proc.grounded == 2
+    no_call, call = (parse_generator_output(t) for t in texts)
+    assert json.loads(no_call.answer_text) == [] and len(json.loads(no_call.tools_text)) == 1
+    assert len(json.loads(call.answer_text)) == 1

@@ -142,3 +142,103 @@ def test_solver_dataset_from_curriculum_jsonl(tmp_path):
     ds = tdata.solver_rows(loaded)
     assert json.loads(ds[0]["calls_json"]) == [{"name": "w", "arguments": {"city": "Paris"}}]
     assert "User request:" in ds[0]["prompt"][-1]["content"]
+
+
+class _Failing:
+    """A service whose calls fail while `down` is set; records how often it was asked."""
+
+    def __init__(self, url="http://127.0.0.1:9/v1"):
+        self.down, self.calls = True, 0
+        self.sampler = type("S", (), {"base_url": url})()
+
+    def pass_rates(self, tasks, K):
+        self.calls += 1
+        if self.down:
+            raise ConnectionError("connection refused\nsecond line")
+        return [0.5] * len(tasks)
+
+    def judge(self, tasks):
+        return [5] * len(tasks)
+
+
+def test_reward_service_failing_n_times_in_a_row_stops_the_phase_naming_the_url():
+    import pytest
+
+    from toolr0.training.reward_funcs import RewardServiceError
+
+    svc = _Failing()
+    _, _, cur = generator_reward_funcs(RewardConfig(), svc, max_failures=3)
+    assert cur(completions=_conv([GEN_GOOD])) == [0.0]
+    assert cur(completions=_conv([GEN_GOOD])) == [0.0]
+    with pytest.raises(RewardServiceError) as err:
+        cur(completions=_conv([GEN_GOOD]))
+    msg = str(err.value)
+    assert "http://127.0.0.1:9/v1" in msg and "3 times in a row" in msg and "\n" not in msg
+    assert svc.calls == 3
+
+
+def test_a_success_resets_the_failure_count_and_zero_keeps_warn_only():
+    svc = _Failing()
+    _, _, cur = generator_reward_funcs(RewardConfig(), svc, max_failures=2)
+    cur(completions=_conv([GEN_GOOD]))  # 1 failure
+    svc.down = False
+    assert cur(completions=_conv([GEN_GOOD])) == [1.0]  # success resets
+    svc.down = True
+    cur(completions=_conv([GEN_GOOD]))  # 1 failure again, no raise
+    svc2 = _Failing()
+    _, _, cur2 = generator_reward_funcs(RewardConfig(), svc2, max_failures=0)
+    for _ in range(5):  # 0: the previous behaviour (warn, score the missing terms 0) stays reachable
+        assert cur2(completions=_conv([GEN_GOOD])) == [0.0]
+
+
+def test_service_location_names_the_server_or_the_in_process_sampler():
+    from toolr0.training.reward_funcs import service_location
+
+    assert service_location(_Failing("http://127.0.0.1:5/v1")) == "http://127.0.0.1:5/v1"
+    assert "in-process" in service_location(FakeService())
+
+
+def test_no_call_spec_rows_score_empty_gold_and_reach_the_solver():
+    """spec_json of each row decides whether a gold of [] is a no-call task (format, validity, r_curr)."""
+    cfg = RewardConfig(K=4)
+    seen = []
+
+    class Svc(FakeService):
+        def pass_rates(self, tasks, K):
+            seen.extend(tasks)
+            return super().pass_rates(tasks, K)
+
+    fmt, val, cur = generator_reward_funcs(cfg, Svc(p=0.5, score=5))
+    calls = grw.analyse_generator_output(GEN_GOOD).parse.answer_text
+    text = GEN_GOOD.replace(calls, "[]")
+    no_call = {"domain": "weather", "context_type": "single_turn", "menu_size": 1, "num_calls": 0}
+    specs = [json.dumps(no_call), json.dumps({**no_call, "num_calls": 1})]
+    kw = {"completions": _conv([text, text]), "spec_json": specs}
+    assert fmt(**kw) == [grw.format_reward(text, cfg, no_call).value, grw.format_reward(text, cfg).value]
+    assert fmt(**kw)[0] > fmt(**kw)[1]
+    assert val(**kw)[0] > 0 and val(**kw)[1] == 0.0
+    assert cur(**kw) == [1.0, 0.0]
+    assert len(seen) == 1 and seen[0].calls == []
+
+
+def test_no_call_curriculum_tasks_are_trained_with_the_empty_gold_rule(tmp_path):
+    """A selected no-call task (calls []) reaches Solver GRPO, where only an explicit [] earns accuracy."""
+    from toolr0.core.schema import Task
+    from toolr0.io import atomic_write_jsonl
+
+    call_task = weather_tasks(1)[0]
+    no_call = Task("Please cancel my weather alert subscription for Paris.", call_task.tools, [], "weather")
+    rows = [
+        {"question": "rendered", "answer": t.to_dict()["calls"], "task": t.to_dict()}
+        for t in (call_task, no_call)
+    ]
+    rows.append({"question": "no calls key", "task": {"question": "Paris weather alerts?", "tools": []}})
+    p = tmp_path / "cur.jsonl"
+    atomic_write_jsonl(p, rows)
+    loaded = tdata.load_tasks(p)
+    assert [t.calls == [] for t in loaded] == [False, True]
+    ds = tdata.solver_rows(loaded)
+    assert json.loads(ds[1]["calls_json"]) == []
+    _, acc = solver_reward_funcs(RewardConfig())
+    texts = ["<think>none fits</think><tool_call_answer>[]</tool_call_answer>", SOLVER_GOOD]
+    assert acc(completions=_conv(texts), calls_json=[ds[1]["calls_json"]] * 2) == [1.0, 0.0]

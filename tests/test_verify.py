@@ -456,3 +456,127 @@ def test_hardened_echo_from_measured_compact_failures():
         TOOLS[0],
     ]
     assert verify_task(gen(tools=copied_toy)).reason == "prompt_echo"
+
+
+# ------------------------------------------------------------------------------------------ no-call tasks
+NO_CALL_SPEC = TaskSpec("finance", "single_turn", 2, 0)
+NO_CALL_Q = "Please open a joint savings account for me and my wife Maria at Lisbon Bank."
+
+
+def test_no_call_task_passes_when_the_spec_asks_for_one():
+    v = verify_task(gen(question=NO_CALL_Q, calls=[]), spec=NO_CALL_SPEC)
+    assert v.ok and v.reason == "ok"
+    assert v.task.calls == [] and [t.name for t in v.task.tools] == ["convert_currency", "get_stock_price"]
+    assert v.task.domain == "finance"
+    assert v.details["no_call"] is True and v.details["num_calls"] == 0 and v.details["num_calls_ok"]
+    assert verify_task(gen(), spec=TaskSpec("finance", "single_turn", 2, 1)).details["no_call"] is False
+
+
+def test_empty_gold_without_a_no_call_spec_is_still_calls_empty():
+    for spec in (None, TaskSpec("finance", "single_turn", 2, 1), TaskSpec("finance", "single_turn", 2, 2)):
+        assert verify_task(gen(question=NO_CALL_Q, calls=[]), spec=spec).reason == "calls_empty"
+
+
+def test_no_call_spec_with_calls_is_verified_as_a_call_task():
+    """Spec n is recorded, not enforced (spec §6.2), for n = 0 as for any n."""
+    v = verify_task(gen(), spec=NO_CALL_SPEC)
+    assert v.ok and len(v.task.calls) == 1 and v.details["num_calls_ok"] is False
+
+
+NO_CALL_BAD = {
+    # same question gate
+    "echo": gen(question="Write a natural user question (no bullet points or meta-instructions).", calls=[]),
+    "question_placeholder": gen(question="Please open an account at <bank> for <name> tomorrow.", calls=[]),
+    "refusal": gen(question="I'm sorry, but I can't help with opening a savings account here.", calls=[]),
+    # same tool rules
+    "tool_name_generic": gen(question=NO_CALL_Q, tools=tool_with(name="api"), calls=[]),
+    "param_type_invalid:array": gen(
+        question=NO_CALL_Q,
+        tools=tool_with(parameters={"amounts": {"type": "array", "description": "amounts"}}, required=[]),
+        calls=[],
+    ),
+    "tools_empty": gen(question=NO_CALL_Q, tools=[], calls=[]),
+    # gold must be exactly []
+    "calls_not_list": gen(question=NO_CALL_Q, calls={}),
+    "call_malformed": gen(question=NO_CALL_Q, calls=[{}]),
+    "calls_not_strict_json": gen(question=NO_CALL_Q, calls="[ ] ]"),
+    # same non-triviality rules
+    "trivial_question_short": gen(question="Open a savings account.", calls=[]),
+    "trivial_banned_phrase": gen(question="Explain how a joint savings account works in Portugal.", calls=[]),
+    # the no-call rules
+    "no_call_names_tool": gen(question="Use get_stock_price to open a savings account for Maria.", calls=[]),
+    "no_call_meta": gen(
+        question="Open a savings account for Maria; none of the available tools can do this.", calls=[]
+    ),
+}
+
+
+@pytest.mark.parametrize("reason", sorted(NO_CALL_BAD))
+def test_every_no_call_reason_code(reason):
+    v = verify_task(NO_CALL_BAD[reason], spec=NO_CALL_SPEC)
+    assert not v.ok and v.task is None
+    assert v.reason == reason
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Do you sell any tools for repairing a bike chain in the Porto store?",
+        "Refactor these functions into one class so my Flask app starts faster.",
+        "Without using a credit card, how can I pay my 2024 property tax in Lisbon?",
+        "My stock_price spreadsheet broke; can you book a call with an accountant on Friday?",
+    ],
+)
+def test_no_call_rules_spare_ordinary_requests(question):
+    assert verify_task(gen(question=question, calls=[]), spec=NO_CALL_SPEC).ok
+
+
+def test_no_call_dedup_fingerprint_and_quality_with_empty_gold():
+    a = Task("Open a savings account for Maria in 2024", [Tool("get_rate", "desc ok", {"x": {}}, [])], [])
+    b = Task("open a savings account for maria in 1999", a.tools, [])
+    c = Task(a.question, a.tools, [ToolCall("get_rate", {"x": 1})])
+    assert dedup_fingerprint(a) == dedup_fingerprint(b) == dedup_fingerprint(a.to_dict())
+    assert dedup_fingerprint(a) != dedup_fingerprint(c)  # the call signature differs
+    assert task_quality(a) == pytest.approx(min(1, len(a.question) / 220) + 0 + 0.25)
+    kept, dropped = dedup([a, c, b])
+    assert kept == [a, c] and dropped == [2]
+
+
+no_call_texts = st.one_of(
+    garbage,
+    st.builds(
+        gen, st.text(max_size=120), st.just(TOOLS), st.sampled_from(["[]", "[ ]", " [] ", "[{}]", "{}"])
+    ),
+    st.builds(gen, st.just(NO_CALL_Q), st.just(TOOLS), json_values.map(json.dumps)),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(no_call_texts)
+def test_no_call_verdicts_never_raise_and_only_exact_empty_gold_is_no_call(text):
+    v = verify_task(text, spec=NO_CALL_SPEC)
+    assert isinstance(v.ok, bool) and isinstance(v.reason, str) and v.reason
+    assert (v.task is not None) == v.ok
+    if v.ok and v.details.get("no_call"):
+        from toolr0.core.parsing import extract_last_tag
+
+        assert json.loads(extract_last_tag(text, "tool_call_answer")) == [] and v.task.calls == []
+    elif v.ok:
+        assert v.task.calls
+
+
+def test_no_call_rules_accept_bfcl_irrelevance_requests(tmp_path, monkeypatch):
+    """False-positive guard: BFCL's irrelevance items (real no-call requests, read only here) pass the question
+    gate and the no-call rules with their own function menus."""
+    from toolr0.eval import bfcl
+
+    if not bfcl.is_available():
+        pytest.skip("bfcl-eval not installed (optional extra: scripts/install_bfcl.sh)")
+    from toolr0.core.verify import check_no_call_question
+
+    monkeypatch.setenv("BFCL_PROJECT_ROOT", str(tmp_path))
+    items = bfcl.load_bfcl("bfcl_irrelevance")
+    assert len(items) == 240
+    for it in items:
+        assert question_gate(it.question) == (True, "ok"), it.question
+        assert check_no_call_question(it.question, it.tools) is None, it.question

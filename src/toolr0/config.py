@@ -21,8 +21,9 @@ from toolr0.core.rewards.config import RewardConfig
 from toolr0.core.yamlfile import parse_yaml, read_user_file
 from toolr0.errors import ConfigError
 from toolr0.inference.config import InferenceConfig, ModelConfig
+from toolr0.inference.server import ServerConfig
 from toolr0.inference.structured import StructuredConfig
-from toolr0.selfplay.config import LoopConfig
+from toolr0.selfplay.config import LaunchConfig, LoopConfig
 from toolr0.training.config import GRPORoleConfig, RolesConfig
 
 
@@ -35,6 +36,9 @@ class ToolR0Config(BaseModel):
         default_factory=ModelConfig, description="Which base model and how to load it."
     )
     inference: InferenceConfig = Field(default_factory=InferenceConfig, description="Sampling backend.")
+    server: ServerConfig = Field(
+        default_factory=ServerConfig, description="Managed frozen-Solver server (openai backend)."
+    )
     spec_file: str | None = Field(None, description="Task-spec YAML (None: the packaged default spec).")
     prompts: PromptConfig = Field(default_factory=PromptConfig, description="Prompt variants.")
     rewards: RewardConfig = Field(default_factory=RewardConfig, description="Reward weights and constants.")
@@ -50,6 +54,9 @@ class ToolR0Config(BaseModel):
     generator: GRPORoleConfig = Field(default_factory=GRPORoleConfig, description="Generator GRPO knobs.")
     solver: GRPORoleConfig = Field(default_factory=GRPORoleConfig, description="Solver GRPO knobs.")
     loop: LoopConfig = Field(default_factory=LoopConfig, description="Self-play loop counts and ablations.")
+    launch: LaunchConfig = Field(
+        default_factory=LaunchConfig, description="Phases in-process or as child processes (GPUs, nodes)."
+    )
 
     @model_validator(mode="after")
     def _apply_ablations(self) -> ToolR0Config:
@@ -69,6 +76,15 @@ class ToolR0Config(BaseModel):
             lp.hard_band_edges = True
         if self.curriculum.order == "easy_to_hard":
             self.solver.shuffle = False  # spec §11: a sorted curriculum needs a sequential sampler
+        return self
+
+    @model_validator(mode="after")
+    def _check_server(self) -> ToolR0Config:
+        if self.server.managed and self.inference.backend != "openai":
+            raise ValueError(
+                f"server.managed needs inference.backend: openai (got {self.inference.backend}): the loop "
+                "queries the server it starts through the OpenAI-compatible client"
+            )
         return self
 
 

@@ -29,6 +29,12 @@ def selfplay(
     device: str = typer.Option(
         None, "--device", help="auto (CUDA when present, else CPU), cpu or cuda:N (default: model.device)."
     ),
+    stage_b: int = typer.Option(
+        None,
+        "--stage-b",
+        hidden=True,
+        help="Run only stage B of this iteration (launch.mode processes child).",
+    ),
 ) -> None:
     """Self-play: train the Generator, synthesise and filter tasks, train the Solver; N iterations."""
     from toolr0.config import load_config
@@ -42,12 +48,23 @@ def selfplay(
         from toolr0.selfplay.progress import print_plan
 
         print_plan(cfg, out)
+        from toolr0.selfplay.launch import launch_plan
+
+        for line in launch_plan(cfg, out):
+            typer.echo(line)
         return
     if out is None:
         raise ToolR0Error("--out is required (the run directory), e.g. --out runs/quick")
     if resume and not (out / "state.json").is_file():
         raise ToolR0Error(f"--resume: {out} holds no run (no state.json)")
-    cfg.model.device = pin_training_gpu(cfg.model.device)  # before CUDA starts: one process trains on one GPU
+    if cfg.launch.mode == "in_process" or stage_b is not None:  # the loop of launch.mode processes trains
+        # nothing itself: its children pin their own GPUs (pinning here would narrow what they inherit)
+        cfg.model.device = pin_training_gpu(cfg.model.device)  # before CUDA starts: one process, one GPU
+    if stage_b is not None:
+        from toolr0.selfplay.loop import run_stage_b_only
+
+        run_stage_b_only(cfg, out, stage_b, progress=progress)
+        return
     from toolr0.selfplay.loop import run_selfplay
 
     run_selfplay(cfg, out, progress=progress)

@@ -36,6 +36,9 @@ InitSolOpt = typer.Option(None, "--init-solver", help="Start the Solver from thi
 DeviceOpt = typer.Option(
     None, "--device", help="auto (CUDA when present, else CPU), cpu or cuda:N (default: model.device)."
 )
+SpecSeedOpt = typer.Option(
+    None, "--spec-seed", hidden=True, help="Seed of the Generator's training specs (default: loop.seed)."
+)
 
 
 def _load(config: Path | None, overrides: list[str] | None):  # noqa: ANN202
@@ -56,6 +59,7 @@ def _run(
     init_generator: Path | None = None,
     init_solver: Path | None = None,
     device: str | None = None,
+    spec_seed: int | None = None,
 ) -> None:
     import logging
 
@@ -94,6 +98,7 @@ def _run(
         resume=resume,
         init={k: str(v) for k, v in init.items() if v},
         echo=lambda line: console.print(line),
+        spec_seed=spec_seed,
     )
     sps = f"{result.seconds_per_step:.1f}" if result.seconds_per_step else "n/a"
     console.print(
@@ -113,6 +118,7 @@ def generator(
     init_generator: Path = InitGenOpt,
     init_solver: Path = InitSolOpt,
     device: str = DeviceOpt,
+    spec_seed: int = SpecSeedOpt,
 ) -> None:
     """Train the Generator: prompts from sampled specs; rewards format, validity, curriculum (frozen Solver)."""
     _run(
@@ -127,6 +133,7 @@ def generator(
         init_generator,
         init_solver,
         device,
+        spec_seed,
     )
 
 

@@ -4,6 +4,10 @@ choice of the final Solver training set. Pure and deterministic under ``cfg.seed
 Bucket rule (K = 8 defaults: easy p̂ ≥ 0.875, medium 0.25 ≤ p̂ ≤ 0.75, hard p̂ ≤ 0.125). On the K = 8 grid no p̂
 falls between the buckets; for other K a p̂ in a gap goes to the nearer bucket edge (the gap's midpoint splits
 it, the midpoint itself going to medium). p̂ = 0 is dropped unless ``keep_zero`` (then it is hard).
+
+No-call tasks (gold ``[]``; p̂ = the share of Solver samples answering ``[]``) are selected like any task;
+``no_call_max_share`` (not in the paper; 1 = no cap) caps their share of the selection so a pool rich in them
+cannot teach the Solver to abstain everywhere (the mirror of the over-calling collapse).
 """
 
 from __future__ import annotations
@@ -48,6 +52,12 @@ class CurriculumConfig(BaseModel):
         None,
         ge=1,
         description="Subsample the selection to this many tasks keeping the mix (e.g. the ~400 consumed).",
+    )
+    no_call_max_share: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Most share of no-call tasks (gold []) in the selection; 1: no cap, selected like any task.",
     )
     seed: int = Field(13, description="Seed of every random choice here.")
 
@@ -126,6 +136,32 @@ def item_level(item: Any, cfg: CurriculumConfig | None = None) -> str | None:
     return _label(item) if cfg.difficulty_source == "both" else None
 
 
+def is_no_call(item: Any) -> bool:
+    """Whether an item is a no-call task: its gold (``answer``, ``calls`` or ``task.calls``) is an empty list."""
+    for name in ("answer", "calls"):
+        gold = _get(item, name)
+        if isinstance(gold, list):
+            return not gold
+    task = _get(item, "task")
+    gold = _get(task, "calls") if task is not None else None
+    return isinstance(gold, list) and not gold
+
+
+def _cap_no_call(pool: list[Any], cfg: CurriculumConfig, rng: random.Random) -> list[Any]:
+    """Drop no-call entries at random until they are at most ``no_call_max_share`` of the final selection."""
+    if cfg.no_call_max_share >= 1.0:
+        return pool
+    no_call = [e for e in pool if is_no_call(e[1])]
+    n_calls = len(pool) - len(no_call)
+    keep = len(no_call)
+    while keep > 0 and keep > cfg.no_call_max_share * min(cfg.n_final, n_calls + keep) + 1e-9:
+        keep -= 1
+    if keep == len(no_call):
+        return pool
+    dropped = {e[0] for e in rng.sample(no_call, len(no_call) - keep)}
+    return [e for e in pool if e[0] not in dropped]
+
+
 def _largest_remainder(total: int, weights: list[float]) -> list[int]:
     """Integers summing to ``total`` proportional to ``weights`` (ties → earlier entry)."""
     s = sum(weights)
@@ -175,6 +211,7 @@ def select_curriculum(
         if level is not None:
             d = _get(it, "domain")
             pool.append((i, it, d if isinstance(d, str) else str(d), level))
+    pool = _cap_no_call(pool, cfg, rng)
     if not pool or cfg.n_final <= 0:
         return []
     present = list(dict.fromkeys(d for _, _, d, _ in pool))

@@ -5,7 +5,8 @@ faithful to spec §4/§5.4/§6.5/§7.1; ``compact``: short, for small models;
 ``compact_noexample``: compact without the format illustration, for structured decoding; ``compact_named``: that,
 with placeholder names so the model names parameters instead of copying a literal one). Users pass their own file path.
 Templates use ``{name}`` placeholders substituted in one pass; any other brace is literal, so JSON examples are
-written with plain quotes.
+written with plain quotes. A spec with ``num_calls`` 0 (a no-call task) uses the generator section's
+``no_call_system`` / ``no_call_user`` pair (a variant without them borrows the reference variant's pair).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from toolr0.errors import ConfigError
 BUILTIN_VARIANTS = ("reference", "compact", "compact_noexample", "compact_named")
 GENERATOR_PLACEHOLDERS = {"domain", "context_type", "menu_size", "num_calls", "context_note"}
 REQUIRED_GENERATOR_PLACEHOLDERS = {"domain", "menu_size", "num_calls"}
+REQUIRED_NO_CALL_PLACEHOLDERS = {"domain", "menu_size"}  # the call count of a no-call task is always 0
+NO_CALL_KEYS = ("no_call_system", "no_call_user")
 SECTION_PLACEHOLDERS = {
     "generator": GENERATOR_PLACEHOLDERS,
     "solver": set(),
@@ -37,7 +40,7 @@ SECTION_PLACEHOLDERS = {
 SECTION_KEYS_TOP = ("generator", "solver", "judge", "difficulty")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 _SECTION_KEYS = {
-    "generator": {"system", "user", "context_notes"},
+    "generator": {"system", "user", "context_notes", *NO_CALL_KEYS},
     "solver": {"system", "native_reason_first"},
     "judge": {"system", "user", "retry_suffix"},
     "difficulty": {"system", "user"},
@@ -131,6 +134,17 @@ def _validate(data: Any, source: str) -> PromptVariant:
             missing = REQUIRED_GENERATOR_PLACEHOLDERS - used
             if missing:
                 raise _fail(source, "generator.system", f"must use placeholder(s) {sorted(missing)}")
+            given = [k for k in NO_CALL_KEYS if k in body]
+            if given and len(given) < len(NO_CALL_KEYS):
+                absent = next(k for k in NO_CALL_KEYS if k not in body)
+                raise _fail(source, f"generator.{absent}", f"missing (give it with {given[0]})")
+            if given:
+                used = set(_PLACEHOLDER.findall(body["no_call_system"] + body["no_call_user"]))
+                missing = REQUIRED_NO_CALL_PLACEHOLDERS - used
+                if missing:
+                    raise _fail(
+                        source, "generator.no_call_system", f"must use placeholder(s) {sorted(missing)}"
+                    )
         sections[sec] = dict(body)
     name = data.get("name", Path(source).stem)
     if not isinstance(name, str):
@@ -182,12 +196,18 @@ def generator_values(spec: TaskSpec, variant: str | PromptVariant = "reference")
 
 
 def generator_messages(spec: TaskSpec, variant: str | PromptVariant = "reference") -> list[dict[str, str]]:
-    """System + user messages asking the Generator for one task that follows ``spec`` (spec §4)."""
+    """System + user messages asking the Generator for one task that follows ``spec`` (spec §4); for
+    ``num_calls`` 0, a request in the domain that none of the menu's tools can serve, gold ``[]``."""
     sec = _variant(variant).section("generator")
     values = generator_values(spec, variant)
+    system, user = sec["system"], sec["user"]
+    if int(spec.num_calls) == 0:
+        if "no_call_system" not in sec:
+            sec = load_prompt_variant("reference").section("generator")
+        system, user = sec["no_call_system"], sec["no_call_user"]
     return [
-        {"role": "system", "content": _fill(sec["system"], values)},
-        {"role": "user", "content": _fill(sec["user"], values)},
+        {"role": "system", "content": _fill(system, values)},
+        {"role": "user", "content": _fill(user, values)},
     ]
 
 

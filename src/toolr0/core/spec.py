@@ -2,6 +2,11 @@
 
 The distribution is user data: a YAML file (packaged default: ``toolr0/core/data/default_spec.yaml`` with the
 paper's 32 domains). Sampling is deterministic per (seed, index), so a resumed run can regenerate spec i.
+
+``num_calls: 0`` asks for a no-call task (a request none of the menu's tools can serve, gold ``[]``). The paper
+has none: the packaged default lists it with weight 0; the packaged ``no_call`` distribution (the default plus
+12 % no-call specs, used by the small presets) turns it on. Packaged files are chosen by name (``default``,
+``no_call``), any other value is a path.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from toolr0.core.yamlfile import parse_yaml, read_user_file
 from toolr0.errors import ConfigError
 
 DEFAULT_SPEC_FILE = "default_spec.yaml"
+# Packaged distributions, chosen by name in `spec_file:` / `--file` (a file path works too).
+BUILTIN_SPECS = {"default": DEFAULT_SPEC_FILE, "no_call": "no_call_spec.yaml"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,11 @@ class TaskSpec:
     context_type: str
     menu_size: int
     num_calls: int
+
+    @property
+    def no_call(self) -> bool:
+        """A no-call task: a request none of the menu's tools can serve, gold ``[]``."""
+        return self.num_calls == 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,7 +134,7 @@ class SpecDistribution(BaseModel):
         ..., description="Context type -> weight (single_turn, multi_turn, ...)."
     )
     num_calls: dict[str, dict[int, float]] = Field(
-        ..., description="Per context type: number of gold calls -> weight."
+        ..., description="Per context type: number of gold calls -> weight (0: a no-call task, gold [])."
     )
     menu_size: dict[str, MenuRule] = Field(
         ..., description="Per number of calls (an integer key, or 'default'): the menu-size rule."
@@ -147,8 +159,8 @@ class SpecDistribution(BaseModel):
                 _check_weights(dist, f"num_calls.{ctx}")
             except ValueError as exc:
                 raise ValueError(f"{ctx}: {exc}") from None
-            if any(k < 1 for k in dist):
-                raise ValueError(f"{ctx}: number of calls must be >= 1")
+            if any(k < 0 for k in dist):
+                raise ValueError(f"{ctx}: number of calls must be >= 0 (0 = a no-call task)")
         return v
 
     @field_validator("menu_size")
@@ -228,10 +240,11 @@ def parse_spec_data(data: Any, source: str) -> SpecDistribution:
 
 
 def load_spec_file(path: str | Path | None = None) -> SpecDistribution:
-    """Load a spec YAML (``None`` → the packaged default); a bad file raises a one-line ConfigError."""
-    if path is None:
-        source = DEFAULT_SPEC_FILE
-        text = (resources.files("toolr0.core") / "data" / DEFAULT_SPEC_FILE).read_text(encoding="utf-8")
+    """Load a spec YAML (``None`` → the packaged default; a name of ``BUILTIN_SPECS`` → that packaged file);
+    a bad file raises a one-line ConfigError."""
+    if path is None or str(path) in BUILTIN_SPECS:
+        source = BUILTIN_SPECS[str(path or "default")]
+        text = (resources.files("toolr0.core") / "data" / source).read_text(encoding="utf-8")
     else:
         source = str(Path(path))
         text = read_user_file(path, "spec file")

@@ -6,6 +6,10 @@
 - :func:`verify_task` — every rule of spec §6.2 in order, one reason code per rule, plus hardened
   null-value / placeholder-value / refusal / echo checks. Spec m and n are not enforced, only recorded in
   ``details``.
+- No-call tasks (not in the paper): when the spec asks for ``num_calls`` 0, a gold list that is exactly ``[]``
+  is accepted, with the same question gate, tool rules and non-triviality rules plus their own
+  (``no_call_names_tool``, ``no_call_meta``). Whether some menu tool could in fact serve the request is not
+  checkable structurally: the frozen Solver's pass rate (it must answer ``[]``) is the check.
 - :func:`dedup_fingerprint`, :func:`task_quality`, :func:`dedup` — spec §6.3.
 
 Nothing here raises on garbage input.
@@ -115,6 +119,14 @@ MIN_NONTRIVIAL_QUESTION_CHARS = 25
 BANNED_PHRASES = ("capital of", "define ", "explain ", "summarize ", "write a poem", "tell me a joke")
 LOOKUP_PHRASES = ("what is", "who is", "when is", "where is")
 PRIMITIVES = (str, int, float, bool, type(None))
+# No-call questions that talk about the tools instead of making a request (the answer key leaks into the question).
+_NO_CALL_META = re.compile(
+    r"\b(?:none|any) of (?:the|these|those|your|my) (?:available |given |provided )?(?:tools|functions)\b"
+    r"|\b(?:available|given|provided) (?:tools|functions)\b|\bno (?:tool|function) (?:can|could|is|fits|will)\b"
+    r"|\b(?:without|not|n['’]t) (?:using|calling|use|call) (?:a|any|the) (?:tools?|functions?)\b",
+    re.I,
+)
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+|[a-z]+(?:[A-Z][a-z0-9]+)+")
 
 
 # ------------------------------------------------------------------------------------------ echo n-grams
@@ -428,6 +440,8 @@ def verify_task(raw_text: Any, spec: Any = None) -> Verdict:
     """Verify one Generator completion (spec §6.2, in order) and build the :class:`Task` when it passes.
 
     ``spec`` (a TaskSpec, optional) is not enforced; ``details`` records ``menu_size_ok`` / ``num_calls_ok``.
+    An empty gold list is a no-call task only when ``spec`` asks for one (``num_calls`` 0); otherwise it is
+    ``calls_empty`` as in spec §6.2.
     """
     try:
         return _verify(raw_text, spec)
@@ -480,14 +494,17 @@ def _verify(raw: Any, spec: Any) -> Verdict:
         inner = raw_tool["function"] if isinstance(raw_tool.get("function"), dict) else raw_tool
         tool.required = required_of(inner)
         tools.append(tool)
-    # 5. Calls.
+    # 5. Calls (an exact [] is the gold of a no-call task when the spec asks for one).
     parsed_calls = parse_strict_json(calls_text)
     if not parsed_calls.ok:
         return _fail("calls_not_strict_json", parse=parsed_calls.reason)
-    reason, payload = _check_calls(parsed_calls.value, {t.name: t for t in tools}, question)
-    if reason is not None:
-        return _fail(reason, **payload)
-    calls: list[ToolCall] = payload
+    no_call = parsed_calls.value == [] and _spec_no_call(spec)
+    calls: list[ToolCall] = []
+    if not no_call:
+        reason, payload = _check_calls(parsed_calls.value, {t.name: t for t in tools}, question)
+        if reason is not None:
+            return _fail(reason, **payload)
+        calls = payload
     # 6. Non-triviality.
     q = question.strip()
     ql = q.lower()
@@ -497,7 +514,11 @@ def _verify(raw: Any, spec: Any) -> Verdict:
         return _fail("trivial_banned_phrase")
     if len(calls) == 1 and len(calls[0].arguments) <= 1 and any(p in ql for p in LOOKUP_PHRASES):
         return _fail("trivial_single_lookup")
-    details: dict[str, Any] = {"num_tools": len(tools), "num_calls": len(calls)}
+    if no_call:
+        bad = check_no_call_question(q, tools)
+        if bad is not None:
+            return _fail(bad[0], **bad[1])
+    details: dict[str, Any] = {"num_tools": len(tools), "num_calls": len(calls), "no_call": no_call}
     domain = ""
     if spec is not None:
         domain = str(getattr(spec, "domain", ""))
@@ -506,6 +527,38 @@ def _verify(raw: Any, spec: Any) -> Verdict:
         details["spec"] = spec.to_dict() if hasattr(spec, "to_dict") else spec
     task = Task(question=q, tools=tools, calls=calls, domain=domain, meta={})
     return Verdict(True, "ok", task, details)
+
+
+def _spec_no_call(spec: Any) -> bool:
+    try:
+        return spec is not None and int(getattr(spec, "num_calls", -1)) == 0
+    except (TypeError, ValueError):
+        return False
+
+
+def menu_problem(tools_text: Any) -> str | None:
+    """The §6.2 tool-rule reason code of a raw ``<available_tools>`` text (strict JSON), or None when it passes."""
+    try:
+        parsed = parse_strict_json(tools_text) if isinstance(tools_text, str) else None
+        if parsed is None or not parsed.ok:
+            return "tools_not_strict_json"
+        bad = _check_tools(parsed.value)
+        return bad[0] if bad is not None else None
+    except Exception as exc:  # noqa: BLE001 - total by contract
+        return f"verify_error:{type(exc).__name__}"
+
+
+def check_no_call_question(question: str, tools: list[Tool]) -> tuple[str, dict[str, Any]] | None:
+    """Rules of a no-call task's question (hardened, not in the paper): it must not name a menu tool (a real user
+    does not, and it usually means the request is for that tool) nor talk about tools instead of asking."""
+    names = {t.name.lower() for t in tools}
+    for ident in _IDENTIFIER.findall(question):
+        if ident.lower() in names:
+            return "no_call_names_tool", {"name": ident[:60]}
+    m = _NO_CALL_META.search(question)
+    if m:
+        return "no_call_meta", {"phrase": m.group(0)[:60]}
+    return None
 
 
 # ------------------------------------------------------------------------------------------ dedup (§6.3)

@@ -56,6 +56,12 @@ class InferenceConfig(BaseModel):
         "(None: the first id listed by /v1/models).",
     )
     timeout_s: float = Field(600.0, gt=0, description="openai backend: per-request timeout in seconds.")
+    service_max_failures: int = Field(
+        3,
+        ge=0,
+        description="Failed frozen-Solver calls in a row (curriculum reward) that stop the phase with an error "
+        "naming the server (0: only warn and score the missing terms 0, the behaviour before this knob).",
+    )
     batch_size: int = Field(
         8, ge=1, description="hf backend: prompts per generate() call (each expanded to n sequences)."
     )

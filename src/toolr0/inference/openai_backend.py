@@ -8,10 +8,12 @@ The stop string is kept in the text (`include_stop_str_in_output`, a vLLM extens
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -58,6 +60,7 @@ class OpenAISampler(BaseSampler):
         concurrency: int = 8,
         vllm_extensions: bool = True,
         checkpoint_id: str | None = None,
+        on_unreachable: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
         self.base_url = base_url.rstrip("/")
@@ -67,6 +70,8 @@ class OpenAISampler(BaseSampler):
         self.vllm_extensions = vllm_extensions
         self._model = model
         self.checkpoint_id = checkpoint_id or f"{self.base_url}#{model or ''}"
+        # called when the server cannot be reached (a managed server raises its exit code and log tail here)
+        self.on_unreachable = on_unreachable
 
     @classmethod
     def from_config(cls, inference_cfg: Any, **kwargs: Any) -> OpenAISampler:
@@ -92,11 +97,32 @@ class OpenAISampler(BaseSampler):
         except urllib.error.HTTPError as e:
             detail = e.read().decode("utf-8", "replace")[:300]
             raise ToolR0Error(f"{url}: HTTP {e.code}: {detail}") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+        except ValueError as e:  # a reply that is not JSON (a proxy page, a half-started server)
+            raise ToolR0Error(f"{url}: reply is not JSON ({e})") from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+            if self.on_unreachable is not None:
+                self.on_unreachable()
             raise ModelUnavailableError(
                 f"cannot reach the inference server at {self.base_url} ({e}); start it (e.g. `vllm serve`) "
                 "or fix inference.base_url"
             ) from None
+
+    def health_check(self, timeout_s: float = 10.0) -> list[str]:
+        """The model ids listed by `/v1/models`; a one-line `ModelUnavailableError` naming the URL when the
+        server does not answer within `timeout_s` or lists no model (call before a phase starts)."""
+        saved, self.timeout_s = self.timeout_s, min(self.timeout_s, timeout_s)
+        try:
+            data = self._request("/models").get("data") or []
+        except ToolR0Error as exc:
+            raise ModelUnavailableError(
+                f"frozen Solver server at {self.base_url} failed its health check: {exc}"
+            ) from None
+        finally:
+            self.timeout_s = saved
+        ids = [str(d.get("id")) for d in data if isinstance(d, dict)]
+        if not ids:
+            raise ModelUnavailableError(f"{self.base_url}/models lists no model (health check)")
+        return ids
 
     @property
     def model(self) -> str:

@@ -7,7 +7,7 @@ The grammar makes the Generator's whole completion the four-tag task of spec §4
     <tool_call_answer>[exactly n calls with flat primitive arguments]</tool_call_answer>
 
 It is built per TaskSpec (m = menu_size, n = num_calls), as xgrammar EBNF, with caps shrunk to a token
-budget (``budget_tokens``). A context-free grammar cannot force grounding (call names in the menu, required
+budget (``budget_tokens``); n = 0 (a no-call task) allows exactly ``[]`` as the gold, in both stages. A context-free grammar cannot force grounding (call names in the menu, required
 params present, values written in the question): verification and the validity reward check that, unless
 ``ground_calls`` swaps each row, once its menu is written, to a grammar built from its own question and menu.
 Hook for ``HFSampler``: ``with constrained(sampler, specs, cfg): sampler.generate(...)``. Interaction with
@@ -105,8 +105,8 @@ def _shape(spec: _SpecLike | None) -> _Shape:
     if spec is None:
         return _Shape(LOOSE_MENU, LOOSE_CALLS, multi_turn=True)
     m, n = int(spec.menu_size), int(spec.num_calls)
-    if m < 1 or n < 1:
-        raise ToolR0Error(f"structured decoding needs menu_size >= 1 and num_calls >= 1, got {m}, {n}")
+    if m < 1 or n < 0:
+        raise ToolR0Error(f"structured decoding needs menu_size >= 1 and num_calls >= 0, got {m}, {n}")
     return _Shape((m, m), (n, n), multi_turn=str(getattr(spec, "context_type", "")) == "multi_turn")
 
 
@@ -122,7 +122,9 @@ def _lit(s: str) -> str:
 
 
 def _list_rule(item: str, lo: int, hi: int) -> str:
-    """`[` lo..hi items separated by `, ` `]` as an EBNF expression."""
+    """`[` lo..hi items separated by `, ` `]` as an EBNF expression (hi = 0: exactly `[]`)."""
+    if hi == 0:
+        return _lit("[]")
     first = f'{item} (", " {item}){{{lo - 1},{hi - 1}}}' if hi > 1 else item
     return f'"[" {first} "]"'
 
@@ -240,6 +242,8 @@ _MAX_NGRAM = 6
 
 def _row_num_calls(ebnf: str) -> int:
     """The exact call count of a spec grammar (1 for the loose grammar's first alternative)."""
+    if re.search(r'^calls ::= "\[\]"$', ebnf, re.M):  # a no-call task
+        return 0
     m = re.search(r'calls ::= "\[" call \(", " call\)\{(\d+),', ebnf)
     return int(m.group(1)) + 1 if m else 1
 
@@ -269,9 +273,13 @@ def question_values(question: str, max_chars: int = 60) -> tuple[list[str], list
 def grounded_calls_ebnf(prefix: str, num_calls: int, cfg: StructuredConfig | None = None) -> str | None:
     """EBNF for the text after ``<tool_call_answer>``, given the completion so far (``prefix``): exactly
     ``num_calls`` calls, each to a menu tool, with all its required parameters in order then optional ones
-    (up to ``max_args`` in all), string values copied from the question and numbers written in it.
-    None when the question or the menu cannot be read (the structural grammar then stays)."""
+    (up to ``max_args`` in all), string values copied from the question and numbers written in it; for
+    ``num_calls`` 0 exactly ``[]``. None when the question or the menu cannot be read (the structural grammar
+    then stays)."""
     cfg = cfg or StructuredConfig()
+    if num_calls == 0:
+        return f'root ::= "[]" {_lit("</tool_call_answer>")}\n'
+
     try:
         q0 = prefix.rindex("<question>") + len("<question>")
         question = prefix[q0 : prefix.index("</question>", q0)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class LoopConfig(BaseModel):
@@ -72,3 +72,53 @@ class LoopConfig(BaseModel):
     record_spec_compliance: bool = Field(
         True, description="Record whether |T| = m and |C*| = n per candidate (not enforced; spec §11 extra)."
     )
+
+
+class PhaseLaunch(BaseModel):
+    """How one phase runs as a child process: processes, GPUs, nodes, accelerate config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    processes: int = Field(
+        1, ge=1, description="Processes in all (accelerate --num_processes; one per GPU; stage B: 1)."
+    )
+    gpus: str | None = Field(
+        None, description="CUDA_VISIBLE_DEVICES of the child, e.g. '0,1,2' (None: inherit)."
+    )
+    nodes: int = Field(1, ge=1, description="Machines (accelerate --num_machines; launch on every node).")
+    accelerate_config: str | None = Field(
+        None, description="accelerate config file, e.g. configs/accelerate/zero3.yaml (None: plain DDP)."
+    )
+    cpu: bool = Field(
+        False,
+        description="CPU processes: DDP over gloo (ACCELERATE_USE_CPU under accelerate's torchrun launcher).",
+    )
+    extra_args: list[str] = Field(
+        default_factory=list,
+        description="More `accelerate launch` arguments, e.g. ['--machine_rank', '0', '--main_process_ip', "
+        "'10.0.0.1'].",
+    )
+
+
+class LaunchConfig(BaseModel):
+    """`launch` section: run each phase in-process (default, as before) or as child processes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["in_process", "processes"] = Field(
+        "in_process",
+        description="in_process: every phase in the loop's process; processes: each GRPO phase as a child "
+        "`accelerate launch ... toolr0 train ...` and stage B as a child `toolr0 selfplay --stage-b`.",
+    )
+    generator: PhaseLaunch = Field(default_factory=PhaseLaunch, description="Phase A (Generator GRPO).")
+    stage_b: PhaseLaunch = Field(default_factory=PhaseLaunch, description="Stage B (one process).")
+    solver: PhaseLaunch = Field(default_factory=PhaseLaunch, description="Phase C (Solver GRPO).")
+    main_process_port: int | None = Field(
+        None, ge=0, le=65535, description="accelerate --main_process_port (None: accelerate's default)."
+    )
+
+    @model_validator(mode="after")
+    def _stage_b_is_one_process(self) -> LaunchConfig:
+        if self.stage_b.processes != 1 or self.stage_b.nodes != 1:
+            raise ValueError("launch.stage_b runs as one process on one node (processes: 1, nodes: 1)")
+        return self

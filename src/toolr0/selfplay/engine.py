@@ -8,7 +8,10 @@ role's adapter in place (then saves it). After a resume the adapters are reloade
 checkpoints, so the in-memory state always equals the recorded checkpoints.
 
 Other backends (vllm/openai) sample through a fresh sampler per checkpoint; training still goes through
-`toolr0.training.run` (TRL).
+`toolr0.training.run` (TRL). With `server.managed` (openai backend) the engine runs the server itself
+(`inference.server.ManagedServer`): phase A's curriculum reward and judge query a server serving the frozen
+Solver, stage B samples through a server serving the checkpoint it needs (restarted when that changes, so
+every iteration serves the new Solver), and the server is stopped before Solver training and at the end.
 """
 
 from __future__ import annotations
@@ -158,6 +161,8 @@ class RoleEngine:
         self._sampler: Any = None
         self._external: tuple[Any, Any, str | None] | None = None
         self._training = False
+        self._server: Any = None  # the managed server (server.managed), serving checkpoint `_served`
+        self._served: str | None = None
 
     # ------------------------------------------------------------------ weights
     @property
@@ -253,7 +258,9 @@ class RoleEngine:
         self._free_training_models()
         inf, mode = self.cfg.inference, self.cfg.roles.mode
         adapter = None
-        if inf.backend == "openai":
+        if inf.backend == "openai" and self.cfg.server.managed:
+            sampler = self.serve(ck).sampler(timeout_s=inf.timeout_s)
+        elif inf.backend == "openai":
             from toolr0.inference.openai_backend import OpenAISampler
 
             sampler = OpenAISampler.from_config(inf)
@@ -269,6 +276,35 @@ class RoleEngine:
                 adapter = slot
         self._external = (key, sampler, adapter)
         return sampler, adapter
+
+    # ------------------------------------------------------------------ managed server
+    def serve(self, checkpoint: str | None) -> Any:
+        """The managed server serving `checkpoint` (None: the base model); restarted when it changes."""
+        from toolr0.inference.models import resolve_model
+        from toolr0.inference.server import ManagedServer
+
+        if self._server is not None and self._served == checkpoint and self._server.running:
+            return self._server
+        self.stop_server()
+        base = str(resolve_model(self.cfg.model.name))
+        server = ManagedServer.for_checkpoint(self.cfg.server, base, checkpoint, self.run.root / "server.log")
+        self._server, self._served = server.start(), checkpoint
+        self.run.log_metric(
+            {
+                "event": "server_start",
+                "checkpoint": checkpoint,
+                "url": server.base_url,
+                "command": server.describe(),
+            }
+        )
+        return server
+
+    def stop_server(self) -> None:
+        server, self._server, self._served = self._server, None, None
+        self._external = None  # its sampler pointed at the stopped server
+        if server is not None:
+            rc = server.stop()
+            self.run.log_metric({"event": "server_stop", "returncode": rc})
 
     def _free_training_models(self) -> None:
         if self.models is None:
@@ -357,19 +393,35 @@ class RoleEngine:
                 solver_format=SolverFormat.from_config(self.cfg.prompts),
         )
 
+    def _served_frozen_service(self, frozen_solver: str | None) -> Any:
+        """Phase A's frozen Solver behind the managed server (health-checked before training starts)."""
+        from toolr0.inference.solver_service import SolverService
+
+        sampler = self.serve(frozen_solver).sampler(timeout_s=self.cfg.inference.timeout_s)
+        sampler.health_check()
+        return SolverService(
+            sampler,
+            self.cfg.rewards,
+            checkpoint_id=f"served-solver:{frozen_solver or 'base'}",
+            seed=self.cfg.loop.seed,
+            prompt_variant=self.cfg.prompts.solver_variant,
+            solver_format=SolverFormat.from_config(self.cfg.prompts),
+        )
+
     def train_generator(
         self, *, iteration: int, init: str | None, frozen_solver: str | None, out_dir: Path, reporter: Any
     ) -> dict[str, Any]:
         from toolr0.selfplay.stages import derive_seed
         from toolr0.training.run import train_generator
 
-        self._begin_training()
+        self._begin_training(keep_server=True)
         if self.shared:
             self.ensure(generator=init)
         else:
             self.ensure(generator=init, solver=frozen_solver)
         self.models.snapshot_for_frozen_solver()  # shared ablation: S = snapshot at phase start (no-op otherwise)
-        service = self._frozen_service()
+        service = self._served_frozen_service(frozen_solver) if self.cfg.server.managed else None
+        service = service or self._frozen_service()
         try:
             res = train_generator(
                 self.cfg,
@@ -383,6 +435,7 @@ class RoleEngine:
             )
         finally:
             self._training = False
+            self.stop_server()  # phase A is over; the next phase serves (or trains) other weights
         service.clear()
         self.loaded[self._slot("generator")] = res.final_dir
         self._services.clear()
@@ -411,8 +464,10 @@ class RoleEngine:
         self._services.clear()
         return _train_result(res)
 
-    def _begin_training(self) -> None:
+    def _begin_training(self, keep_server: bool = False) -> None:
         self._training = True
+        if not keep_server:
+            self.stop_server()  # training needs the GPUs the server holds
         if self._external is not None:  # free the inference engine before loading trainable weights
             self._external = None
             self._services.clear()
@@ -421,6 +476,7 @@ class RoleEngine:
             gc.collect()
 
     def close(self) -> None:
+        self.stop_server()
         self._external = None
         self._services.clear()
         self._sampler = None
@@ -434,8 +490,14 @@ def _zero_lora_b(pm: Any, name: str) -> None:
             p.data.zero_()
 
 
-def build_engine(cfg: ToolR0Config, run: RunDir) -> RoleEngine:
-    """The engine for `cfg`: in-process `RoleEngine`; stage-B sampling through vllm/openai when configured."""
+def build_engine(cfg: ToolR0Config, run: RunDir, in_process: bool = False) -> Any:
+    """The engine for `cfg`: in-process `RoleEngine` (stage-B sampling through vllm/openai when configured),
+    or with `launch.mode: processes` a `launch.ProcessEngine` running each phase as a child (`in_process`
+    forces the former: a stage-B child)."""
+    if cfg.launch.mode == "processes" and not in_process:
+        from toolr0.selfplay.launch import ProcessEngine
+
+        return ProcessEngine(cfg, run)
     if cfg.inference.backend != "hf" and cfg.structured.enabled:
         raise ToolR0Error(
             f"structured decoding of candidates is wired for the hf backend only (inference.backend="

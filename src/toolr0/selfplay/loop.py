@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from toolr0.config import ToolR0Config, config_to_dict, dump_config
+from toolr0.errors import ToolR0Error
 from toolr0.selfplay.progress import Reporter
 from toolr0.selfplay.rundir import RunDir, maybe_fault
 from toolr0.selfplay.stages import (
@@ -165,32 +166,15 @@ def run_iteration(ctx: Ctx, t: int, tb: Any) -> None:
 
     # ---- B. Dataset synthesis with G_t frozen, S_{t-1} as verifier and difficulty judge
     if not run.is_done(t, "select"):
-        with _Timer(ctx, t, "generate", tb):
-            candidates = stage_generate(ctx, t, gen_ckpt)
-        ok = sum(r["ok"] for r in candidates)
-        rep.stage_end(t, "generate", f"{len(candidates)} generated, {ok} pass verification")
-        with _Timer(ctx, t, "dedup", tb):
-            unique = stage_dedup(ctx, t, candidates)
-        rep.stage_end(t, "dedup", f"{len(unique)} unique of {ok}")
-        solver = engine.solver(solver_b, t) if unique else None
-        with _Timer(ctx, t, "cross_verify", tb):
-            crossed = stage_cross_verify(ctx, t, unique, solver) if unique else []
-        rep.stage_end(
-            t, "cross_verify", f"{len(crossed)} kept of {len(unique)} (τ={lp.tau}, {lp.cross_verify_mode})"
-        )
-        with _Timer(ctx, t, "difficulty", tb):
-            labelled = stage_difficulty(ctx, t, crossed, solver) if crossed else []
-        rep.stage_end(t, "difficulty", f"{len(labelled)} labelled of {len(crossed)}")
-        with _Timer(ctx, t, "select", tb):
-            selected = stage_select(ctx, t, labelled)
-        rep.stage_end(t, "select", f"{len(selected)} selected (n_final={cfg.curriculum.n_final})")
-        counts = _stage_counts(candidates, unique, crossed, labelled, selected)
-        run.write_json(run.file(t, "stage_counts.json"), counts)
-        run.log_metric(
-            {"event": "stage_counts", "iteration": t, **{k: v for k, v in counts.items() if k != "reasons"}}
-        )
-        _tb_counts(tb, t, counts, labelled)
-        run.mark_done(t, "select")
+        child = getattr(engine, "run_stage_b", None)
+        if child is not None:  # launch.mode processes: stage B in its own process, recorded in the run dir
+            with _Timer(ctx, t, "stage_b", tb):
+                child(t, rep)
+            _reload_state(run)
+            if not run.is_done(t, "select"):
+                raise ToolR0Error(f"iteration {t} stage B: the child exited without marking select done")
+        else:
+            run_stage_b(ctx, t, gen_ckpt, solver_b, tb)
     selected_path = run.file(t, "curriculum.jsonl")
 
     # ---- C. Solver GRPO on the curriculum
@@ -221,10 +205,87 @@ def run_iteration(ctx: Ctx, t: int, tb: Any) -> None:
     write_reports(run, upto=t)
 
 
+def run_stage_b(ctx: Ctx, t: int, gen_ckpt: str | None, solver_b: str | None, tb: Any) -> None:
+    """Stage B of iteration t: generate + verify, dedup, cross-verify, difficulty, select (each resumable)."""
+    cfg, run, engine, rep = ctx.cfg, ctx.run, ctx.engine, ctx.reporter
+    lp = cfg.loop
+    with _Timer(ctx, t, "generate", tb):
+        candidates = stage_generate(ctx, t, gen_ckpt)
+    ok = sum(r["ok"] for r in candidates)
+    rep.stage_end(t, "generate", f"{len(candidates)} generated, {ok} pass verification")
+    with _Timer(ctx, t, "dedup", tb):
+        unique = stage_dedup(ctx, t, candidates)
+    rep.stage_end(t, "dedup", f"{len(unique)} unique of {ok}")
+    solver = engine.solver(solver_b, t) if unique else None
+    with _Timer(ctx, t, "cross_verify", tb):
+        crossed = stage_cross_verify(ctx, t, unique, solver) if unique else []
+    rep.stage_end(
+        t, "cross_verify", f"{len(crossed)} kept of {len(unique)} (τ={lp.tau}, {lp.cross_verify_mode})"
+    )
+    with _Timer(ctx, t, "difficulty", tb):
+        labelled = stage_difficulty(ctx, t, crossed, solver) if crossed else []
+    rep.stage_end(t, "difficulty", f"{len(labelled)} labelled of {len(crossed)}")
+    with _Timer(ctx, t, "select", tb):
+        selected = stage_select(ctx, t, labelled)
+    rep.stage_end(t, "select", f"{len(selected)} selected (n_final={cfg.curriculum.n_final})")
+    counts = _stage_counts(candidates, unique, crossed, labelled, selected)
+    run.write_json(run.file(t, "stage_counts.json"), counts)
+    run.log_metric(
+        {"event": "stage_counts", "iteration": t, **{k: v for k, v in counts.items() if k != "reasons"}}
+    )
+    _tb_counts(tb, t, counts, labelled)
+    run.mark_done(t, "select")
+
+
+def _phase_b_checkpoints(run: RunDir, t: int, cfg: ToolR0Config) -> tuple[str | None, str | None]:
+    """(G_t, the frozen Solver of stage B) of iteration t, from the run's recorded checkpoints."""
+    lp = cfg.loop
+    _, solver_frozen = _role_inits(run, t, lp.shared_weights)
+    gen_ckpt = run.checkpoint("generator", t) if not lp.freeze_generator else None
+    shared_trained = lp.shared_weights and not lp.freeze_generator
+    return gen_ckpt, (gen_ckpt if shared_trained else solver_frozen)
+
+
+def _reload_state(run: RunDir) -> None:
+    """Re-read state.json after a child process wrote it."""
+    import json
+
+    run.state = json.loads(run.state_path.read_text(encoding="utf-8"))
+
+
+def run_stage_b_only(cfg: ToolR0Config, out: str | Path, t: int, *, progress: bool = False) -> None:
+    """The stage-B child of `launch.mode: processes`: stage B of iteration t in this process, into the run
+    directory (which must exist: the parent loop created it), then exit."""
+    from toolr0.selfplay.engine import build_engine
+
+    run = RunDir(out)
+    if not run.has_state():
+        raise ToolR0Error(f"--stage-b: {run.root} holds no run (no state.json)")
+    run.open(_config_for_state(cfg), dump_config(cfg))
+    if run.is_done(t, "select"):
+        return
+    run.iter_dir(t).mkdir(parents=True, exist_ok=True)
+    engine = build_engine(cfg, run, in_process=True)
+    tb = _open_tb(run)
+    reporter = Reporter(enabled=progress, iterations=cfg.loop.iterations)
+    ctx = Ctx(cfg=cfg, run=run, engine=engine, reporter=reporter)
+    try:
+        with reporter:
+            engine.begin_iteration(t)
+            gen_ckpt, solver_b = _phase_b_checkpoints(run, t, cfg)
+            run_stage_b(ctx, t, gen_ckpt, solver_b, tb)
+    finally:
+        if tb is not None:
+            tb.close()
+        engine.close()
+
+
 def _stage_counts(
     candidates: list, unique: list, crossed: list, labelled: list, selected: list
 ) -> dict[str, Any]:
     from collections import Counter
+
+    from toolr0.selfplay.report import no_call_counts
 
     ok = sum(r["ok"] for r in candidates)
     n = len(candidates)
@@ -254,6 +315,7 @@ def _stage_counts(
             "num_calls_ok": sum(1 for d in compliance if d.get("num_calls_ok")),
             "of": len(compliance),
         },
+        "no_call": no_call_counts(candidates, unique, crossed, labelled, selected),
         "reasons": reason_counts(candidates),
     }
 

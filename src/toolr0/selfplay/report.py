@@ -14,6 +14,13 @@ from toolr0.io import atomic_write_text
 from toolr0.selfplay.plots import COUNT_KEYS, iterations, write_plots
 from toolr0.selfplay.rundir import RunDir
 
+NO_CALL_KEYS = ("asked", "verified", "unique", "cross_verified", "labelled", "selected")
+
+
+def _task_no_call(row: dict[str, Any]) -> bool:
+    task = row.get("task")
+    return isinstance(task, dict) and task.get("calls") == []
+
 
 def stage_times(run: RunDir) -> dict[tuple[int, str], float]:
     """Total wall seconds per (iteration, stage), summed over resumed segments."""
@@ -60,6 +67,7 @@ def summary_rows(run: RunDir) -> list[dict[str, Any]]:
         sk = skipped.get(RunDir.key(t, "solver_train"))
         row["solver steps"] = "skipped" if sk else _fmt(_steps(run, t, "solver"))
         row["acceptance"] = counts.get("acceptance", {})
+        row["no_call"] = counts.get("no_call") or {}
         row["reasons"] = counts.get("reasons", {})
         row["skipped"] = {k.split("/", 1)[1]: v for k, v in skipped.items() if k.startswith(f"iter_{t:02d}/")}
         rows.append(row)
@@ -125,6 +133,18 @@ def summary_markdown(run: RunDir) -> str:
             )
             + " |"
         )
+    if any(r["no_call"].get("asked") or r["no_call"].get("verified") for r in rows):
+        lines += [
+            "",
+            "## No-call tasks (gold [])",
+            "",
+            "| iter | asked | verified | unique | cross-verified | labelled | selected | mean p̂ |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            nc = r["no_call"]
+            cells = [str(nc.get(k, "-")) for k in NO_CALL_KEYS] + [_fmt(nc.get("p_hat_mean"))]
+            lines.append(f"| {r['iter']} | " + " | ".join(cells) + " |")
     lines += ["", "## Rejection reasons (structural verification)", ""]
     for r in rows:
         reasons = ", ".join(f"{k} {v}" for k, v in list(r["reasons"].items())[:12]) or "none"

@@ -24,7 +24,10 @@ from toolr0.io import append_jsonl, atomic_write_json, atomic_write_jsonl, atomi
 
 STATE_VERSION = 1
 # Changing these keys does not invalidate finished work, so a run may be extended or re-pointed on resume.
-RESUME_FREE_KEYS = {("loop", "iterations")}
+RESUME_FREE_KEYS = {("loop", "iterations"), ("model", "device")}
+# Where phases run (device, processes, GPUs, the server's port) does not change what they compute: free too
+# (a pinned `cuda:N` reads `cuda:0` in a child that sees one GPU).
+RESUME_FREE_SECTIONS = {"launch", "server"}
 
 
 class InjectedFault(RuntimeError):
@@ -139,7 +142,11 @@ class RunDir:
             except (OSError, json.JSONDecodeError) as exc:
                 raise ToolR0Error(f"{self.state_path}: unreadable run state ({exc})") from None
             old = self.state.get("config", {})
-            changed = [k for k in _diff_keys(old, config_data) if k not in RESUME_FREE_KEYS]
+            changed = [
+                k
+                for k in _diff_keys(old, config_data)
+                if k not in RESUME_FREE_KEYS and not (k and k[0] in RESUME_FREE_SECTIONS)
+            ]
             if changed:
                 names = ", ".join(".".join(k) for k in changed[:5])
                 more = f" (+{len(changed) - 5} more)" if len(changed) > 5 else ""

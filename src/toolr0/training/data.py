@@ -84,7 +84,9 @@ def load_tasks(path: str | os.PathLike) -> list[Task]:
             task = Task.from_dict(body)
         except Exception:  # noqa: BLE001 - any malformed record is skipped and counted
             task = None
-        if task is None or not task.question or not task.calls:
+        # an explicit empty "calls" list is a no-call task (gold []); a record without one is malformed
+        has_calls = isinstance(body, dict) and isinstance(body.get("calls"), list)
+        if task is None or not task.question or not has_calls:
             bad += 1
             continue
         tasks.append(task)

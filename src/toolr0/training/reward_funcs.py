@@ -7,8 +7,10 @@ TRL calls each function with `prompts`, `completions` (conversational: a list of
 Extra scalars (gate rate, p̂ mean, judge mean, exact-match rate, ...) are logged through `log_metric`.
 
 The curriculum reward sends ALL parseable tasks of one generation batch to the frozen Solver in one
-`SolverService.pass_rates` call and one `judge` call (no per-completion round trips). Rewards never raise:
-a service failure is logged and gives r_curr from whatever was obtained (missing p̂ / judge → 0 terms).
+`SolverService.pass_rates` call and one `judge` call (no per-completion round trips). A single service
+failure is logged and gives r_curr from whatever was obtained (missing p̂ / judge → 0 terms); `max_failures`
+failed calls in a row stop the phase with a one-line `RewardServiceError` naming the service's URL (a phase
+must not train on a silently zeroed reward; 0 keeps the old warn-only behaviour).
 """
 
 from __future__ import annotations
@@ -25,8 +27,22 @@ from toolr0.core.rewards import generator as grw
 from toolr0.core.rewards import solver as srw
 from toolr0.core.rewards.config import RewardConfig
 from toolr0.core.solver_format import SolverFormat
+from toolr0.errors import ToolR0Error
 
 log = logging.getLogger(__name__)
+
+
+class RewardServiceError(ToolR0Error):
+    """The frozen-Solver service behind the curriculum reward failed too many times in a row."""
+
+
+def service_location(service: Any) -> str:
+    """Where a `SolverService` sends its queries: the server URL, else a description of the sampler."""
+    sampler = getattr(service, "sampler", None)
+    url = getattr(sampler, "base_url", None) or getattr(service, "base_url", None)
+    if url:
+        return str(url)
+    return f"the in-process frozen Solver ({type(sampler or service).__name__})"
 
 RewardFunc = Callable[..., list[float]]
 
@@ -84,26 +100,36 @@ def generator_reward_funcs(
     service: Any | None = None,
     scope: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
     K: int | None = None,
+    max_failures: int = 3,
 ) -> list[RewardFunc]:
     """[format, validity, curriculum] for Generator GRPO.
 
     `service`: a `SolverService` (frozen Solver) with `pass_rates(tasks, K)` and `judge(tasks)`; None gives
     r_curr without the Solver terms (p̂ and judge missing → 0). `scope`: a context-manager factory entered
     around the service calls (e.g. `roles.frozen_scope` to switch to the frozen Solver adapter and restore
-    the trained one afterwards). `K`: samples per task (default `cfg.K`).
+    the trained one afterwards). `K`: samples per task (default `cfg.K`). `max_failures`: consecutive failed
+    service calls that raise `RewardServiceError` (0: never raise, only warn).
     """
     c = cfg if cfg is not None else RewardConfig()
     k = int(K or c.K)
+    failures = [0]  # consecutive failed service calls (a success resets it)
 
-    def generator_format(completions: list[Any], log_metric: Any = None, **_: Any) -> list[float]:
+    def generator_format(
+        completions: list[Any], spec_json: list[str] | None = None, log_metric: Any = None, **_: Any
+    ) -> list[float]:
         analyses = [grw.analyse_generator_output(t) for t in _texts(completions)]
-        vals = [grw.format_reward(a, c).value for a in analyses]
+        specs = _specs(spec_json, len(analyses))
+        vals = [grw.format_reward(a, c, s).value for a, s in zip(analyses, specs, strict=True)]
         _metric(log_metric, "generator/gate_rate", _mean([float(a.gate) for a in analyses]))
         _metric(log_metric, "generator/all_tags_rate", _mean([float(a.parse.all_tags) for a in analyses]))
         return vals
 
-    def generator_validity(completions: list[Any], log_metric: Any = None, **_: Any) -> list[float]:
-        vals = [grw.validity_reward(t, c).value for t in _texts(completions)]
+    def generator_validity(
+        completions: list[Any], spec_json: list[str] | None = None, log_metric: Any = None, **_: Any
+    ) -> list[float]:
+        texts = _texts(completions)
+        specs = _specs(spec_json, len(texts))
+        vals = [grw.validity_reward(t, c, s).value for t, s in zip(texts, specs, strict=True)]
         full = c.valid_exists_weight + c.valid_args_weight + c.valid_ground_weight
         _metric(log_metric, "generator/fully_valid_rate", _mean([float(v >= full - 1e-9) for v in vals]))
         return vals
@@ -119,9 +145,10 @@ def generator_reward_funcs(
         n = len(texts)
         gates = [grw.analyse_generator_output(t).gate for t in texts]
         domains = [_domain(spec_json[i]) if spec_json and i < len(spec_json) else "" for i in range(n)]
+        specs = _specs(spec_json, n)
         tasks = [
-            grw.task_from_generator_text(t, d) if g else None
-            for t, d, g in zip(texts, domains, gates, strict=True)
+            grw.task_from_generator_text(t, d, s) if g else None
+            for t, d, s, g in zip(texts, domains, specs, gates, strict=True)
         ]
         idx = [i for i, t in enumerate(tasks) if t is not None]
         p_hat: list[float | None] = [None] * n
@@ -144,11 +171,20 @@ def generator_reward_funcs(
                             idx, _as_floats(service.judge(batch), ("score", "judge_score")), strict=False
                         ):
                             judge[i] = v
-            except Exception as exc:  # noqa: BLE001 - a reward must not kill the run
+                failures[0] = 0
+            except Exception as exc:  # noqa: BLE001 - one failure is tolerated, a run of them is not
+                failures[0] += 1
+                what = " ".join(f"{type(exc).__name__}: {exc}".split())[:800]
+                if max_failures > 0 and failures[0] >= max_failures:
+                    raise RewardServiceError(
+                        f"frozen Solver service at {service_location(service)} failed {failures[0]} times in "
+                        f"a row (last: {what}); stopping the phase (inference.service_max_failures)"
+                    ) from None
                 log.warning(
-                    "frozen Solver service failed (%s: %s); r_curr uses what was obtained",
-                    type(exc).__name__,
-                    exc,
+                    "frozen Solver service at %s failed (%s; %d in a row); r_curr uses what was obtained",
+                    service_location(service),
+                    what,
+                    failures[0],
                 )
             seconds = time.perf_counter() - t0
         vals = []
@@ -167,6 +203,18 @@ def generator_reward_funcs(
         return vals
 
     return [generator_format, generator_validity, generator_curriculum]
+
+
+def _specs(spec_json: list[str] | None, n: int) -> list[dict[str, Any] | None]:
+    """The spec dict of each row (None when absent or malformed): no-call specs change format and validity."""
+    out: list[dict[str, Any] | None] = []
+    for i in range(n):
+        try:
+            d = json.loads(spec_json[i]) if spec_json and i < len(spec_json) and spec_json[i] else None
+        except (ValueError, TypeError):
+            d = None
+        out.append(d if isinstance(d, dict) else None)
+    return out
 
 
 def _domain(spec_json: str | None) -> str:

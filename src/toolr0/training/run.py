@@ -243,6 +243,9 @@ def train_role(
 
     # GPU recipe: the frozen Solver runs in its own vLLM server (OpenAI-compatible, inference.base_url).
     remote_solver = role == "generator" and service is None and cfg.inference.backend in ("openai", "vllm")
+    if remote_solver:  # every rank checks the server before loading a model: an unreachable one fails now
+        service = _remote_service(cfg, rc.seed)
+        service.sampler.health_check()
     if models is None:
         # Full fine-tuning loads only the trained role; its frozen Solver (if needed) is loaded below or served.
         which = (role,) if cfg.roles.mode == "full" else ("generator", "solver")
@@ -262,17 +265,19 @@ def train_role(
         )
     longest = _check_prompt_lengths(dataset, tokenizer, rc.max_prompt_length)
 
+    max_failures = cfg.inference.service_max_failures
     if role == "generator":
         models.snapshot_for_frozen_solver()  # shared-weights ablation: the frozen Solver = phase-start snapshot
         if remote_solver:
-            service = _remote_service(cfg, rc.seed)
-            funcs = rf.generator_reward_funcs(cfg.rewards, service)
+            funcs = rf.generator_reward_funcs(cfg.rewards, service, max_failures=max_failures)
         else:
             if service is None:
                 if cfg.roles.mode == "full":
                     models.full_models.setdefault("solver", _load_frozen_full_solver(cfg, init, device))
                 service = _default_service(cfg, models, rc.seed)
-            funcs = rf.generator_reward_funcs(cfg.rewards, service, scope=lambda: frozen_scope(models))
+            funcs = rf.generator_reward_funcs(
+                cfg.rewards, service, scope=lambda: frozen_scope(models), max_failures=max_failures
+            )
     else:
         funcs = rf.solver_reward_funcs(cfg.rewards, solver_format)
     model = models.model_for(role)
@@ -385,7 +390,9 @@ def _remote_service(cfg: Any, seed: int) -> Any:
     from toolr0.inference.openai_backend import OpenAISampler
     from toolr0.inference.solver_service import SolverService
 
-    adapter = cfg.roles.solver_adapter if cfg.roles.mode == "lora" else None
+    # a configured served model (e.g. the loop's managed server) is the frozen Solver itself: no adapter on top
+    lora = cfg.roles.mode == "lora" and cfg.inference.served_model is None
+    adapter = cfg.roles.solver_adapter if lora else None
     return SolverService(
         OpenAISampler.from_config(cfg.inference),
         cfg.rewards,

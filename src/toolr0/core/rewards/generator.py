@@ -3,6 +3,13 @@
 R_G = w_f·r_fmt + w_v·r_valid + w_c·r_curr, every component multiplied by the question gate g. Validity is
 applied to EVERY gold call (spec §11), with ``required`` read from all three places it may live. Each function
 returns a :class:`RewardValue` (value in its documented range, plus a reason) and never raises.
+
+No-call tasks (not in the paper): when the spec asks for ``num_calls`` 0, a gold that parses to exactly ``[]``
+counts as a well-formed gold (I_gold) and validity has no call to check, so its three indicators become
+I_menu (the menu passes verification's tool rules: "real tools"), I_args = 1 (no call, nothing required is
+missing) and I_plain (the question names no menu tool and does not talk about the tools: verification's no-call
+rules). Whether a menu tool could in fact serve the request is left to r_diff (the frozen Solver must answer
+``[]``). Without a no-call spec an empty gold scores as before (I_gold 0, r_valid 0).
 """
 
 from __future__ import annotations
@@ -159,6 +166,7 @@ class GeneratorAnalysis:
     answer_parsed: bool = False
     gold_ok: bool = False  # I_gold
     n_gold_elements: int = 0  # raw elements in the gold list (a dict counts 1)
+    empty_gold: bool = False  # the gold parses to exactly [] (a no-call task when the spec asks for one)
     calls: list[ToolCall | None] = field(default_factory=list)  # per raw element; None = failed to normalise
 
 
@@ -193,6 +201,7 @@ def analyse_generator_output(text: Any) -> GeneratorAnalysis:
                 a.answer_raw, a.answer_parsed = r.value, True
                 elements = r.value if isinstance(r.value, list) else [r.value]
                 a.n_gold_elements = len(elements)
+                a.empty_gold = r.value == []
                 a.calls = [normalise_call(e) if isinstance(e, dict) else None for e in elements]
                 # Deliberate (spec §11, all gold calls): every element must normalise, not just one/the first.
                 a.gold_ok = bool(elements) and all(c is not None for c in a.calls)
@@ -212,14 +221,29 @@ def _analysis(text_or_analysis: Any) -> GeneratorAnalysis:
     return analyse_generator_output(text_or_analysis)
 
 
-def format_reward(text: Any, cfg: RewardConfig | None = None) -> RewardValue:
-    """r_fmt = g·(w_tags·I_tags + w_tools·I_tools + w_gold·I_gold) ∈ [0, 1] (spec §5.2)."""
+def expects_no_call(spec: Any) -> bool:
+    """Whether ``spec`` (a TaskSpec or dict, optional) asks for a no-call task (``num_calls`` 0)."""
+    try:
+        n = _spec_field(spec, "num_calls")
+        return n is not None and not isinstance(n, bool) and int(n) == 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_no_call(a: GeneratorAnalysis, spec: Any) -> bool:
+    return a.empty_gold and expects_no_call(spec)
+
+
+def format_reward(text: Any, cfg: RewardConfig | None = None, spec: Any = None) -> RewardValue:
+    """r_fmt = g·(w_tags·I_tags + w_tools·I_tools + w_gold·I_gold) ∈ [0, 1] (spec §5.2); with a no-call
+    ``spec``, a gold of exactly ``[]`` satisfies I_gold."""
     c, a = _cfg(cfg), _analysis(text)
     if not a.gate:
         return RewardValue(0.0, f"gate:{a.gate_reason}")
     tags = a.parse.all_tags
-    value = c.fmt_tags_weight * tags + c.fmt_tools_weight * a.tools_ok + c.fmt_gold_weight * a.gold_ok
-    missing = [n for n, ok in (("tags", tags), ("tools", a.tools_ok), ("gold", a.gold_ok)) if not ok]
+    gold = a.gold_ok or _is_no_call(a, spec)
+    value = c.fmt_tags_weight * tags + c.fmt_tools_weight * a.tools_ok + c.fmt_gold_weight * gold
+    missing = [n for n, ok in (("tags", tags), ("tools", a.tools_ok), ("gold", gold)) if not ok]
     hi = c.fmt_tags_weight + c.fmt_tools_weight + c.fmt_gold_weight
     return RewardValue(clip(value, 0.0, hi), "ok" if not missing else "missing:" + ",".join(missing))
 
@@ -235,16 +259,40 @@ def _call_indicators(call: ToolCall | None, menu: dict[str, Tool], nq: str) -> t
     return exists, args, call_grounded(call, nq)
 
 
-def validity_reward(text: Any, cfg: RewardConfig | None = None) -> RewardValue:
+def _no_call_validity(a: GeneratorAnalysis, c: RewardConfig) -> RewardValue:
+    """r_valid of a no-call task: w_exists·I_menu + w_args·1 + w_ground·I_plain (module docstring)."""
+    from toolr0.core.verify import check_no_call_question, menu_problem
+
+    menu = menu_problem(a.parse.tools_text)
+    plain = check_no_call_question((a.parse.question or "").strip(), a.tools)
+    value = (
+        c.valid_exists_weight * (menu is None) + c.valid_args_weight + c.valid_ground_weight * (plain is None)
+    )
+    failed = ([f"menu({menu})"] if menu is not None else []) + (
+        [f"question({plain[0]})"] if plain is not None else []
+    )
+    hi = c.valid_exists_weight + c.valid_args_weight + c.valid_ground_weight
+    return RewardValue(
+        clip(value, 0.0, hi), "no_call:" + ("ok" if not failed else "failed:" + ",".join(failed))
+    )
+
+
+def validity_reward(text: Any, cfg: RewardConfig | None = None, spec: Any = None) -> RewardValue:
     """r_valid = g·(0.4·I_exists + 0.4·I_args + 0.2·I_ground) ∈ [0, 1] over every gold call (spec §5.3, §11).
 
     ``validity_mode``: all_pass (each indicator must hold for every call; default), fraction (share of calls),
-    first_call (the reference code's behaviour)."""
+    first_call (the reference code's behaviour). With a no-call ``spec`` and a gold of exactly ``[]``: the
+    no-call indicators of the module docstring."""
     c, a = _cfg(cfg), _analysis(text)
     if not a.gate:
         return RewardValue(0.0, f"gate:{a.gate_reason}")
     if not a.tools:
         return RewardValue(0.0, "tools_unparseable")
+    if _is_no_call(a, spec):
+        try:
+            return _no_call_validity(a, c)
+        except Exception as e:  # noqa: BLE001
+            return RewardValue(0.0, f"error: {type(e).__name__}")
     if not a.answer_parsed or a.n_gold_elements == 0:
         return RewardValue(0.0, "no_gold_calls")
     try:
@@ -372,8 +420,12 @@ class GeneratorRewardBreakdown:
     reasons: dict[str, str] = field(default_factory=dict)
 
 
+def _spec_field(spec: Any, name: str) -> Any:
+    return spec.get(name) if isinstance(spec, dict) else getattr(spec, name, None)
+
+
 def _spec_compliance(a: GeneratorAnalysis, spec: Any) -> str:
-    m, n = getattr(spec, "menu_size", None), getattr(spec, "num_calls", None)
+    m, n = _spec_field(spec, "menu_size"), _spec_field(spec, "num_calls")
     menu_ok = m is None or len(a.tools) == m
     calls_ok = n is None or a.n_gold_elements == n
     return f"menu={'ok' if menu_ok else 'off'},calls={'ok' if calls_ok else 'off'}"
@@ -388,12 +440,13 @@ def generator_rewards(
 ) -> GeneratorRewardBreakdown:
     """Every Generator reward for one completion. ``pass_rate`` (p̂ from K frozen-Solver samples) and
     ``judge_score`` (1-5, already resolved with retries/fallback) come from the Solver service; when absent,
-    r_diff / r_sem are 0. ``spec`` (optional) only records |T| = m, |C*| = n compliance in the reasons."""
+    r_diff / r_sem are 0. ``spec`` (optional) records |T| = m, |C*| = n compliance in the reasons and, when it
+    asks for no call, lets a gold of exactly ``[]`` score as a no-call task."""
     c = _cfg(cfg)
     out = GeneratorRewardBreakdown()
     try:
         a = analyse_generator_output(text)
-        f, v = format_reward(a, c), validity_reward(a, c)
+        f, v = format_reward(a, c, spec), validity_reward(a, c, spec)
         d, s = difficulty_reward(pass_rate, c), semantic_reward(judge_score)
         cu = curriculum_reward(a.gate, pass_rate, judge_score, c)
         out.gate = 1.0 if a.gate else 0.0
@@ -412,13 +465,14 @@ def generator_rewards(
     return out
 
 
-def task_from_generator_text(text: Any, domain: str = "") -> Task | None:
+def task_from_generator_text(text: Any, domain: str = "", spec: Any = None) -> Task | None:
     """The task (question, normalised menu, gold calls) inside a Generator completion, parsed relaxed, for the
-    pass-rate / judge step; None unless the question, ≥ 1 tool and every gold call are usable."""
+    pass-rate / judge step; None unless the question, ≥ 1 tool and every gold call are usable. With a no-call
+    ``spec``, a gold of exactly ``[]`` gives a task with no calls (the Solver succeeds only by answering [])."""
     try:
         a = analyse_generator_output(text)
         q = a.parse.question
-        if not q or not a.tools or not a.gold_ok:
+        if not q or not a.tools or not (a.gold_ok or _is_no_call(a, spec)):
             return None
         calls = [x for x in a.calls if x is not None]
         return Task(q, a.tools, calls, domain, {"tools_text": a.parse.tools_text})
