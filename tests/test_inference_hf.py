@@ -123,3 +123,26 @@ def test_lora_adapters_switch_per_call(tiny):
         s.generate(PROMPTS, p, adapter="nope")
     with pytest.raises(ToolR0Error, match="no LoRA"):
         HFSampler(*tiny).generate(PROMPTS, p, adapter="solver")
+
+
+def test_shared_prefix_prefilled_once_gives_the_same_outputs(tiny):
+    """Speed change only: the system prompt all rows share is prefilled once and its KV cache reused;
+    greedy and seeded sampled outputs equal those of prefilling every row in full."""
+    system = {"role": "system", "content": "You call tools. Answer with one JSON call and nothing else."}
+    prompts = [[system, {"role": "user", "content": "book " * k}] for k in (1, 9, 4)]
+    on, off = HFSampler(*tiny, batch_size=3), HFSampler(*tiny, batch_size=3, share_prefix=False)
+    for params in (
+        SamplingParams(n=1, temperature=0.0, max_new_tokens=12),
+        SamplingParams(n=3, temperature=1.0, max_new_tokens=12, seed=4, stop=("a",)),
+    ):
+        a, b = on.generate_detailed(prompts, params), off.generate_detailed(prompts, params)
+        assert a.texts() == b.texts()
+        assert [[c.finish_reason for c in r] for r in a.completions] == [
+            [c.finish_reason for c in r] for r in b.completions
+        ]
+        shared = len(on.tokenizer(on.render([system]), add_special_tokens=False)["input_ids"])
+        assert a.stats.prompt_tokens == b.stats.prompt_tokens
+        assert a.stats.prefill_tokens <= b.stats.prefill_tokens - 2 * shared  # rows 2 and 3 reuse it
+    assert HFSampler._shared_prefix([[1] * 20 + [2], [1] * 20 + [3, 4]]) == 20
+    assert HFSampler._shared_prefix([[1] * 20], min_tokens=16) == 19  # one own token is always left
+    assert HFSampler._shared_prefix([[1, 2] * 10, [2, 1] * 10]) == 0

@@ -267,6 +267,99 @@ def test_default_model_structured_outputs_parse_with_spec_counts():
             assert len(json.loads(parsed.answer_text)) == spec.num_calls, c.text
 
 
+def _per_row_reference_processor(tok, ebnfs):
+    """The processor's masking done row by row (one accept and one mask fill per row per step): the batched
+    processor must produce the same tokens under the same seed."""
+    from transformers import LogitsProcessor
+
+    from toolr0.inference.structured import compile_grammar
+
+    class PerRow(LogitsProcessor):
+        matchers = None
+
+        def __call__(self, input_ids, scores):
+            batch, vocab = scores.shape
+            if self.matchers is None:
+                self.matchers = [xgr.GrammarMatcher(compile_grammar(tok, g, vocab)) for g in ebnfs]
+                self.bitmask = xgr.allocate_token_bitmask(batch, vocab)
+                self.dead = [False] * batch
+            else:
+                for i, m in enumerate(self.matchers):
+                    if (
+                        not self.dead[i]
+                        and not m.is_terminated()
+                        and not m.accept_token(int(input_ids[i, -1]))
+                    ):
+                        self.dead[i] = True
+            stopped = []
+            for i, m in enumerate(self.matchers):
+                if self.dead[i] or m.is_terminated():
+                    stopped.append(i)
+                    self.bitmask[i].fill_(-1)
+                else:
+                    m.fill_next_token_bitmask(self.bitmask, i)
+            xgr.apply_token_bitmask_inplace(scores, self.bitmask)
+            for i in stopped:
+                scores[i].fill_(float("-inf"))
+                scores[i, tok.eos_token_id] = 0.0
+            return scores
+
+    return PerRow()
+
+
+def test_batched_mask_fill_gives_the_per_row_outputs_under_a_seed(tiny_model_and_tokenizer):
+    """Speed change only: one batched accept/fill per step (BatchGrammarMatcher) samples exactly what the
+    per-row loop samples, for per-row grammars of different shapes."""
+    import torch
+
+    model, tok = tiny_model_and_tokenizer
+    specs = [TaskSpec("math", "single_turn", 2, 1), TaskSpec("news", "single_turn", 1, 2)]
+    prompts = [f"Write a task about {s.domain}." for s in specs]
+    enc = tok(prompts, return_tensors="pt", padding=True)
+    width = enc["input_ids"].shape[1]
+    outs = []
+    for batched in (True, False):
+        proc = make_logits_processor(tok, specs, TIGHT, num_return_sequences=2)
+        if not batched:
+            proc = _per_row_reference_processor(tok, proc.ebnfs)
+        torch.manual_seed(5)
+        out = model.generate(
+            **enc,
+            logits_processor=[proc],
+            do_sample=True,
+            temperature=1.0,
+            max_new_tokens=400,
+            num_return_sequences=2,
+            pad_token_id=tok.pad_token_id,
+        )
+        outs.append([tok.decode(r[width:], skip_special_tokens=True) for r in out])
+    assert outs[0] == outs[1]
+    assert len(set(outs[0])) == 4 and all(t.startswith("<think>") for t in outs[0])
+
+
+def test_compiled_grammars_are_shared_across_tokenizer_objects_of_one_vocabulary(monkeypatch):
+    """Two tokenizer objects of the same vocabulary (the sampler's and TRL's) share one compile; another
+    vocabulary gets its own."""
+    from toolr0.inference import structured as st
+    from toolr0.inference.tiny import tiny_tokenizer
+
+    for name in ("_COMPILED", "_COMPILERS", "_TOKENIZER_KEYS"):
+        monkeypatch.setattr(st, name, {})
+    ebnf = 'root ::= "<q>" [a-z]{1,3} "</q>"\n'  # small: the test is about the cache, not the task grammar
+    a, b = tiny_tokenizer(), tiny_tokenizer()
+    first = st.compile_grammar(a, ebnf)
+    calls = []
+    monkeypatch.setattr(xgr.GrammarCompiler, "compile_grammar", lambda self, g: calls.append(g))
+    assert st.compile_grammar(b, ebnf) is first and not calls
+    assert len(st._COMPILERS) == 1
+    c = tiny_tokenizer()
+    c.add_tokens(["<extra_token>"])
+    st.compile_grammar(c, ebnf)
+    assert calls == [ebnf] and len(st._COMPILERS) == 2
+    m = xgr.GrammarMatcher(first)
+    assert m.accept_string("<q>ab</q>") and not xgr.GrammarMatcher(first).accept_string("<q>abcd")
+
+
 # ------------------------------------------------------------------------------------------ no-call tasks
 NO_CALL = TaskSpec("retail_ecommerce", "single_turn", 2, 0)
 NO_CALL_VALID = VALID[: VALID.index("<tool_call_answer>")] + "<tool_call_answer>[]</tool_call_answer>"

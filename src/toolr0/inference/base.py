@@ -80,13 +80,22 @@ class GenerationStats:
     completion_tokens: int = 0
     seconds: float = 0.0
     forward_calls: int = 0
+    prefill_tokens: int = 0  # token positions run through prefill, padding included (hf backend; 0: unknown)
 
     @property
     def tokens_per_second(self) -> float:
         return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
 
     def add(self, other: GenerationStats) -> None:
-        for f in ("prompts", "sequences", "prompt_tokens", "completion_tokens", "seconds", "forward_calls"):
+        for f in (
+            "prompts",
+            "sequences",
+            "prompt_tokens",
+            "completion_tokens",
+            "seconds",
+            "forward_calls",
+            "prefill_tokens",
+        ):
             setattr(self, f, getattr(self, f) + getattr(other, f))
 
 

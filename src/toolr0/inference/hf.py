@@ -3,6 +3,8 @@
 Prompts are chat-templated, sorted by length (less padding), left-padded and decoded in chunks of
 `batch_size` prompts. With `n > 1` each prompt is prefilled once and its KV cache expanded to the n
 samples (`prefill_once`), instead of prefilling n identical copies as `num_return_sequences` does.
+A prompt prefix every row of a chunk shares (the Solver's system prompt) is prefilled once for the chunk and
+its KV cache reused (`share_prefix`; rows are laid out prefix, padding, own suffix).
 Decoding stops per row on a stop string (kept in the text) or eos. Seeded per call, so a call is
 deterministic for the same inputs. Works with a plain model or a PEFT model holding named adapters
 (`adapter=` switches per call, None disables adapters), including a model object owned by a trainer.
@@ -88,6 +90,7 @@ class HFSampler(BaseSampler):
         max_batch_sequences: int = 64,
         sort_by_length: bool = True,
         prefill_once: bool = True,
+        share_prefix: bool = True,
         checkpoint_id: str | None = None,
         logits_processor_factory: LogitsProcessorFactory | None = None,
     ) -> None:
@@ -98,6 +101,7 @@ class HFSampler(BaseSampler):
         self.max_batch_sequences = max_batch_sequences
         self.sort_by_length = sort_by_length
         self.prefill_once = prefill_once
+        self.share_prefix = share_prefix
         self.logits_processor_factory = logits_processor_factory
         self.checkpoint_id = checkpoint_id or str(getattr(model, "name_or_path", "") or "in-memory-model")
         if tokenizer.pad_token_id is None:
@@ -218,12 +222,17 @@ class HFSampler(BaseSampler):
 
         device = next(self.model.parameters()).device
         n = params.n
+        # A prompt prefix all rows share (the system prompt) is prefilled once and its KV cache reused:
+        # rows are laid out [shared prefix][padding][own suffix] (positions follow the attention mask).
+        shared = self._shared_prefix(ids) if self.share_prefix and len(ids) > 1 else 0
         width = max(len(x) for x in ids)
         input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(ids), width), dtype=torch.long)
         for r, x in enumerate(ids):
-            input_ids[r, width - len(x) :] = torch.tensor(x, dtype=torch.long)
-            mask[r, width - len(x) :] = 1
+            input_ids[r, :shared] = torch.tensor(x[:shared], dtype=torch.long)
+            mask[r, :shared] = 1
+            input_ids[r, width - len(x) + shared :] = torch.tensor(x[shared:], dtype=torch.long)
+            mask[r, width - len(x) + shared :] = 1
         input_ids, mask = input_ids.to(device), mask.to(device)
 
         gen_kwargs: dict[str, Any] = {
@@ -249,11 +258,13 @@ class HFSampler(BaseSampler):
                 gen_kwargs["logits_processor"] = LogitsProcessorList(procs)
 
         stats = GenerationStats(sequences=len(ids) * n, prompt_tokens=sum(len(x) for x in ids))
+        prefilled = n > 1 and self.prefill_once and width > 1
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             if seed is not None:
                 torch.manual_seed(seed)
-            if n > 1 and self.prefill_once and width > 1:
-                out = self._generate_prefilled(input_ids, mask, n, gen_kwargs)
+            if prefilled or shared:
+                out = self._generate_prefilled(input_ids, mask, n, gen_kwargs, shared)
+                stats.prefill_tokens = shared + len(ids) * (width - shared)
             else:
                 # same as num_return_sequences=n (which greedy decoding refuses): n copies prefilled
                 out = self.model.generate(
@@ -261,8 +272,9 @@ class HFSampler(BaseSampler):
                     attention_mask=mask.repeat_interleave(n, dim=0),
                     **gen_kwargs,
                 )
+                stats.prefill_tokens = len(ids) * n * width
         gen = out[:, width:].tolist()
-        stats.forward_calls = len(gen[0]) + (1 if n > 1 and self.prefill_once else 0)
+        stats.forward_calls = len(gen[0]) + (1 if prefilled or shared else 0) + (1 if shared else 0)
         rows: list[list[Completion]] = []
         for p in range(len(ids)):
             comps = []
@@ -273,20 +285,37 @@ class HFSampler(BaseSampler):
             rows.append(comps)
         return rows, stats
 
-    def _generate_prefilled(self, input_ids: Any, mask: Any, n: int, gen_kwargs: dict[str, Any]) -> Any:
-        """Prefill all but the last prompt token once, expand the KV cache n-fold, then decode."""
+    @staticmethod
+    def _shared_prefix(ids: list[list[int]], min_tokens: int = 16) -> int:
+        """Tokens every row starts with, leaving each row at least one own token (0 when under min_tokens)."""
+        first, limit = ids[0], min(len(x) for x in ids) - 1
+        k = 0
+        while k < limit and all(x[k] == first[k] for x in ids):
+            k += 1
+        return k if k >= min_tokens else 0
+
+    def _generate_prefilled(
+        self, input_ids: Any, mask: Any, n: int, gen_kwargs: dict[str, Any], shared: int = 0
+    ) -> Any:
+        """Prefill all but the last prompt token once (the first ``shared`` tokens once for the whole
+        batch), expand the KV cache n-fold, then decode."""
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.model.config)
         pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        self.model(
-            input_ids=input_ids[:, :-1],
-            attention_mask=mask[:, :-1],
-            position_ids=pos[:, :-1],
-            past_key_values=cache,
-            use_cache=True,
-        )
-        cache.batch_repeat_interleave(n)
+        if shared:
+            self.model(input_ids=input_ids[:1, :shared], position_ids=pos[:1, :shared], past_key_values=cache)
+            cache.batch_repeat_interleave(input_ids.shape[0])
+        if input_ids.shape[1] - 1 > shared:
+            self.model(
+                input_ids=input_ids[:, shared:-1],
+                attention_mask=mask[:, :-1],
+                position_ids=pos[:, shared:-1],
+                past_key_values=cache,
+                use_cache=True,
+            )
+        if n > 1:
+            cache.batch_repeat_interleave(n)
         return self.model.generate(
             input_ids=input_ids.repeat_interleave(n, dim=0),
             attention_mask=mask.repeat_interleave(n, dim=0),
