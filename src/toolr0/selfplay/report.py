@@ -22,6 +22,33 @@ def _task_no_call(row: dict[str, Any]) -> bool:
     return isinstance(task, dict) and task.get("calls") == []
 
 
+def no_call_counts(
+    candidates: list[dict[str, Any]],
+    unique: list[dict[str, Any]],
+    crossed: list[dict[str, Any]],
+    labelled: list[dict[str, Any]],
+    selected: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """No-call tasks (gold []) through the stages of one iteration: specs asking for one, then the tasks left
+    after each stage, and the frozen Solver's mean p̂ on them (share of samples answering [])."""
+    from toolr0.core.curriculum import is_no_call
+
+    p = [
+        float(r["label"]["p_hat"])
+        for r in labelled
+        if _task_no_call(r) and isinstance(r.get("label"), dict) and r["label"].get("p_hat") is not None
+    ]
+    return {
+        "asked": sum(1 for r in candidates if (r.get("spec") or {}).get("num_calls") == 0),
+        "verified": sum(1 for r in candidates if r.get("ok") and _task_no_call(r)),
+        "unique": sum(map(_task_no_call, unique)),
+        "cross_verified": sum(map(_task_no_call, crossed)),
+        "labelled": sum(map(_task_no_call, labelled)),
+        "selected": sum(1 for r in selected if is_no_call(r)),
+        "p_hat_mean": round(sum(p) / len(p), 4) if p else None,
+    }
+
+
 def stage_times(run: RunDir) -> dict[tuple[int, str], float]:
     """Total wall seconds per (iteration, stage), summed over resumed segments."""
     out: dict[tuple[int, str], float] = {}
