@@ -100,6 +100,15 @@ def test_prose_is_no_call_and_data_json_is_not_a_call() -> None:
     assert d.calls == [] and d.no_call
 
 
+def test_an_echoed_tool_schema_is_not_a_call() -> None:
+    echo = '<tools>\n{"type": "function", "function": {"name": "get_weather", "description": "w", "parameters": ' \
+        '{"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}\n</tools>'
+    p = parse_native_output(echo)
+    assert p.calls == [] and p.no_call
+    call = parse_native_output('{"type": "function", "function": {"name": "get_weather", "arguments": {"city": "X"}}}')
+    assert call.calls == [ToolCall("get_weather", {"city": "X"})]
+
+
 def test_cut_and_malformed_blocks() -> None:
     cut = parse_native_output('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Lis')
     assert cut.unclosed and not cut.parsed and not cut.no_call

@@ -62,10 +62,19 @@ class NativeParse(SolverParse):
         return self.parsed and not self.calls and self.wrapper == "none"
 
 
+def _is_schema(obj: Any) -> bool:
+    """A tool *definition* (its parameters a JSON Schema object), which small models echo from the prompt."""
+    if not isinstance(obj, dict):
+        return False
+    inner = obj.get("function") if isinstance(obj.get("function"), dict) else obj
+    params = inner.get("parameters")
+    return "arguments" not in inner and isinstance(params, dict) and params.get("type") == "object"
+
+
 def _call_shaped(obj: Any) -> bool:
-    return isinstance(obj, dict) and (
-        isinstance(obj.get("function"), dict) or ("name" in obj and any(k in obj for k in _CALL_KEYS))
-    )
+    if not isinstance(obj, dict) or _is_schema(obj):
+        return False
+    return isinstance(obj.get("function"), dict) or ("name" in obj and any(k in obj for k in _CALL_KEYS))
 
 
 def _calls_of(value: Any, need_shape: bool) -> list[ToolCall] | None:
