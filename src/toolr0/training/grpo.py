@@ -223,6 +223,25 @@ def _trainer_class() -> type:
         logits_processor_factory: LogitsProcessorFactory | None = None
         _row_specs: list[Any] | None = None
 
+        def _load_optimizer_and_scheduler(self, checkpoint):  # noqa: ANN001 - transformers signature
+            # Under CPU DDP transformers maps the optimizer state to args.device, an indexed "cpu:N" that
+            # torch.load cannot restore to: load it on the CPU (the only place it can go there).
+            if checkpoint is None or self.args.device.type != "cpu":
+                return super()._load_optimizer_and_scheduler(checkpoint)
+            import torch
+
+            original = torch.load
+
+            def load_on_cpu(*args, **kwargs):  # noqa: ANN002, ANN003
+                kwargs["map_location"] = "cpu"
+                return original(*args, **kwargs)
+
+            torch.load = load_on_cpu
+            try:
+                return super()._load_optimizer_and_scheduler(checkpoint)
+            finally:
+                torch.load = original
+
         def _generate_and_score_completions(self, inputs):  # noqa: ANN001 - TRL signature
             if self.logits_processor_factory is not None:
                 from toolr0.training.data import spec_of
