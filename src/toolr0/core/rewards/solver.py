@@ -59,7 +59,9 @@ def native_format_reward(text: Any, cfg: RewardConfig | None = None) -> RewardVa
     return RewardValue(present, p.reason)
 
 
-def solver_format_reward(text: Any, cfg: RewardConfig | None = None, fmt: SolverFormat | None = None) -> RewardValue:
+def solver_format_reward(
+    text: Any, cfg: RewardConfig | None = None, fmt: SolverFormat | None = None
+) -> RewardValue:
     """0 if the last <tool_call_answer> is missing/empty; else 0.3 (+0.3 parses relaxed) (+0.4 ≥ 1 call).
     Native format: :func:`native_format_reward`."""
     c = _cfg(cfg)
@@ -117,6 +119,8 @@ def solver_format_score(text: Any, cfg: RewardConfig | None = None, fmt: SolverF
     return solver_format_reward(text, cfg, fmt).value
 
 
-def solver_accuracy_score(text: Any, gold_calls: Any, cfg: RewardConfig | None = None, fmt: SolverFormat | None = None) -> float:
+def solver_accuracy_score(
+    text: Any, gold_calls: Any, cfg: RewardConfig | None = None, fmt: SolverFormat | None = None
+) -> float:
     """Plain-float :func:`solver_accuracy_reward`."""
     return solver_accuracy_reward(text, gold_calls, cfg, fmt).value
