@@ -13,7 +13,7 @@ spec, the gold calls, the frozen Solver's p̂ and judge score), never the raw te
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
