@@ -1,10 +1,12 @@
-"""TRL-shaped reward functions wrapping the core rewards (spec §5 Generator, §7 Solver).
+"""TRL reward functions generated from the core's reward terms (spec §5 Generator, §7 Solver).
 
 TRL calls each function with `prompts`, `completions` (conversational: a list of assistant messages),
 `completion_ids`, every dataset column as a keyword list (`spec_json`, `calls_json`, ...), plus
-`trainer_state`, `log_metric` and `log_extra`. Each reward is its own function, so TRL logs it separately as
-`rewards/<function name>/mean|std`; weights go to `GRPOConfig.reward_weights` (from `RewardConfig`).
-Extra scalars (gate rate, p̂ mean, judge mean, exact-match rate, ...) are logged through `log_metric`.
+`trainer_state`, `log_metric` and `log_extra`. There is one function per term of the role's declaration
+(`toolr0.core.rewards.terms`), named after it, so TRL logs each as `rewards/<name>/mean|std`; the weights
+for `GRPOConfig.reward_weights` come from the same declaration, in the same order. The functions of a role
+share one parse of each completion per step. Each term's extra scalars (gate rate, p̂ mean, judge mean,
+exact-match rate, ...) are logged through `log_metric`.
 
 The curriculum reward sends ALL parseable tasks of one generation batch to the frozen Solver in one
 `SolverService.pass_rates` call and one `judge` call (no per-completion round trips). A single service
