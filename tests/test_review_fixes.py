@@ -25,7 +25,8 @@ from toolr0.core.rewards.generator import (
 )
 from toolr0.core.rewards.solver import solver_accuracy_reward, solver_format_reward, solver_total
 from toolr0.core.schema import ToolCall as C
-from toolr0.core.verify import question_gate, verify_task
+from toolr0.core.question_gate import question_gate
+from toolr0.core.verify import verify_task
 from toolr0.eval.scoring import score_completion
 
 TOOLS = [

@@ -46,7 +46,7 @@ def _question_gate(question: str | None) -> tuple[bool, str]:
     if question is None:
         return False, "missing_question"
     try:
-        from toolr0.core.verify import question_gate  # owned by the verification module
+        from toolr0.core.question_gate import question_gate  # owned by the verification module
 
         ok, reason = question_gate(question)
         return bool(ok), str(reason)
