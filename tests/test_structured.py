@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from toolr0.core.parsing import parse_generator_output
+from toolr0.core.completions import parse_generator_output
 from toolr0.core.spec import TaskSpec
 from toolr0.inference.structured import StructuredConfig, accepts, build_ebnf, make_logits_processor
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from toolr0.core.parsing import GeneratorParse, normalise_call, parse_generator_output, parse_relaxed
+from toolr0.core.completions import GeneratorParse, parse_generator_output
+from toolr0.core.parsing import normalise_call, parse_relaxed
 from toolr0.core.rewards.base import RewardValue, clip
 from toolr0.core.rewards.config import RewardConfig
 from toolr0.core.schema import Task, Tool, ToolCall, normalise_tools
