@@ -36,8 +36,9 @@ def run_config(sampler: Any, specs: list[Any], variant: str, decoding: str, args
     from toolr0.core.solver_format import SolverFormat
     from toolr0.core.verify import verify_task
     from toolr0.inference.base import SamplingParams
+    from toolr0.inference.grammar import StructuredConfig
     from toolr0.inference.solver_service import SolverService
-    from toolr0.inference.structured import StructuredConfig, constrained
+    from toolr0.inference.structured import constrained
 
     budget = None if args.budget == 0 else (args.budget or args.max_new_tokens)
     scfg = StructuredConfig(
