@@ -1,4 +1,4 @@
-"""Step-0 Generator benchmark (issue 8 item 5): how productive is the untrained Generator?
+"""Step-0 Generator benchmark: how productive is the untrained Generator (spec §5, §6.2)?
 
 For one model and each (prompt variant, decoding) configuration, sample ``--group`` completions for each of
 ``--specs`` sampled TaskSpecs and report: share passing structural verification (``core.verify.verify_task``),
