@@ -21,8 +21,8 @@ from toolr0.core.rewards.config import RewardConfig
 from toolr0.core.yamlfile import parse_yaml, read_user_file
 from toolr0.errors import ConfigError
 from toolr0.inference.config import InferenceConfig, ModelConfig
+from toolr0.inference.grammar import StructuredConfig
 from toolr0.inference.server import ServerConfig
-from toolr0.inference.structured import StructuredConfig
 from toolr0.selfplay.config import LaunchConfig, LoopConfig
 from toolr0.training.config import GRPORoleConfig, RolesConfig
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
-from toolr0.core.parsing import SolverParse
+from toolr0.core.completions import SolverParse
 from toolr0.core.rewards.base import RewardValue
 from toolr0.core.rewards.config import RewardConfig
 from toolr0.core.rewards.generator import (
