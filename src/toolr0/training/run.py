@@ -171,7 +171,7 @@ def _prepare_out(out: Path, resume: bool) -> Path | None:
 
 
 def _structured_factory(cfg: Any, tokenizer: Any) -> Any:
-    """The Generator's structured-decoding hook (H6's xgrammar processor) when `structured.enabled`."""
+    """The Generator's structured-decoding hook when `structured.enabled` (docs/structured_generation.md)."""
     if not getattr(cfg.structured, "enabled", False):
         return None
     from toolr0.inference import structured

@@ -90,8 +90,7 @@ class RewardConfig(BaseModel):
     extra_call_alpha: float = Field(0.25, ge=0, description="Extra-call penalty alpha: 1/(1+alpha*extra).")
     allow_unclosed_answer: bool = Field(
         False,
-        description="Accept a final <tool_call_answer> left unclosed at the end of generation (issue 8; "
-        "off = faithful).",
+        description="Accept a final <tool_call_answer> left unclosed at the end of generation (off = faithful to spec §7.2).",
     )
 
     @model_validator(mode="after")
