@@ -122,7 +122,6 @@ def test_live_display_renders():
 
 def test_engines_and_fakes_satisfy_the_seam(tmp_path):
     from selfplay_fakes import FakeGeneratorEngine, _FakeGen
-
     from toolr0.selfplay.launch import ProcessEngine
     from toolr0.selfplay.seam import CandidateGenerator, Engine, FrozenSolver, StageBChild
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from toolr0.config import ToolR0Config, config_to_dict, dump_config, load_config
+from toolr0.core.seeds import derive_seed
 from toolr0.errors import ConfigError, ToolR0Error
 from toolr0.selfplay.plan import CPU_FP32_SLOWDOWN, build_plan, model_billions, plan_total
 from toolr0.selfplay.report import summary_markdown, summary_rows
 from toolr0.selfplay.rundir import BatchLog, InjectedFault, RunDir, maybe_fault
-from toolr0.core.seeds import derive_seed, seed_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

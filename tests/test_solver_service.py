@@ -96,6 +96,21 @@ def test_pass_rates_score_whole_call_lists_in_one_batched_call():
     )  # the first-call-only answer fails (spec §10.2)
 
 
+def test_build_solver_service_reads_solver_sampling_and_the_master_seed():
+    from toolr0.config import load_config
+    from toolr0.inference.solver_service import build_solver_service
+
+    single, _ = _tasks()
+    over = ["solver_sampling.k=3", "solver_sampling.temperature=0.5", "solver_sampling.max_tokens=77", "seed=21"]
+    cfg = load_config(None, over)
+    s = ScriptedSampler({"[T1]": [GOOD_1]})
+    svc = build_solver_service(cfg, s, checkpoint_id="ck", adapter="solver")
+    assert svc.pass_rates([single]) == [1.0]
+    params = s.calls[0][1]
+    assert (params.n, params.temperature, params.max_new_tokens, params.seed) == (3, 0.5, 77, 21)
+    assert (svc.checkpoint_id, svc.adapter, svc.cfg is cfg.rewards) == ("ck", "solver", True)
+
+
 def test_cache_is_content_keyed_and_cleared():
     single, double = _tasks()
     s = ScriptedSampler({"[T1]": [GOOD_1], "[T2]": [BOTH]})
