@@ -1,6 +1,7 @@
-"""The models behind the self-play loop: which weights play which role, and how they are sampled/trained.
+"""The models behind the self-play loop (the `seam.Engine` it calls): which weights play which role, and how
+they are sampled/trained.
 
-`RoleEngine` (default, hf backend) keeps ONE `RoleModels` in memory (H5's layout: a frozen base with a LoRA
+`RoleEngine` (default, hf backend) keeps ONE `RoleModels` in memory (`training.roles`: a frozen base with a LoRA
 adapter per role, or full models, or the shared-weights ablation) and reuses it across stages and
 iterations: the Generator samples candidates through its adapter, the frozen Solver cross-verifies and
 labels through its adapter (S_{t-1}: phase C of this iteration has not run yet), and training updates the
@@ -9,7 +10,7 @@ checkpoints, so the in-memory state always equals the recorded checkpoints.
 
 Other backends (vllm/openai) sample through a fresh sampler per checkpoint; training still goes through
 `toolr0.training.run` (TRL). With `server.managed` (openai backend) the engine runs the server itself
-(`inference.server.ManagedServer`): phase A's curriculum reward and judge query a server serving the frozen
+(`served.ServedSolver`): phase A's curriculum reward and judge query a server serving the frozen
 Solver, stage B samples through a server serving the checkpoint it needs (restarted when that changes, so
 every iteration serves the new Solver), and the server is stopped before Solver training and at the end.
 """
