@@ -13,8 +13,8 @@ from toolr0.core.rewards.solver import (
     native_format_reward,
     solver_accuracy_reward,
     solver_format_reward,
-    solver_total,
 )
+from toolr0.core.rewards.terms import solver_total
 from toolr0.core.schema import ToolCall
 from toolr0.core.solver_format import SolverFormat, split_tools
 from toolr0.eval.scoring import score_completion

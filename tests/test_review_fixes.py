@@ -16,14 +16,14 @@ from toolr0.core.matching import eval_values_equal, exact_match, prf
 from toolr0.core.parsing import extract_last_tag, parse_relaxed, parse_solver_output
 from toolr0.core.rewards.generator import (
     format_reward,
-    generator_rewards,
     is_grounded,
     normalise_text,
     parse_judge_score,
     validity_reward,
     value_variants,
 )
-from toolr0.core.rewards.solver import solver_accuracy_reward, solver_format_reward, solver_total
+from toolr0.core.rewards.solver import solver_accuracy_reward, solver_format_reward
+from toolr0.core.rewards.terms import generator_rewards, solver_total
 from toolr0.core.schema import ToolCall as C
 from toolr0.core.verify import question_gate, verify_task
 from toolr0.eval.scoring import score_completion

@@ -13,7 +13,6 @@ from toolr0.core.rewards.generator import (
     curriculum_reward,
     difficulty_reward,
     format_reward,
-    generator_rewards,
     is_grounded,
     judge_score_from_attempts,
     normalise_text,
@@ -23,6 +22,7 @@ from toolr0.core.rewards.generator import (
     validity_reward,
     value_variants,
 )
+from toolr0.core.rewards.terms import generator_rewards
 from toolr0.core.schema import ToolCall
 
 TOOLS = [

@@ -14,8 +14,8 @@ from toolr0.core.rewards.solver import (
     solver_accuracy_score,
     solver_format_reward,
     solver_format_score,
-    solver_total,
 )
+from toolr0.core.rewards.terms import solver_total
 from toolr0.core.schema import ToolCall as C
 
 GOLD = [C("get_weather", {"city": "Paris", "days": 3})]

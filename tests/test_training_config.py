@@ -91,11 +91,31 @@ def test_every_knob_is_passed_explicitly(tmp_path):
     assert kw["bf16"] != kw["fp16"] or not kw["bf16"]
 
 
-def test_explicit_role_weights_override_reward_config(tmp_path):
-    kw = grpo_config_kwargs(
-        GRPORoleConfig(reward_weights=[1, 0.5]), tmp_path, reward_weights=[1, 1], on_gpu=False
-    )
-    assert kw["reward_weights"] == [1, 0.5]
+def test_role_reward_weights_are_refused_pointing_at_the_rewards_section(tmp_path):
+    """Weights live only in `rewards.*_weight`: the old per-role list fails with a one-line error."""
+    with pytest.raises(ValueError, match=r"rewards\.generator_\*_weight / rewards\.solver_\*_weight"):
+        GRPORoleConfig(reward_weights=[1, 0.5])
+    p = tmp_path / "c.yaml"
+    p.write_text("solver:\n  reward_weights: [1, 0.5]\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("c.yaml: solver.reward_weights was removed; use rewards.solver_")
+    assert "rewards.solver_*_weight" in msg
+    bad = tmp_path / "gen.yaml"
+    bad.write_text("generator:\n  reward_weights: [1, 1, 1]\n")
+    r = _cli("train", "generator", "--config", str(bad), "--dry-run")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: gen.yaml: generator.reward_weights was removed")
+    assert "rewards.generator_*_weight" in lines[0]
+
+
+def test_reward_weights_come_from_the_reward_config(tmp_path):
+    from toolr0.training.run import dry_run
+
+    cfg = config_from_dict({"rewards": {"generator_validity_weight": 0.5, "solver_accuracy_weight": 2.0}})
+    assert dry_run("generator", cfg, tmp_path)["grpo_config"]["reward_weights"] == [1.0, 0.5, 1.0]
+    assert dry_run("solver", cfg, tmp_path)["grpo_config"]["reward_weights"] == [1.0, 2.0]
 
 
 def test_generation_batch_arithmetic_matches_reference_runs():

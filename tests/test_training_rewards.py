@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _training_support import GEN_GOOD, GEN_PARTIAL, SOLVER_GOOD, SOLVER_WRONG, weather_tasks
 from toolr0.core.rewards import generator as grw
 from toolr0.core.rewards.config import RewardConfig
+from toolr0.core.rewards.terms import GENERATOR_TERMS, SOLVER_TERMS, generator_rewards, solver_total
+from toolr0.core.solver_format import SolverFormat
 from toolr0.training import data as tdata
 from toolr0.training.reward_funcs import (
     completion_text,
@@ -242,3 +245,142 @@ def test_no_call_curriculum_tasks_are_trained_with_the_empty_gold_rule(tmp_path)
     _, acc = solver_reward_funcs(RewardConfig())
     texts = ["<think>none fits</think><tool_call_answer>[]</tool_call_answer>", SOLVER_GOOD]
     assert acc(completions=_conv(texts), calls_json=[ds[1]["calls_json"]] * 2) == [1.0, 0.0]
+
+
+# ------------------------------------------------------------------- one declaration, one parse per completion
+_QUESTIONS = ["What is the weather in Paris today?", "Hi", "[The generated user question here]", ""]
+_TOOLS = [
+    '[{"name":"w","description":"weather","parameters":{"city":{"type":"string"}},"required":["city"]}]',
+    '[{"name":"w"}, {"name":"t","parameters":{"q":{"type":"string"}}}]',
+    "not json",
+    "",
+]
+_ANSWERS = [
+    '[{"name":"w","arguments":{"city":"Paris"}}]',
+    '[{"name":"w","arguments":{"town":"Rome"}}]',
+    '[{"name":"x","arguments":{}}, {"name":"w","arguments":{"city":"Paris"}}]',
+    "[]",
+    "{oops",
+]
+_SPECS = [
+    None,
+    {"domain": "weather", "context_type": "single_turn", "menu_size": 1, "num_calls": 1},
+    {"domain": "weather", "context_type": "single_turn", "menu_size": 1, "num_calls": 0},
+]
+
+
+@st.composite
+def _generator_text(draw):
+    if draw(st.booleans()):
+        return draw(st.text(max_size=80))
+    q, tools, ans = (draw(st.sampled_from(xs)) for xs in (_QUESTIONS, _TOOLS, _ANSWERS))
+    return (
+        f"<think>{draw(st.sampled_from(['ok', '']))}</think><question>{q}</question>"
+        f"<available_tools>{tools}</available_tools><tool_call_answer>{ans}</tool_call_answer>"
+    )
+
+
+_weights = st.floats(0, 3, allow_nan=False)
+
+
+def _weighted_sum(funcs, weights, **kw):
+    per_func = [f(**kw) for f in funcs]
+    return [
+        sum(w * col[i] for w, col in zip(weights, per_func, strict=True)) for i in range(len(per_func[0]))
+    ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(_generator_text(), st.sampled_from(_SPECS)), min_size=1, max_size=5),
+    st.sampled_from([0.0, 0.125, 0.25, 0.5, 0.875, 1.0]),
+    st.integers(1, 5),
+    st.tuples(_weights, _weights, _weights, st.sampled_from([0.0, 0.5])),
+)
+def test_core_generator_total_is_the_weighted_sum_trl_computes(rows, p, score, w):
+    cfg = RewardConfig(
+        generator_format_weight=w[0],
+        generator_validity_weight=w[1],
+        generator_curriculum_weight=w[2],
+        difficulty_weight=w[3],
+    )
+    funcs = generator_reward_funcs(cfg, FakeService(p=p, score=score))
+    texts = [t for t, _ in rows]
+    spec_json = [json.dumps(s) if s else None for _, s in rows]
+    trl = _weighted_sum(funcs, generator_weights(cfg), completions=_conv(texts), spec_json=spec_json)
+    for (text, spec), got in zip(rows, trl, strict=True):
+        # the service only sees a parseable task of a gated completion
+        scored = grw.analyse_generator_output(text).gate and grw.task_from_generator_text(text, "", spec)
+        core = generator_rewards(text, cfg, p if scored else None, score if scored else None, spec)
+        assert core.total == pytest.approx(got, abs=1e-12)
+
+
+_REPLIES = [
+    SOLVER_GOOD,
+    SOLVER_WRONG,
+    "<think>x</think><tool_call_answer>[]</tool_call_answer>",
+    '<tool_call>{"name": "w", "arguments": {"city": "Paris"}}</tool_call>',
+    "nothing",
+]
+_GOLDS = [[{"name": "w", "arguments": {"city": "Paris"}}], []]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.one_of(st.sampled_from(_REPLIES), st.text(max_size=60)), st.sampled_from(_GOLDS)),
+        min_size=1,
+        max_size=5,
+    ),
+    st.tuples(_weights, _weights),
+    st.sampled_from(["reference", "native"]),
+)
+def test_core_solver_total_is_the_weighted_sum_trl_computes(rows, w, fmt_name):
+    cfg = RewardConfig(solver_format_weight=w[0], solver_accuracy_weight=w[1])
+    fmt = SolverFormat(name=fmt_name)
+    funcs = solver_reward_funcs(cfg, fmt)
+    texts = [t for t, _ in rows]
+    trl = _weighted_sum(
+        funcs, solver_weights(cfg), completions=_conv(texts), calls_json=[json.dumps(g) for _, g in rows]
+    )
+    for (text, gold), got in zip(rows, trl, strict=True):
+        assert solver_total(text, gold, cfg, fmt) == pytest.approx(got, abs=1e-12)
+
+
+def test_adapters_and_weights_follow_the_declaration():
+    cfg = RewardConfig(generator_validity_weight=0.25, solver_format_weight=0.5)
+    for funcs, terms, weights in (
+        (generator_reward_funcs(cfg), GENERATOR_TERMS, generator_weights(cfg)),
+        (solver_reward_funcs(cfg), SOLVER_TERMS, solver_weights(cfg)),
+    ):
+        assert [f.__name__ for f in funcs] == [t.name for t in terms]
+        assert weights == [t.weight_of(cfg) for t in terms]
+    assert generator_weights(cfg) == [1.0, 0.25, 1.0] and solver_weights(cfg) == [0.5, 1.0]
+
+
+def test_each_completion_is_parsed_once_per_step(monkeypatch):
+    """Before one parse cache per batch, a Generator batch of 4 was parsed 15 times and a Solver batch 8 times."""
+    from toolr0.core.rewards import solver as srw
+
+    seen = {"generator": 0, "solver": 0}
+
+    def counting(real, role):
+        def parse(*a, **k):
+            seen[role] += 1
+            return real(*a, **k)
+
+        return parse
+
+    monkeypatch.setattr(grw, "parse_generator_output", counting(grw.parse_generator_output, "generator"))
+    monkeypatch.setattr(srw, "parse_solver_output", counting(srw.parse_solver_output, "solver"))
+    texts = [GEN_GOOD, GEN_PARTIAL, "garbage", GEN_GOOD]
+    kw = {"completions": _conv(texts), "spec_json": [None] * 4, "prompts": [[]] * 4}
+    for f in generator_reward_funcs(RewardConfig(), FakeService()):
+        f(**kw)
+    assert seen["generator"] == 4
+    for f in solver_reward_funcs(RewardConfig()):
+        f(completions=_conv(texts), calls_json=["[]"] * 4)
+    assert seen["solver"] == 4
+    for f in generator_reward_funcs(RewardConfig(), FakeService()):  # the next step: a new batch, parsed anew
+        f(completions=_conv(texts[:2]), spec_json=[None] * 2)
+    assert seen["generator"] == 6

@@ -108,7 +108,9 @@ REMOVED_KEYS: dict[str, str] = {
     "generator.seed": "use seed (top level; both roles train with it)",
     "solver.seed": "use seed (top level; both roles train with it)",
     "loop.record_spec_compliance": "spec compliance is always recorded (stage_counts.json); drop the key",
-    # GRPO reward weights (generator/solver.reward_weights -> rewards.*_weight): entries go here
+    # GRPO reward weights live only in the rewards section (spec §5, §7)
+    "generator.reward_weights": "use rewards.generator_*_weight (format, validity, curriculum)",
+    "solver.reward_weights": "use rewards.solver_*_weight (format, accuracy)",
 }
 
 

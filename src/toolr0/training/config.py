@@ -7,7 +7,7 @@ left to a TRL default: `toolr0.training.grpo.build_grpo_config` passes every fie
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -90,9 +90,6 @@ class GRPORoleConfig(BaseModel):
     scale_rewards: Literal["group", "batch", "none"] = Field(
         "group", description="Advantage scaling: group = divide by the group's reward std (reference)."
     )
-    reward_weights: list[float] | None = Field(
-        None, description="One weight per reward function, in order (None: 1.0 each, as in the reference)."
-    )
     mask_truncated_completions: bool = Field(
         False, description="Exclude truncated completions from the loss."
     )
@@ -151,6 +148,16 @@ class GRPORoleConfig(BaseModel):
         0.3, gt=0.0, le=1.0, description="vllm colocate: memory share."
     )
     vllm_tensor_parallel_size: int = Field(1, ge=1, description="vllm colocate: tensor-parallel size.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_reward_weights(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "reward_weights" in data:
+            raise ValueError(
+                "reward_weights was removed: set the weights in the rewards section "
+                "(rewards.generator_*_weight / rewards.solver_*_weight)"
+            )
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> GRPORoleConfig:

@@ -114,11 +114,7 @@ def grpo_config_kwargs(
     if cfg.use_vllm and cfg.vllm_mode == "server" and not cfg.vllm_server_base_url:
         log.info("vllm server mode without vllm_server_base_url: TRL uses host 0.0.0.0:8000")
     precision = resolve_precision(cfg.precision, device=device)
-    weights = (
-        list(cfg.reward_weights)
-        if cfg.reward_weights is not None
-        else (list(reward_weights) if reward_weights is not None else None)
-    )
+    weights = list(reward_weights) if reward_weights is not None else None
     gbs = resolve_generation_batch(cfg, n_processes)
     kw: dict[str, Any] = {
         "output_dir": str(output_dir),

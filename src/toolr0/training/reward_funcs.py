@@ -1,10 +1,12 @@
-"""TRL-shaped reward functions wrapping the core rewards (spec §5 Generator, §7 Solver).
+"""TRL reward functions generated from the core's reward terms (spec §5 Generator, §7 Solver).
 
 TRL calls each function with `prompts`, `completions` (conversational: a list of assistant messages),
 `completion_ids`, every dataset column as a keyword list (`spec_json`, `calls_json`, ...), plus
-`trainer_state`, `log_metric` and `log_extra`. Each reward is its own function, so TRL logs it separately as
-`rewards/<function name>/mean|std`; weights go to `GRPOConfig.reward_weights` (from `RewardConfig`).
-Extra scalars (gate rate, p̂ mean, judge mean, exact-match rate, ...) are logged through `log_metric`.
+`trainer_state`, `log_metric` and `log_extra`. There is one function per term of the role's declaration
+(`toolr0.core.rewards.terms`), named after it, so TRL logs each as `rewards/<name>/mean|std`; the weights
+for `GRPOConfig.reward_weights` come from the same declaration, in the same order. The functions of a role
+share one parse of each completion per step. Each term's extra scalars (gate rate, p̂ mean, judge mean,
+exact-match rate, ...) are logged through `log_metric`.
 
 The curriculum reward sends ALL parseable tasks of one generation batch to the frozen Solver in one
 `SolverService.pass_rates` call and one `judge` call (no per-completion round trips). A single service
@@ -21,11 +23,18 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
-from toolr0.core.rewards import generator as grw
-from toolr0.core.rewards import solver as srw
 from toolr0.core.rewards.config import RewardConfig
+from toolr0.core.rewards.terms import (
+    GENERATOR_TERMS,
+    SOLVER_TERMS,
+    GeneratorSample,
+    RewardTerm,
+    SolverSample,
+    term_weights,
+)
 from toolr0.core.solver_format import SolverFormat
 from toolr0.errors import ToolR0Error
 
@@ -43,6 +52,7 @@ def service_location(service: Any) -> str:
     if url:
         return str(url)
     return f"the in-process frozen Solver ({type(sampler or service).__name__})"
+
 
 RewardFunc = Callable[..., list[float]]
 
@@ -73,10 +83,65 @@ def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
+# ------------------------------------------------------------------------------------------ the adapters
+class _LastBatch:
+    """The samples of the last batch seen. TRL calls a role's reward functions one after another on the same
+    completions and columns, so every completion is parsed once per step, not once per term."""
+
+    def __init__(self, build: Callable[[list[str], dict[str, Any]], list[Any]], columns: tuple[str, ...]):
+        self._build, self._columns = build, columns
+        self._key: Any = None
+        self._samples: list[Any] = []
+
+    def __call__(self, completions: list[Any], columns: dict[str, Any]) -> list[Any]:
+        texts = _texts(completions)
+        key = (texts, [columns.get(name) for name in self._columns])
+        if key != self._key:  # compared by equality (columns may hold unhashable values)
+            self._samples, self._key = self._build(texts, columns), key
+        return self._samples
+
+
+Fill = Callable[[list[Any], Any, Any], list[Any]]
+
+
+def _adapters(
+    terms: tuple[RewardTerm[Any], ...], batch: _LastBatch, cfg: RewardConfig, fill: Fill | None = None
+) -> list[RewardFunc]:
+    """One TRL reward function per declared term, in order, named after it. `fill(samples, log_metric,
+    log_extra)` completes the samples of a term that needs the frozen Solver."""
+
+    def adapter(term: RewardTerm[Any]) -> RewardFunc:
+        def reward(
+            completions: list[Any], log_metric: Any = None, log_extra: Any = None, **columns: Any
+        ) -> list[float]:
+            samples = batch(completions, columns)
+            if term.needs_solver and fill is not None:
+                samples = fill(samples, log_metric, log_extra)
+            values = [term.score(s, cfg).value for s in samples]
+            for name, v in term.metrics(samples, values, cfg).items():
+                _metric(log_metric, name, v)
+            return values
+
+        reward.__name__ = reward.__qualname__ = term.name
+        return reward
+
+    return [adapter(t) for t in terms]
+
+
+def reward_names(role: str) -> list[str]:
+    """The role's reward function names, in order (TRL logs each as `rewards/<name>/mean`)."""
+    return [t.name for t in _TERMS[role]]
+
+
+def reward_weights(role: str, cfg: RewardConfig) -> list[float]:
+    """`GRPOConfig.reward_weights` of the role: the declared terms' weights, in the same order."""
+    return term_weights(_TERMS[role], cfg)
+
+
 # --------------------------------------------------------------------------------------------- Generator
 def generator_weights(cfg: RewardConfig) -> list[float]:
-    """GRPO reward weights in `generator_reward_funcs` order: format, validity, curriculum."""
-    return [cfg.generator_format_weight, cfg.generator_validity_weight, cfg.generator_curriculum_weight]
+    """GRPO reward weights in `generator_reward_funcs` order (format, validity, curriculum)."""
+    return reward_weights("generator", cfg)
 
 
 def _as_floats(values: Any, attr_names: tuple[str, ...]) -> list[float | None]:
@@ -95,6 +160,14 @@ def _as_floats(values: Any, attr_names: tuple[str, ...]) -> list[float | None]:
     return out
 
 
+def _generator_samples(texts: list[str], columns: dict[str, Any]) -> list[GeneratorSample]:
+    spec_json = columns.get("spec_json")
+    n = len(texts)
+    domains = [_domain(spec_json[i]) if spec_json and i < len(spec_json) else "" for i in range(n)]
+    specs = _specs(spec_json, n)
+    return [GeneratorSample.of(t, s, d) for t, s, d in zip(texts, specs, domains, strict=True)]
+
+
 def generator_reward_funcs(
     cfg: RewardConfig | None = None,
     service: Any | None = None,
@@ -102,7 +175,7 @@ def generator_reward_funcs(
     K: int | None = None,
     max_failures: int = 3,
 ) -> list[RewardFunc]:
-    """[format, validity, curriculum] for Generator GRPO.
+    """One function per Generator term (`GENERATOR_TERMS`: format, validity, curriculum) for Generator GRPO.
 
     `service`: a `SolverService` (frozen Solver) with `pass_rates(tasks, K)` and `judge(tasks)`; None gives
     r_curr without the Solver terms (p̂ and judge missing → 0). `scope`: a context-manager factory entered
@@ -114,48 +187,14 @@ def generator_reward_funcs(
     c = cfg if cfg is not None else RewardConfig()
     failures = [0]  # consecutive failed service calls (a success resets it)
 
-    def generator_format(
-        completions: list[Any], spec_json: list[str] | None = None, log_metric: Any = None, **_: Any
-    ) -> list[float]:
-        analyses = [grw.analyse_generator_output(t) for t in _texts(completions)]
-        specs = _specs(spec_json, len(analyses))
-        vals = [grw.format_reward(a, c, s).value for a, s in zip(analyses, specs, strict=True)]
-        _metric(log_metric, "generator/gate_rate", _mean([float(a.gate) for a in analyses]))
-        _metric(log_metric, "generator/all_tags_rate", _mean([float(a.parse.all_tags) for a in analyses]))
-        return vals
-
-    def generator_validity(
-        completions: list[Any], spec_json: list[str] | None = None, log_metric: Any = None, **_: Any
-    ) -> list[float]:
-        texts = _texts(completions)
-        specs = _specs(spec_json, len(texts))
-        vals = [grw.validity_reward(t, c, s).value for t, s in zip(texts, specs, strict=True)]
-        full = c.valid_exists_weight + c.valid_args_weight + c.valid_ground_weight
-        _metric(log_metric, "generator/fully_valid_rate", _mean([float(v >= full - 1e-9) for v in vals]))
-        return vals
-
-    def generator_curriculum(
-        completions: list[Any],
-        spec_json: list[str] | None = None,
-        log_metric: Any = None,
-        log_extra: Any = None,
-        **_: Any,
-    ) -> list[float]:
-        texts = _texts(completions)
-        n = len(texts)
-        gates = [grw.analyse_generator_output(t).gate for t in texts]
-        domains = [_domain(spec_json[i]) if spec_json and i < len(spec_json) else "" for i in range(n)]
-        specs = _specs(spec_json, n)
-        tasks = [
-            grw.task_from_generator_text(t, d, s) if g else None
-            for t, d, s, g in zip(texts, domains, specs, gates, strict=True)
-        ]
-        idx = [i for i, t in enumerate(tasks) if t is not None]
+    def with_solver(samples: list[GeneratorSample], log_metric: Any, log_extra: Any) -> list[GeneratorSample]:
+        """p̂ and the judge score of every parseable task of the batch: ONE call of each to the service."""
+        idx = [i for i, s in enumerate(samples) if s.task is not None]
+        n = len(samples)
         p_hat: list[float | None] = [None] * n
         judge: list[float | None] = [None] * n
-        seconds = 0.0
         if idx and service is not None:
-            batch = [tasks[i] for i in idx]
+            batch = [samples[i].task for i in idx]
             t0 = time.perf_counter()
             try:
                 with _entered(scope):
@@ -173,36 +212,34 @@ def generator_reward_funcs(
                             judge[i] = v
                 failures[0] = 0
             except Exception as exc:  # noqa: BLE001 - one failure is tolerated, a run of them is not
-                failures[0] += 1
-                what = " ".join(f"{type(exc).__name__}: {exc}".split())[:800]
-                if max_failures > 0 and failures[0] >= max_failures:
-                    raise RewardServiceError(
-                        f"frozen Solver service at {service_location(service)} failed {failures[0]} times in "
-                        f"a row (last: {what}); stopping the phase (inference.service_max_failures)"
-                    ) from None
-                log.warning(
-                    "frozen Solver service at %s failed (%s; %d in a row); r_curr uses what was obtained",
-                    service_location(service),
-                    what,
-                    failures[0],
-                )
-            seconds = time.perf_counter() - t0
-        vals = []
-        for i in range(n):
-            score = int(judge[i]) if judge[i] is not None else None
-            vals.append(grw.curriculum_reward(gates[i], p_hat[i], score, c).value)
-        _metric(log_metric, "generator/tasks_scored_rate", len(idx) / n if n else None)
-        ps = [p for p in p_hat if p is not None]
-        _metric(log_metric, "generator/p_hat_mean", _mean(ps))
-        _metric(log_metric, "generator/in_band_rate", _mean([float(c.p_low <= p <= c.p_high) for p in ps]))
-        _metric(log_metric, "generator/judge_mean", _mean([j for j in judge if j is not None]))
-        if idx and service is not None:
-            _metric(log_metric, "generator/solver_seconds", seconds)
+                _service_failed(service, exc, failures, max_failures)
+            _metric(log_metric, "generator/solver_seconds", time.perf_counter() - t0)
         if callable(log_extra):
             log_extra("p_hat", [p if p is not None else float("nan") for p in p_hat])
-        return vals
+        return [
+            replace(s, pass_rate=p, judge_score=int(j) if j is not None else None)
+            for s, p, j in zip(samples, p_hat, judge, strict=True)
+        ]
 
-    return [generator_format, generator_validity, generator_curriculum]
+    batch = _LastBatch(_generator_samples, ("spec_json",))
+    return _adapters(GENERATOR_TERMS, batch, c, with_solver)
+
+
+def _service_failed(service: Any, exc: Exception, failures: list[int], max_failures: int) -> None:
+    """Count one failed service call: warn, or raise `RewardServiceError` after `max_failures` in a row."""
+    failures[0] += 1
+    what = " ".join(f"{type(exc).__name__}: {exc}".split())[:800]
+    if max_failures > 0 and failures[0] >= max_failures:
+        raise RewardServiceError(
+            f"frozen Solver service at {service_location(service)} failed {failures[0]} times in "
+            f"a row (last: {what}); stopping the phase (inference.service_max_failures)"
+        ) from None
+    log.warning(
+        "frozen Solver service at %s failed (%s; %d in a row); r_curr uses what was obtained",
+        service_location(service),
+        what,
+        failures[0],
+    )
 
 
 def _specs(spec_json: list[str] | None, n: int) -> list[dict[str, Any] | None]:
@@ -237,34 +274,26 @@ def _entered(scope: Callable[[], contextlib.AbstractContextManager[Any]] | None)
 
 # ------------------------------------------------------------------------------------------------ Solver
 def solver_weights(cfg: RewardConfig) -> list[float]:
-    """GRPO reward weights in `solver_reward_funcs` order: format, accuracy."""
-    return [cfg.solver_format_weight, cfg.solver_accuracy_weight]
+    """GRPO reward weights in `solver_reward_funcs` order (format, accuracy)."""
+    return reward_weights("solver", cfg)
 
 
 def solver_reward_funcs(
     cfg: RewardConfig | None = None, solver_format: SolverFormat | None = None
 ) -> list[RewardFunc]:
-    """[format, accuracy] for Solver GRPO in the Solver's format; gold calls from the `calls_json` column."""
+    """One function per Solver term (`SOLVER_TERMS`: format, accuracy) for Solver GRPO in the Solver's format;
+    gold calls from the `calls_json` column (unreadable gold: accuracy 0)."""
     c = cfg if cfg is not None else RewardConfig()
     fmt = solver_format or SolverFormat()
 
-    def solver_format(completions: list[Any], log_metric: Any = None, **_: Any) -> list[float]:
-        vals = [srw.solver_format_reward(t, c, fmt).value for t in _texts(completions)]
-        _metric(log_metric, "solver/answer_present_rate", _mean([float(v > 0) for v in vals]))
-        return vals
+    def samples(texts: list[str], columns: dict[str, Any]) -> list[SolverSample]:
+        calls_json = columns.get("calls_json")
+        return [
+            SolverSample.of(t, _gold(calls_json[i] if calls_json and i < len(calls_json) else None), c, fmt)
+            for i, t in enumerate(texts)
+        ]
 
-    def solver_accuracy(
-        completions: list[Any], calls_json: list[str] | None = None, log_metric: Any = None, **_: Any
-    ) -> list[float]:
-        texts = _texts(completions)
-        vals = []
-        for i, t in enumerate(texts):
-            gold = _gold(calls_json[i] if calls_json and i < len(calls_json) else None)
-            vals.append(srw.solver_accuracy_reward(t, gold, c, fmt).value if gold is not None else 0.0)
-        _metric(log_metric, "solver/exact_rate", _mean([float(v >= 1.0 - 1e-9) for v in vals]))
-        return vals
-
-    return [solver_format, solver_accuracy]
+    return _adapters(SOLVER_TERMS, _LastBatch(samples, ("calls_json",)), c)
 
 
 def _gold(calls_json: str | None) -> Any:
@@ -274,3 +303,6 @@ def _gold(calls_json: str | None) -> Any:
         return json.loads(calls_json)
     except ValueError:
         return None
+
+
+_TERMS: dict[str, tuple[RewardTerm[Any], ...]] = {"generator": GENERATOR_TERMS, "solver": SOLVER_TERMS}

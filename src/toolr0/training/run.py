@@ -67,13 +67,10 @@ def _role_cfg(cfg: Any, role: Role) -> Any:
 
 
 def _reward_names_weights(cfg: Any, role: Role) -> tuple[list[str], list[float]]:
-    from toolr0.training.reward_funcs import generator_weights, solver_weights
+    """The role's reward function names and weights, both from its declared terms (`core.rewards.terms`)."""
+    from toolr0.training.reward_funcs import reward_names, reward_weights
 
-    if role == "generator":
-        return ["generator_format", "generator_validity", "generator_curriculum"], generator_weights(
-            cfg.rewards
-        )
-    return ["solver_format", "solver_accuracy"], solver_weights(cfg.rewards)
+    return reward_names(role), reward_weights(role, cfg.rewards)
 
 
 def dry_run(

@@ -1,6 +1,7 @@
-"""Generator rewards (spec §5): question gate, format, validity (grounding), band-pass difficulty, judge score.
+"""Generator reward components (spec §5): question gate, format, validity (grounding), band-pass difficulty.
 
-R_G = w_f·r_fmt + w_v·r_valid + w_c·r_curr, every component multiplied by the question gate g. Validity is
+Every component is multiplied by the question gate g; the weighted total R_G = w_f·r_fmt + w_v·r_valid +
+w_c·r_curr is declared in :mod:`toolr0.core.rewards.terms`, the judge term in :mod:`.judge`. Validity is
 applied to EVERY gold call (spec §11), with ``required`` read from all three places it may live. Each function
 returns a :class:`RewardValue` (value in its documented range, plus a reason) and never raises.
 
@@ -24,6 +25,9 @@ from typing import Any
 from toolr0.core.parsing import GeneratorParse, normalise_call, parse_generator_output, parse_relaxed
 from toolr0.core.rewards.base import RewardValue, clip
 from toolr0.core.rewards.config import RewardConfig
+from toolr0.core.rewards.judge import judge_score_from_attempts as judge_score_from_attempts  # re-exported
+from toolr0.core.rewards.judge import parse_judge_score as parse_judge_score  # re-exported
+from toolr0.core.rewards.judge import semantic_reward
 from toolr0.core.schema import Task, Tool, ToolCall, normalise_tools
 
 _UNITS = (
@@ -333,65 +337,6 @@ def difficulty_reward(p_hat: Any, cfg: RewardConfig | None = None) -> RewardValu
     return RewardValue(clip(value), "too_hard" if p < c.p_low else "too_easy")
 
 
-_JUDGE_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
-_JUDGE_WORD_RE = re.compile(r"\b(one|two|three|four|five)\b", re.I)
-_JUDGE_PRONOUN_ONE_RE = re.compile(
-    r"\bone\s+of\b|\b(?:no|any|some|every|each|this|that|the|which)\s+one\b", re.I
-)
-_JUDGE_FRACTION_RE = re.compile(r"\b([1-5])\s*/\s*5\b")
-_JUDGE_ECHO_RE = re.compile(r"\(?\b1\s*(?:-|–|to)\s*5\b\)?|\bout\s+of\s+(?:5|five)\b", re.I)
-_JUDGE_SPAN_RE = re.compile(r"(?<![0-9.])([1-5])\s*(?:-|–|—|to|or)\s*([1-5])(?![0-9])", re.I)
-_JUDGE_DIGIT_RE = re.compile(r"(?<![0-9.])([1-5])(?![0-9])")
-
-
-def parse_judge_score(text: Any) -> int | None:
-    """Judge score 1-5 (spec §5.4), or None (the caller retries, then falls back).
-
-    In order: a span of two different scores ("2-3", "3 to 4", "2 or 3") is ambiguous: None; the reply's
-    first character when it is 1-5; "n/5"; the first standalone digit 1-5; a spelled-out number ("one" as a
-    pronoun, "one of the best", is skipped). Rubric echoes ("1-5", "out of 5") are ignored. Deliberate
-    difference from the spec's fallback order: a digit wins over a word, so "One of the best: 5" is 5."""
-    if not isinstance(text, str):
-        return None
-    try:
-        t = text.strip()[:2000]
-        cleaned = _JUDGE_ECHO_RE.sub(" ", t)
-        if any(a != b for a, b in _JUDGE_SPAN_RE.findall(cleaned)):
-            return None
-        if t and t[0] in "12345" and not (len(t) > 1 and t[1].isdigit()) and not _JUDGE_ECHO_RE.match(t):
-            return int(t[0])
-        m = _JUDGE_FRACTION_RE.search(t)
-        if m:
-            return int(m.group(1))
-        m = _JUDGE_DIGIT_RE.search(cleaned)
-        if m:
-            return int(m.group(1))
-        m = _JUDGE_WORD_RE.search(_JUDGE_PRONOUN_ONE_RE.sub(" ", cleaned))
-        if m:
-            return _JUDGE_WORDS[m.group(1).lower()]
-    except Exception:  # noqa: BLE001
-        return None
-    return None
-
-
-def judge_score_from_attempts(replies: list[Any], cfg: RewardConfig | None = None) -> tuple[int, bool]:
-    """First parseable score among up to ``judge_retries`` replies; else the fallback score.
-    Returns (score, used_fallback)."""
-    c = _cfg(cfg)
-    for reply in list(replies)[: c.judge_retries]:
-        s = parse_judge_score(reply)
-        if s is not None:
-            return s, False
-    return c.judge_fallback_score, True
-
-
-def semantic_reward(judge_score: Any) -> RewardValue:
-    """r_sem = (score − 1) / 4 ∈ {0, .25, .5, .75, 1}; a missing/invalid score gives 0."""
-    if isinstance(judge_score, bool) or not isinstance(judge_score, int) or not 1 <= judge_score <= 5:
-        return RewardValue(0.0, "not_judged")
-    return RewardValue((judge_score - 1) / 4, "ok")
-
-
 def curriculum_reward(
     gate: bool, p_hat: Any, judge_score: Any, cfg: RewardConfig | None = None
 ) -> RewardValue:
@@ -406,71 +351,21 @@ def curriculum_reward(
     )
 
 
-@dataclass
-class GeneratorRewardBreakdown:
-    """All Generator reward components of one completion; ``total`` = weighted sum (spec §5)."""
-
-    gate: float = 0.0
-    fmt: float = 0.0
-    valid: float = 0.0
-    diff: float = 0.0
-    sem: float = 0.0
-    curr: float = 0.0
-    total: float = 0.0
-    reasons: dict[str, str] = field(default_factory=dict)
-
-
 def _spec_field(spec: Any, name: str) -> Any:
     return spec.get(name) if isinstance(spec, dict) else getattr(spec, name, None)
 
 
-def _spec_compliance(a: GeneratorAnalysis, spec: Any) -> str:
+def spec_compliance(a: GeneratorAnalysis, spec: Any) -> str:
+    """Whether the task has the spec's |T| = m tools and |C*| = n gold calls, as a reason string."""
     m, n = _spec_field(spec, "menu_size"), _spec_field(spec, "num_calls")
     menu_ok = m is None or len(a.tools) == m
     calls_ok = n is None or a.n_gold_elements == n
     return f"menu={'ok' if menu_ok else 'off'},calls={'ok' if calls_ok else 'off'}"
 
 
-def generator_rewards(
-    text: Any,
-    cfg: RewardConfig | None = None,
-    pass_rate: float | None = None,
-    judge_score: int | None = None,
-    spec: Any = None,
-) -> GeneratorRewardBreakdown:
-    """Every Generator reward for one completion. ``pass_rate`` (p̂ from K frozen-Solver samples) and
-    ``judge_score`` (1-5, already resolved with retries/fallback) come from the Solver service; when absent,
-    r_diff / r_sem are 0. ``spec`` (optional) records |T| = m, |C*| = n compliance in the reasons and, when it
-    asks for no call, lets a gold of exactly ``[]`` score as a no-call task."""
-    c = _cfg(cfg)
-    out = GeneratorRewardBreakdown()
+def task_from_analysis(a: GeneratorAnalysis, domain: str = "", spec: Any = None) -> Task | None:
+    """The task inside an analysed Generator completion (see :func:`task_from_generator_text`)."""
     try:
-        a = analyse_generator_output(text)
-        f, v = format_reward(a, c, spec), validity_reward(a, c, spec)
-        d, s = difficulty_reward(pass_rate, c), semantic_reward(judge_score)
-        cu = curriculum_reward(a.gate, pass_rate, judge_score, c)
-        out.gate = 1.0 if a.gate else 0.0
-        out.fmt, out.valid, out.curr = f.value, v.value, cu.value
-        out.diff, out.sem = (d.value, s.value) if a.gate else (0.0, 0.0)
-        out.total = (
-            c.generator_format_weight * out.fmt
-            + c.generator_validity_weight * out.valid
-            + c.generator_curriculum_weight * out.curr
-        )
-        out.reasons = {"gate": a.gate_reason, "fmt": f.reason, "valid": v.reason, "curr": cu.reason}
-        if spec is not None:
-            out.reasons["spec"] = _spec_compliance(a, spec)
-    except Exception as e:  # noqa: BLE001
-        out = GeneratorRewardBreakdown(reasons={"error": type(e).__name__})
-    return out
-
-
-def task_from_generator_text(text: Any, domain: str = "", spec: Any = None) -> Task | None:
-    """The task (question, normalised menu, gold calls) inside a Generator completion, parsed relaxed, for the
-    pass-rate / judge step; None unless the question, ≥ 1 tool and every gold call are usable. With a no-call
-    ``spec``, a gold of exactly ``[]`` gives a task with no calls (the Solver succeeds only by answering [])."""
-    try:
-        a = analyse_generator_output(text)
         q = a.parse.question
         if not q or not a.tools or not (a.gold_ok or _is_no_call(a, spec)):
             return None
@@ -478,3 +373,10 @@ def task_from_generator_text(text: Any, domain: str = "", spec: Any = None) -> T
         return Task(q, a.tools, calls, domain, {"tools_text": a.parse.tools_text})
     except Exception:  # noqa: BLE001
         return None
+
+
+def task_from_generator_text(text: Any, domain: str = "", spec: Any = None) -> Task | None:
+    """The task (question, normalised menu, gold calls) inside a Generator completion, parsed relaxed, for the
+    pass-rate / judge step; None unless the question, ≥ 1 tool and every gold call are usable. With a no-call
+    ``spec``, a gold of exactly ``[]`` gives a task with no calls (the Solver succeeds only by answering [])."""
+    return task_from_analysis(analyse_generator_output(text), domain, spec)

@@ -1,9 +1,10 @@
 """Solver rewards (spec §7.2, §7.3): format ∈ {0, .3, .6, 1} and accuracy ∈ [0, 1].
 
 Both return a :class:`RewardValue` (value plus reason) and never raise; ``*_score`` variants return plain floats.
-Every function takes the Solver's format (``core.solver_format.SolverFormat``; default: the paper's reference
-format). In the native format accuracy keeps the §7.3 formula on the calls read however they were wrapped,
-and the format reward asks for the chat template's own ``<tool_call>`` blocks (:func:`native_format_reward`).
+The weighted total R_S is declared in :mod:`toolr0.core.rewards.terms`. Every function takes the Solver's
+format (``core.solver_format.SolverFormat``; default: the paper's reference format). In the native format
+accuracy keeps the §7.3 formula on the calls read however they were wrapped, and the format reward asks for the
+chat template's own ``<tool_call>`` blocks (:func:`native_format_reward`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ def _fmt(fmt: SolverFormat | None) -> SolverFormat:
     return fmt if fmt is not None else SolverFormat()
 
 
-def _parse(text: Any, c: RewardConfig, fmt: SolverFormat | None = None) -> SolverParse:
+def parse_reply(text: Any, c: RewardConfig, fmt: SolverFormat | None = None) -> SolverParse:
+    """The Solver reply read in its format (a :class:`NativeParse` for the native one); a parse is returned as
+    is, so both rewards can share one parse of a reply."""
     if isinstance(text, SolverParse):
         return text
     f = _fmt(fmt)
@@ -56,13 +59,15 @@ def native_format_reward(text: Any, cfg: RewardConfig | None = None) -> RewardVa
     return RewardValue(present, p.reason)
 
 
-def solver_format_reward(text: Any, cfg: RewardConfig | None = None, fmt: SolverFormat | None = None) -> RewardValue:
+def solver_format_reward(
+    text: Any, cfg: RewardConfig | None = None, fmt: SolverFormat | None = None
+) -> RewardValue:
     """0 if the last <tool_call_answer> is missing/empty; else 0.3 (+0.3 parses relaxed) (+0.4 ≥ 1 call).
     Native format: :func:`native_format_reward`."""
     c = _cfg(cfg)
     if _fmt(fmt).native:
-        return native_format_reward(_parse(text, c, fmt), c)
-    sp = _parse(text, c)
+        return native_format_reward(parse_reply(text, c, fmt), c)
+    sp = parse_reply(text, c)
     if not sp.answer_text:
         return RewardValue(0.0, sp.reason if sp.reason != "ok" else "missing_answer")
     value = c.sfmt_present_weight + c.sfmt_parse_weight * sp.parsed + c.sfmt_norm_weight * sp.normalised
@@ -87,7 +92,7 @@ def solver_accuracy_reward(
     c = _cfg(cfg)
     f = _fmt(fmt)
     try:
-        sp = _parse(text, c, f)
+        sp = parse_reply(text, c, f)
         if f.needs_think and not sp.think:
             return RewardValue(0.0, "no_think")
         if not sp.parsed:
@@ -114,15 +119,8 @@ def solver_format_score(text: Any, cfg: RewardConfig | None = None, fmt: SolverF
     return solver_format_reward(text, cfg, fmt).value
 
 
-def solver_accuracy_score(text: Any, gold_calls: Any, cfg: RewardConfig | None = None, fmt: SolverFormat | None = None) -> float:
+def solver_accuracy_score(
+    text: Any, gold_calls: Any, cfg: RewardConfig | None = None, fmt: SolverFormat | None = None
+) -> float:
     """Plain-float :func:`solver_accuracy_reward`."""
     return solver_accuracy_reward(text, gold_calls, cfg, fmt).value
-
-
-def solver_total(text: Any, gold_calls: Any, cfg: RewardConfig | None = None, fmt: SolverFormat | None = None) -> float:
-    """R_S = w_f·r_fmt + w_a·r_acc (∈ [0, 2] by default)."""
-    c = _cfg(cfg)
-    sp = _parse(text, c, fmt)
-    return c.solver_format_weight * solver_format_reward(sp, c, fmt).value + c.solver_accuracy_weight * (
-        solver_accuracy_reward(sp, gold_calls, c, fmt).value
-    )
