@@ -1,4 +1,4 @@
-"""Step-0 Generator benchmark (issue 8 item 5): how productive is the untrained Generator?
+"""Step-0 Generator benchmark: how productive is the untrained Generator (spec §5, §6.2)?
 
 For one model and each (prompt variant, decoding) configuration, sample ``--group`` completions for each of
 ``--specs`` sampled TaskSpecs and report: share passing structural verification (``core.verify.verify_task``),
@@ -37,8 +37,9 @@ def run_config(sampler: Any, specs: list[Any], variant: str, decoding: str, args
     from toolr0.core.solver_sampling import SolverSamplingConfig
     from toolr0.core.verify import verify_task
     from toolr0.inference.base import SamplingParams
+    from toolr0.inference.grammar import StructuredConfig
     from toolr0.inference.solver_service import SolverService
-    from toolr0.inference.structured import StructuredConfig, constrained
+    from toolr0.inference.structured import constrained
 
     budget = None if args.budget == 0 else (args.budget or args.max_new_tokens)
     scfg = StructuredConfig(

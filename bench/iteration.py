@@ -33,8 +33,9 @@ from _inference_util import append_results, solver_tasks
 from toolr0.core.prompts import generator_messages, solver_messages
 from toolr0.core.spec import SpecSampler, load_spec_file
 from toolr0.inference.base import GenerationResult, SamplingParams
+from toolr0.inference.grammar import StructuredConfig, build_ebnf
 from toolr0.inference.hf import HFSampler
-from toolr0.inference.structured import StructuredConfig, build_ebnf, compile_grammar, constrained
+from toolr0.inference.structured import compile_grammar, constrained
 
 STOP_TASK = ("</tool_call_answer>",)
 

@@ -50,7 +50,7 @@ def test_every_section_is_its_owner_class():
         "prompts": "toolr0.core.prompts",
         "rewards": "toolr0.core.rewards.config",
         "curriculum": "toolr0.core.curriculum",
-        "structured": "toolr0.inference.structured",
+        "structured": "toolr0.inference.grammar",
         "roles": "toolr0.training.config",
         "generator": "toolr0.training.config",
         "loop": "toolr0.selfplay.config",

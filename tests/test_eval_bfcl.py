@@ -157,7 +157,7 @@ def test_adapter_agrees_with_official_checker_on_mixed_predictions(cats):
             if it.meta["kind"] == "ast":
                 cases.append((it.gold, None))
                 text, _ = oracle_prediction(it, "corrupt")
-                from toolr0.core.parsing import parse_solver_output
+                from toolr0.core.completions import parse_solver_output
 
                 cases.append((parse_solver_output(text).calls, None))
                 # BFCL compares strings case- and punctuation-insensitively: an upper-cased string still passes

@@ -2,72 +2,35 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
+from _fake_openai import FakeOpenAIHandler, completion, not_found, serve
 from toolr0.errors import ModelUnavailableError, ToolR0Error
 from toolr0.inference.base import Sampler, SamplingParams
 from toolr0.inference.openai_backend import OpenAISampler
 
 
-class _Handler(BaseHTTPRequestHandler):
-    requests: list[dict] = []
+class _Handler(FakeOpenAIHandler):
+    models = [{"id": "base-model"}, {"id": "solver"}]
 
-    def log_message(self, *a):  # keep pytest output clean
-        pass
-
-    def _send(self, code: int, obj: dict) -> None:
-        data = json.dumps(obj).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self):
-        if self.path == "/v1/models":
-            self._send(200, {"data": [{"id": "base-model"}, {"id": "solver"}]})
-        else:
-            self._send(404, {"error": "no"})
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        body["_auth"] = self.headers.get("Authorization")
-        type(self).requests.append(body)
+    def chat(self, body):
         if body["model"] == "missing-adapter":
-            self._send(404, {"error": {"message": "The model `missing-adapter` does not exist."}})
-            return
+            return not_found("missing-adapter")
         q = body["messages"][-1]["content"]
-        choices = []
-        for i in range(body["n"]):
-            # content echoes the request so the test can check the mapping; the stop string is kept
-            text = (
-                f"{body['model']}|{q}|{i}|{body.get('seed')}<tool_call_answer>[]</tool_call_answer> trailing"
-            )
-            choices.append(
-                {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-            )
-        self._send(
-            200,
-            {
-                "choices": list(reversed(choices)),
-                "usage": {"prompt_tokens": 7, "completion_tokens": 5 * body["n"]},
-            },
-        )
+        # content echoes the request so the test can check the mapping; the stop string is kept
+        texts = [
+            f"{body['model']}|{q}|{i}|{body.get('seed')}<tool_call_answer>[]</tool_call_answer> trailing"
+            for i in range(body["n"])
+        ]
+        reply = completion(texts, {"prompt_tokens": 7, "completion_tokens": 5 * body["n"]})
+        reply["choices"].reverse()  # the sampler re-orders choices by index
+        return 200, reply
 
 
 @pytest.fixture
 def server():
-    _Handler.requests = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve(_Handler) as url:
+        yield url
 
 
 def test_chat_completions_mapping(server):

@@ -8,18 +8,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from toolr0.core.completions import GeneratorParse, SolverParse, parse_generator_output, parse_solver_output
 from toolr0.core.parsing import (
-    GeneratorParse,
     ParseResult,
-    SolverParse,
     extract_last_tag,
     extract_unclosed_tail,
     normalise_call,
     normalise_calls,
-    parse_generator_output,
     parse_python_calls,
     parse_relaxed,
-    parse_solver_output,
     parse_strict_json,
     strip_fences,
 )

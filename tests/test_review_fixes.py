@@ -12,8 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from toolr0.core.completions import parse_solver_output
 from toolr0.core.matching import eval_values_equal, exact_match, prf
-from toolr0.core.parsing import extract_last_tag, parse_relaxed, parse_solver_output
+from toolr0.core.parsing import extract_last_tag, parse_relaxed
+from toolr0.core.question_gate import question_gate
 from toolr0.core.rewards.generator import (
     format_reward,
     is_grounded,
@@ -25,7 +27,7 @@ from toolr0.core.rewards.generator import (
 from toolr0.core.rewards.solver import solver_accuracy_reward, solver_format_reward
 from toolr0.core.rewards.terms import generator_rewards, solver_total
 from toolr0.core.schema import ToolCall as C
-from toolr0.core.verify import question_gate, verify_task
+from toolr0.core.verify import verify_task
 from toolr0.eval.scoring import score_completion
 
 TOOLS = [

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from toolr0.core.parsing import parse_generator_output
+from toolr0.core.completions import parse_generator_output
 from toolr0.core.spec import TaskSpec
-from toolr0.inference.structured import StructuredConfig, accepts, build_ebnf, make_logits_processor
+from toolr0.inference.grammar import StructuredConfig, build_ebnf
+from toolr0.inference.structured import accepts, make_logits_processor
 
 xgr = pytest.importorskip("xgrammar")
 
@@ -182,7 +183,7 @@ def test_hf_sampler_hook_per_prompt_specs_and_restore(tiny_model_and_tokenizer):
 
 
 def test_budget_shrinks_caps_for_large_menus_only():
-    from toolr0.inference.structured import effective_caps, estimate_tokens
+    from toolr0.inference.grammar import effective_caps, estimate_tokens
 
     cfg = StructuredConfig(budget_tokens=512)
     small, large = TaskSpec("x", "single_turn", 2, 1), TaskSpec("x", "single_turn", 8, 1)
@@ -205,7 +206,8 @@ def test_tool_names_need_three_letters(tok):
 
 
 def test_grounded_calls_grammar_only_menu_tools_required_params_and_question_values(tok):
-    from toolr0.inference.structured import compile_grammar, grounded_calls_ebnf, question_values
+    from toolr0.inference.grammar import grounded_calls_ebnf, question_values
+    from toolr0.inference.structured import compile_grammar
 
     prefix = VALID[: VALID.index("<tool_call_answer>")]
     strings, ints, floats = question_values("Paint the north fence 12.5 m, 1,200 coats by 2026-03-14.")
@@ -375,9 +377,10 @@ def test_no_call_grammar_accepts_exactly_empty_gold(tok):
 
 
 def test_grounded_stage_keeps_exactly_empty_gold_for_no_call_rows(tok):
-    from toolr0.inference.structured import _row_num_calls, compile_grammar, grounded_calls_ebnf
+    from toolr0.inference.grammar import grounded_calls_ebnf, row_num_calls
+    from toolr0.inference.structured import compile_grammar
 
-    assert _row_num_calls(build_ebnf(NO_CALL)) == 0 and _row_num_calls(build_ebnf(SPEC)) == 1
+    assert row_num_calls(build_ebnf(NO_CALL)) == 0 and row_num_calls(build_ebnf(SPEC)) == 1
     prefix = VALID[: VALID.index("<tool_call_answer>")]
     for p in (prefix, "<question>unreadable"):  # [] needs no menu, so even an unreadable prefix gets it
         g = compile_grammar(tok, grounded_calls_ebnf(p, 0), 320)

@@ -15,9 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from toolr0.core.dedup import dedup, dedup_fingerprint, task_quality
+from toolr0.core.question_gate import question_gate
 from toolr0.core.schema import Task, Tool, ToolCall
 from toolr0.core.spec import TaskSpec
-from toolr0.core.verify import dedup, dedup_fingerprint, question_gate, task_quality, verify_task
+from toolr0.core.verify import verify_task
 
 QUESTION = "Can you convert 250 US dollars to euros for my trip to Paris next week?"
 TOOLS = [

@@ -132,12 +132,12 @@ def list_benchmarks(
 ) -> None:
     """List the benchmarks, their sizes and whether their data is available here."""
     from toolr0.eval import registry
-    from toolr0.eval.benchmarks import HAMMER_BENCHMARKS, OFFLINE_BENCHMARKS
+    from toolr0.eval.benchmarks import OFFLINE_BENCHMARKS
 
     for name, bench in registry.REGISTRY.items():
         _, where = bench.available(data_dir)
-        size = HAMMER_BENCHMARKS[name][1] if name in HAMMER_BENCHMARKS else None
-        typer.echo(f"{name:24s} {size if size is not None else '':>5}  {bench.display:22s} {where}")
+        size = bench.size if bench.size is not None else ""
+        typer.echo(f"{name:24s} {size:>5}  {bench.display:22s} {where}")
     for name, display in OFFLINE_BENCHMARKS.items():
         typer.echo(f"{name:24s}     –  {display:22s} n/a (offline)")
 

@@ -12,7 +12,7 @@ A reply with no call in any of these forms means "no tool call" (gold ``[]``), a
 An optional ``<think>…</think>`` before the calls (the "reason first" switch) is read and set aside.
 
 Everything here is pure and total: parsers never raise and always say why (``SolverParse.reason``).
-The paper's own format (``reference``, spec §7.1) stays in ``core.parsing``.
+The paper's own format (``reference``, spec §7.1) stays in ``core.completions``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolr0.core.parsing import SolverParse, extract_last_tag, normalise_call, parse_relaxed
+from toolr0.core.completions import SolverParse
+from toolr0.core.parsing import extract_last_tag, normalise_call, parse_relaxed
 from toolr0.core.schema import Tool, ToolCall, normalise_tool
 
 _BLOCK_RE = re.compile(r"<tool_call>(.*?)</tool_call>", re.IGNORECASE | re.DOTALL)

@@ -3,7 +3,7 @@
 Two formats (docs/solver_format.md):
 
 - ``reference`` (spec §7.1, the paper's): a system prompt with the ``<think>`` / ``<tool_call_answer>``
-  template, the menu as JSON in the user message; replies parsed by ``core.parsing.parse_solver_output``.
+  template, the menu as JSON in the user message; replies parsed by ``core.completions.parse_solver_output``.
 - ``native``: the model's own chat template with ``tools=`` (OpenAI function schemas) and the user's question
   as the user message; replies parsed by ``core.native.parse_native_output``. ``reason_first`` adds a short
   system line asking for a ``<think>`` block before the calls (then required, as in spec §7.3).
@@ -20,8 +20,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from toolr0.core.completions import SolverParse, parse_solver_output
 from toolr0.core.native import openai_tools, parse_native_output, render_native_calls
-from toolr0.core.parsing import SolverParse, parse_solver_output
 from toolr0.core.prompts import solver_messages, solver_native_system
 from toolr0.core.schema import ToolCall
 

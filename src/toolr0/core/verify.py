@@ -1,102 +1,38 @@
-"""Structural verification of Generator output (spec §5.1, §6.2, §6.3) plus hardened checks (issue 8).
+"""Structural verification of one Generator output: the task rules of spec §6.2, plus hardened checks.
 
-- :func:`question_gate` — the gate g of spec §5.1 plus hardened checks built from the default model's measured
-  failure modes (echoed template sentences of both prompt variants, ``<…>`` placeholders, ``...``, refusals,
-  markdown headers), each with its own reason code.
 - :func:`verify_task` — every rule of spec §6.2 in order, one reason code per rule, plus hardened
-  null-value / placeholder-value / refusal / echo checks. Spec m and n are not enforced, only recorded in
+  null-value / placeholder-value / refusal / echo checks (the question itself goes through
+  :func:`toolr0.core.question_gate.question_gate`, spec §5.1). Spec m and n are not enforced, only recorded in
   ``details``.
 - No-call tasks (not in the paper): when the spec asks for ``num_calls`` 0, a gold list that is exactly ``[]``
   is accepted, with the same question gate, tool rules and non-triviality rules plus their own
   (``no_call_names_tool``, ``no_call_meta``). Whether some menu tool could in fact serve the request is not
   checkable structurally: the frozen Solver's pass rate (it must answer ``[]``) is the check.
-- :func:`dedup_fingerprint`, :func:`task_quality`, :func:`dedup` — spec §6.3.
+- :func:`menu_problem`, :func:`check_no_call_question` — the tool rules and the no-call rules on their own (the
+  Generator's validity reward uses them).
 
-Nothing here raises on garbage input.
+Deduplication (spec §6.3) lives in :mod:`toolr0.core.dedup`. Nothing here raises on garbage input.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import unicodedata
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from toolr0.core.parsing import extract_last_tag, normalise_call, parse_strict_json
+from toolr0.core.question_gate import (
+    ANGLE_PLACEHOLDER,
+    REFUSAL,
+    SLOT_ELLIPSIS,
+    has_markdown,
+    is_prompt_echo,
+    question_gate,
+    template_tool_names,
+)
 from toolr0.core.schema import Task, Tool, ToolCall, normalise_tool, required_of
 
-# ---------------------------------------------------------------------------------------------- patterns
-# Spec §5.1 placeholder / prompt-echo patterns (lower-cased substring tests) and the one regex.
-SPEC_ECHO_PATTERNS = (
-    "the generated user question here",
-    "user question must be from the specified domain",
-    "generate a new tool-calling task now",
-    "control spec",
-    "rules to satisfy",
-    "private reasoning",
-    "[the private reasoning here]",
-)
-SPEC_ECHO_REGEX = re.compile(r"\[.*generated user question.*\]", re.S)
-MIN_QUESTION_CHARS = 8  # spec §5.1
-
-# Hardened (issue 8): template phrases of the reference code's prompt and of ours that a real user never writes
-# (matched on word-normalised text, so punctuation and case do not matter).
-ECHO_PHRASES = (
-    "natural user question",
-    "no bullet points",
-    "meta instructions",
-    "tool calling task",
-    "gold tool call",
-    "gold call",
-    "available tools block",
-    "tool call answer",
-    "argument values used in the gold",
-    "output exactly these four blocks",
-)
-# "tool call" alone is something a user may ask for ("make a tool call to fetch my calendar"); it marks an
-# echo only beside a word about writing a task ("Generate ... a retail tool call.").
-TOOL_CALL_META_WORDS = frozenset(
-    "generate generated write create produce design compose craft output example sample task domain".split()
-)
-QUESTION_ECHO_NGRAM = 6  # a 6-word run copied from a prompt template marks the question as an echo
-RAW_ECHO_NGRAM = (
-    12  # outside <think>, a 12-word run copied from a prompt template marks the output as an echo
-)
-RAW_ECHO_MARKERS = ("control spec (must follow exactly)", "generate a new tool-calling task now")
-
-_ANGLE_PLACEHOLDER = re.compile(r"<\s*[A-Za-z_][\w \-|./]{0,60}>")
-# `<urgent>` right after a word that introduces a literal ("the message <urgent>") is text the user wants sent,
-# unless it is a slot name itself (`<message>`, `<message_text>`).
-_LITERAL_INTRO = re.compile(
-    r"\b(?:message|text|note|word|phrase|string|tag|label|title|subject|keyword|caption|comment|reply|status)"
-    r"\s*$",
-    re.I,
-)
-_SLOT_WORDS = frozenset(
-    "message text note word phrase string tag label title subject keyword caption comment reply status content "
-    "value name input placeholder".split()
-)
-# A quoted span ('…', "…", “…”, ‘…’); an apostrophe inside a word (I'm, can't) neither opens nor closes one.
-_QUOTED = re.compile(
-    r"(?<![\w'’])'(?:[^'\n]|'(?=\w))*+'(?!\w)|\"[^\"\n]*+\"|“[^”\n]*+”"
-    r"|(?<![\w'’])‘(?:[^’\n]|’(?=\w))*+’(?!\w)"
-)
-# A free-standing "..." (a template slot such as "User: ..." or "[...]"), not a trailing "Before we..." in prose.
-_SLOT_ELLIPSIS = re.compile(r"(?:^|(?<=[\s:(\[{=]))(?:\.\.\.|\u2026)(?=$|[\s)\]}\"',.;])")
-# Refusals: specific enough that ordinary user speech ("I cannot log in ...") is not caught.
-_REFUSAL = re.compile(
-    r"\b(?:i['’]?m|i am) sorry,? (?:but|i\b|as\b)|\bas an ai\b|\bi apologi[sz]e,? (?:but|i\b)"
-    r"|\b(?:i|i['’]m|i am) (?:cannot|can['’]?t|can not|unable to|not able to|won['’]?t|will not)"
-    r" (?:help|assist|fulfil|fulfill|comply|provide|generate|create|complete|do that|answer|write)",
-    re.I,
-)
-_MD_HEADER = re.compile(r"^\s{0,3}#{1,6}\s+(?P<title>\S.*)$", re.M)
-_MD_BOLD_LABEL = re.compile(r"^\s*\*\*[^*\n]{1,40}\*\*", re.M)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]")
-_WORD = re.compile(r"[a-z0-9]+")
-_TEMPLATE_PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
 
 # Spec §6.2 type and name rules.
 ALLOWED_PARAM_TYPES = {
@@ -129,175 +65,6 @@ _NO_CALL_META = re.compile(
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+|[a-z]+(?:[A-Z][a-z0-9]+)+")
 
 
-# ------------------------------------------------------------------------------------------ echo n-grams
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
-_WILD = "\x00"  # stands for a filled-in placeholder value (one word) in template n-grams
-_TOKEN = re.compile(r"[a-z0-9_]+")
-MAX_ECHO_WILDCARDS = 2
-
-
-def _tokens(text: str) -> list[str]:
-    return _TOKEN.findall(text.lower())
-
-
-@lru_cache(maxsize=16)
-def _template_ngrams(
-    n: int, variants: tuple[str, ...] = ("reference", "compact")
-) -> frozenset[tuple[str, ...]]:
-    """Word n-grams of every prompt template; a ``{placeholder}`` becomes the wildcard token ``_WILD``."""
-    from toolr0.core.prompts import template_texts  # local: prompts imports spec, keep this module light
-
-    grams: set[tuple[str, ...]] = set()
-    for variant in variants:
-        try:
-            texts = template_texts(variant)
-        except Exception:  # noqa: BLE001 - a broken variant must not break verification
-            continue
-        for text in texts:
-            words: list[str] = []
-            for k, segment in enumerate(_TEMPLATE_PLACEHOLDER.split(text)):
-                if k:
-                    words.append(_WILD)
-                words.extend(_tokens(segment))
-            for i in range(len(words) - n + 1):
-                gram = tuple(words[i : i + n])
-                if sum(w == _WILD for w in gram) <= MAX_ECHO_WILDCARDS:
-                    grams.add(gram)
-    return frozenset(grams)
-
-
-@lru_cache(maxsize=8)
-def _wild_masks(n: int) -> tuple[tuple[int, ...], ...]:
-    masks: list[tuple[int, ...]] = [()]
-    masks += [(i,) for i in range(n)]
-    masks += [(i, j) for i in range(n) for j in range(i + 1, n)]
-    return tuple(m for m in masks if len(m) <= MAX_ECHO_WILDCARDS)
-
-
-def echo_overlap(text: str, n: int, wildcards: bool = True, max_words: int = 5000) -> tuple[str, ...] | None:
-    """The first word n-gram of ``text`` that also occurs in a prompt template (a placeholder matching any one
-    word when ``wildcards``), or None. Only the first ``max_words`` words are scanned."""
-    grams = _template_ngrams(n)
-    words = _tokens(text)[:max_words]
-    masks = _wild_masks(n) if wildcards else ((),)
-    for i in range(len(words) - n + 1):
-        gram = tuple(words[i : i + n])
-        for mask in masks:
-            probe = gram if not mask else tuple(_WILD if k in mask else w for k, w in enumerate(gram))
-            if probe in grams:
-                return gram
-    return None
-
-
-ECHO_COVERAGE_NGRAM = 4
-ECHO_COVERAGE = (
-    0.6  # share of a question's words inside 4-word runs copied from a template (paraphrased echo)
-)
-
-
-def echo_coverage(text: str, n: int = ECHO_COVERAGE_NGRAM, max_words: int = 400) -> float:
-    """Share of the words of ``text`` covered by word n-grams that also occur in a prompt template."""
-    grams = _template_ngrams(n)
-    words = _tokens(text)[:max_words]
-    if not words:
-        return 0.0
-    covered = [False] * len(words)
-    for i in range(len(words) - n + 1):
-        if tuple(words[i : i + n]) in grams:
-            for k in range(i, i + n):
-                covered[k] = True
-    return sum(covered) / len(words)
-
-
-@lru_cache(maxsize=4)
-def template_tool_names(variants: tuple[str, ...] = ("reference", "compact")) -> frozenset[str]:
-    """Tool names written in the prompt templates (the toy illustration's tools): a generated tool with one of
-    these names was copied from the prompt."""
-    from toolr0.core.prompts import template_texts
-
-    names: set[str] = set()
-    for variant in variants:
-        try:
-            for text in template_texts(variant):
-                names.update(n.lower() for n in re.findall(r'"name":\s*"([A-Za-z_][A-Za-z0-9_]*)"', text))
-        except Exception:  # noqa: BLE001
-            continue
-    return frozenset(names)
-
-
-def _norm_words(text: str) -> str:
-    return " ".join(_words(text))
-
-
-def _has_markdown(q: str) -> bool:
-    for m in _MD_HEADER.finditer(q):
-        if m.group("title").strip().lower() != "conversation":  # the multi_turn format's own header
-            return True
-    return _MD_BOLD_LABEL.search(q) is not None
-
-
-# ------------------------------------------------------------------------------------------ question gate
-def _unquoted(text: str) -> str:
-    """``text`` with quoted spans blanked (same length): a request to translate 'I am sorry, but ...' is no
-    refusal."""
-    return _QUOTED.sub(lambda m: " " * len(m.group(0)), text)
-
-
-def _is_literal_angle(text: str, m: re.Match[str], quoted: str) -> bool:
-    inner = m.group(0)[1:-1].strip()
-    if "_" in inner or inner.lower() in _SLOT_WORDS:
-        return False
-    if quoted[m.start() : m.end()] != m.group(0):  # inside a quoted span
-        return True
-    return _LITERAL_INTRO.search(text[: m.start()]) is not None
-
-
-def has_angle_placeholder(text: str) -> bool:
-    """A ``<…>`` slot (``<amount>``, ``<from_currency>``) other than a literal the user quotes or names
-    (``the message <urgent>``, ``'<b>'``)."""
-    quoted = _unquoted(text)
-    return any(not _is_literal_angle(text, m, quoted) for m in _ANGLE_PLACEHOLDER.finditer(text))
-
-
-def question_gate(question: Any) -> tuple[bool, str]:
-    """Gate g of spec §5.1 plus hardened checks: ``(True, "ok")`` or ``(False, reason_code)``.
-
-    Codes: ``missing_question`` (not text), ``question_short`` (< 8 chars), ``placeholder_question`` (spec
-    patterns), and hardened ``echo``, ``question_placeholder`` (``<…>``), ``question_ellipsis``, ``refusal``,
-    ``question_markdown``.
-    """
-    try:
-        if not isinstance(question, str):
-            return False, "missing_question"
-        q = question.strip().lower()
-        if len(q) < MIN_QUESTION_CHARS:
-            return False, "question_short"
-        if any(pat in q for pat in SPEC_ECHO_PATTERNS) or SPEC_ECHO_REGEX.search(q):
-            return False, "placeholder_question"
-        if _REFUSAL.search(_unquoted(q)):
-            return False, "refusal"
-        normed = _norm_words(q)
-        if (
-            any(f" {p} " in f" {normed} " for p in ECHO_PHRASES)
-            or (" tool call " in f" {normed} " and not TOOL_CALL_META_WORDS.isdisjoint(normed.split()))
-            or echo_overlap(q, QUESTION_ECHO_NGRAM)
-            or echo_coverage(q) >= ECHO_COVERAGE
-        ):
-            return False, "echo"
-        if has_angle_placeholder(question):
-            return False, "question_placeholder"
-        if _SLOT_ELLIPSIS.search(q):
-            return False, "question_ellipsis"
-        if _has_markdown(question):
-            return False, "question_markdown"
-        return True, "ok"
-    except Exception as exc:  # noqa: BLE001 - total by contract
-        return False, f"gate_error:{type(exc).__name__}"
-
-
 # ------------------------------------------------------------------------------------------ verify_task
 @dataclass
 class Verdict:
@@ -311,18 +78,6 @@ class Verdict:
 
 def _fail(reason: str, **details: Any) -> Verdict:
     return Verdict(False, reason, None, details)
-
-
-def _outside_think(text: str) -> str:
-    return re.sub(r"<think>.*?</think>", " ", text, flags=re.S | re.I)
-
-
-def _is_prompt_echo(raw: str) -> bool:
-    outside = _outside_think(raw)
-    low = outside.lower()
-    if any(m in low for m in RAW_ECHO_MARKERS):
-        return True
-    return echo_overlap(outside[:200_000], RAW_ECHO_NGRAM, wildcards=False, max_words=40_000) is not None
 
 
 def _raw_properties(params: dict[str, Any]) -> dict[Any, Any]:
@@ -397,8 +152,8 @@ def _is_placeholder_value(value: Any, declared_type: str, question: str = "") ->
         return bool({"type", "description"} & set(map(str, value)))
     if isinstance(value, str):
         v = value.strip()
-        slots = (m.group(0) for m in _ANGLE_PLACEHOLDER.finditer(v))
-        if _SLOT_ELLIPSIS.search(v) or any(slot not in question for slot in slots):
+        slots = (m.group(0) for m in ANGLE_PLACEHOLDER.finditer(v))
+        if SLOT_ELLIPSIS.search(v) or any(slot not in question for slot in slots):
             return True
         return v.lower() == declared_type and declared_type in ALLOWED_PARAM_TYPES
     return False
@@ -455,15 +210,15 @@ def _verify(raw: Any, spec: Any) -> Verdict:
         return _fail("empty")
     if _CJK.search(raw):
         return _fail("cjk")
-    if _is_prompt_echo(raw):
+    if is_prompt_echo(raw):
         return _fail("prompt_echo")
     # 2. Tags and the question gate.
     question = extract_last_tag(raw, "question")
     if not question:
         # A bare refusal carries no tags: say so rather than "missing tag" (hardened).
-        if _REFUSAL.search(raw[:2000]):
+        if REFUSAL.search(raw[:2000]):
             return _fail("refusal")
-        return _fail("missing_tag:question", markdown=_has_markdown(raw[:20_000]))
+        return _fail("missing_tag:question", markdown=has_markdown(raw[:20_000]))
     tools_text = extract_last_tag(raw, "available_tools")
     if not tools_text:
         return _fail("missing_tag:available_tools")
@@ -559,77 +314,3 @@ def check_no_call_question(question: str, tools: list[Tool]) -> tuple[str, dict[
     if m:
         return "no_call_meta", {"phrase": m.group(0)[:60]}
     return None
-
-
-# ------------------------------------------------------------------------------------------ dedup (§6.3)
-def _parts(task: Any) -> tuple[str, list[tuple[str, list[str]]], list[tuple[str, list[str]]]]:
-    """(question, [(tool name, property keys)], [(call name, argument keys)]) of a Task or task dict; lenient."""
-    if isinstance(task, Task):
-        return (
-            task.question,
-            [(t.name, [str(k) for k in t.properties]) for t in task.tools],
-            [(c.name, [str(k) for k in c.arguments]) for c in task.calls],
-        )
-    if not isinstance(task, dict):
-        return "", [], []
-    q = task.get("question", "")
-    q = q if isinstance(q, str) else ""
-    tools = []
-    for raw in task.get("tools", []) if isinstance(task.get("tools"), list) else []:
-        t = normalise_tool(raw)
-        if t is not None:
-            tools.append((t.name, [str(k) for k in t.properties]))
-    calls = []
-    for raw in task.get("calls", []) if isinstance(task.get("calls"), list) else []:
-        c = normalise_call(raw)
-        if c is not None:
-            calls.append((c.name, [str(k) for k in c.arguments]))
-    return q, tools, calls
-
-
-def _safe(s: str) -> str:
-    return s.encode("utf-8", "replace").decode("utf-8")
-
-
-def dedup_fingerprint(task: Any) -> str:
-    """combo_fp = sha1(norm_q ‖ tool_sig ‖ call_sig) of spec §6.3 (parts joined with ``||``)."""
-    try:
-        q, tools, calls = _parts(task)
-        norm_q = " ".join(re.sub(r"\d", "0", q.lower()).split())
-        tool_sig = "|".join(sorted(f"{n}({','.join(sorted(keys))})" for n, keys in tools))
-        call_sig = "->".join(f"{n}({','.join(sorted(keys))})" for n, keys in calls)
-        return hashlib.sha1(_safe(f"{norm_q}||{tool_sig}||{call_sig}").encode("utf-8")).hexdigest()
-    except Exception:  # noqa: BLE001
-        return hashlib.sha1(_safe(repr(task)[:100_000]).encode("utf-8")).hexdigest()
-
-
-_LOW_QUALITY = ("dummy", "placeholder", "lorem ipsum")
-
-
-def task_quality(task: Any) -> float:
-    """min(1, len(q)/220) + min(1, #calls/3) + min(1, #tools/4), minus 1 for dummy/placeholder/lorem ipsum, ≥ 0."""
-    try:
-        q, tools, calls = _parts(task)
-        score = min(1.0, len(q) / 220) + min(1.0, len(calls) / 3) + min(1.0, len(tools) / 4)
-        if any(w in unicodedata.normalize("NFKC", q).lower() for w in _LOW_QUALITY):
-            score -= 1.0
-        return max(0.0, score)
-    except Exception:  # noqa: BLE001
-        return 0.0
-
-
-def dedup(tasks: list[Any]) -> tuple[list[Any], list[int]]:
-    """Keep the highest-quality task per fingerprint (first one on ties); returns (kept in input order, dropped
-    indices ascending)."""
-    if not isinstance(tasks, list):
-        return [], []
-    best: dict[str, int] = {}
-    quality: list[float] = []
-    for i, t in enumerate(tasks):
-        quality.append(task_quality(t))
-        fp = dedup_fingerprint(t)
-        j = best.get(fp)
-        if j is None or quality[i] > quality[j]:
-            best[fp] = i
-    keep = set(best.values())
-    return [t for i, t in enumerate(tasks) if i in keep], [i for i in range(len(tasks)) if i not in keep]

@@ -75,10 +75,12 @@ def benchmarks_dir(data_dir: str | os.PathLike | None = None) -> Path:
     )
 
 
-def hammer_file(name: str, data_dir: str | os.PathLike | None = None) -> Path:
-    if name not in HAMMER_BENCHMARKS:
+def hammer_file(name: str, data_dir: str | os.PathLike | None = None, file: str | None = None) -> Path:
+    """The Hammer-format file of benchmark ``name`` under ``<data dir>/hammer/`` (``file``, else its entry in
+    :data:`HAMMER_BENCHMARKS`)."""
+    if file is None and name not in HAMMER_BENCHMARKS:
         raise ToolR0Error(f"unknown Hammer benchmark {name!r} (known: {', '.join(HAMMER_BENCHMARKS)})")
-    path = benchmarks_dir(data_dir) / "hammer" / HAMMER_BENCHMARKS[name][0]
+    path = benchmarks_dir(data_dir) / "hammer" / (file or HAMMER_BENCHMARKS[name][0])
     if not path.is_file():
         raise ToolR0Error(f"benchmark file missing: {path}")
     return path
@@ -91,9 +93,9 @@ def render_query(query: Any) -> str:
     return render_conversation(query)
 
 
-def load_hammer(name: str, data_dir: str | os.PathLike | None = None) -> list[EvalItem]:
-    """Load one Hammer benchmark as :class:`EvalItem` objects (ids ``<name>/<index in file>``)."""
-    path = hammer_file(name, data_dir)
+def load_hammer(name: str, data_dir: str | os.PathLike | None = None, file: str | None = None) -> list[EvalItem]:
+    """Load one Hammer-format benchmark as :class:`EvalItem` objects (ids ``<name>/<index in file>``)."""
+    path = hammer_file(name, data_dir, file)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -20,8 +20,8 @@ import types
 from pathlib import Path
 from typing import Any
 
+from toolr0.core.completions import parse_solver_output
 from toolr0.core.native import parse_native_output
-from toolr0.core.parsing import parse_solver_output
 from toolr0.core.prompts import render_conversation
 from toolr0.core.schema import ToolCall, normalise_tools
 from toolr0.errors import ToolR0Error
@@ -314,7 +314,9 @@ def _score_bfcl_native(item: EvalItem, text: str) -> Verdict:
     if res["valid"]:
         return Verdict(True, "ok", p.reason if p.reason != "ok" else "", calls, metrics, True, strict_ok)
     if not p.parsed and item.meta["kind"] == "ast":
-        return Verdict(False, "unclosed" if p.unclosed else "unparseable", p.reason, [], metrics, False, False)
+        return Verdict(
+            False, "unclosed" if p.unclosed else "unparseable", p.reason, [], metrics, False, False
+        )
     detail = res.get("error_type", "")
     errs = res.get("error") or []
     if errs:

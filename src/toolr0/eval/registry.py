@@ -1,10 +1,12 @@
 """The benchmark registry: every benchmark behind one small base class, so the runner, the report and the CLI
 iterate benchmarks instead of branching on names.
 
-A benchmark says its name, display name and family, whether its data is here, how to load its items, how to
-score one completion and what an oracle (gold or corrupted) prediction is. Adding a Hammer-format file is one
-`HammerBenchmark(...)` line in :data:`REGISTRY`; a new family is one module with one `Benchmark` subclass,
-registered with :func:`register`. Groups (`hammer`, `bfcl`, `bfcl_live`, `all`) are families' members.
+A benchmark says its name, display name, family and expected size, whether its data (or optional engine) is
+here, how to load its items, how to score one completion and what an oracle (gold or corrupted) prediction is.
+Adding a Hammer-format file is one ``register(HammerBenchmark(name, display, file=..., size=...))`` line; a new
+family is one module with one `Benchmark` subclass whose instances it registers with :func:`register`. Groups
+(`hammer`, `bfcl`, `bfcl_live`, `all`) are families' members. Nothing outside this module and the families'
+own modules branches on benchmark names or families.
 """
 
 from __future__ import annotations
@@ -29,6 +31,21 @@ class Benchmark:
     display: str
     family: str
     groups: tuple[str, ...] = ()
+    size: int | None = None  # expected number of items (None: known only once loaded)
+
+    @property
+    def short(self) -> str:
+        """The row label inside its family's own table."""
+        return self.display
+
+    @property
+    def engine_version(self) -> str | None:
+        """Version of the optional scoring engine, recorded with the results (None: no engine)."""
+        return None
+
+    def missing_engine(self) -> str | None:
+        """An install hint when the benchmark's optional engine is absent, else None."""
+        return None
 
     def available(self, data_dir: str | os.PathLike | None = None) -> tuple[bool, str]:
         """(data here?, where it is or what to install)."""
@@ -54,15 +71,16 @@ class HammerBenchmark(Benchmark):
 
     family: str = "hammer"
     groups: tuple[str, ...] = ("hammer",)
+    file: str | None = None  # file name under hammer/ (None: the entry in benchmarks.HAMMER_BENCHMARKS)
 
     def available(self, data_dir: str | os.PathLike | None = None) -> tuple[bool, str]:
         try:
-            return True, str(hammer_file(self.name, data_dir))
+            return True, str(hammer_file(self.name, data_dir, self.file))
         except ToolR0Error as exc:
             return False, f"missing ({exc})"
 
     def load(self, data_dir: str | os.PathLike | None = None) -> list[EvalItem]:
-        return load_hammer(self.name, data_dir)
+        return load_hammer(self.name, data_dir, self.file)
 
     def score(self, item: EvalItem, text: str, solver_format: str = "reference") -> Verdict:
         return score_completion(text, item.gold, solver_format)
@@ -77,6 +95,17 @@ class BfclBenchmark(Benchmark):
     @property
     def category(self) -> str:
         return self.name[len(bfcl.PREFIX) :]
+
+    @property
+    def short(self) -> str:
+        return self.category
+
+    @property
+    def engine_version(self) -> str | None:
+        return bfcl.BFCL_VERSION
+
+    def missing_engine(self) -> str | None:
+        return None if bfcl.is_available() else bfcl.INSTALL_HINT
 
     def available(self, data_dir: str | os.PathLike | None = None) -> tuple[bool, str]:
         ok = bfcl.is_available()
@@ -133,7 +162,7 @@ def register(benchmark: Benchmark) -> Benchmark:
 
 
 for _name, (_file, _size, _display) in HAMMER_BENCHMARKS.items():
-    register(HammerBenchmark(_name, _display))
+    register(HammerBenchmark(_name, _display, size=_size))
 for _cat in bfcl.CATEGORIES:
     register(
         BfclBenchmark(bfcl.PREFIX + _cat, f"BFCL {_cat}", groups=("bfcl",) if _cat in bfcl.NON_LIVE else ("bfcl_live",))
@@ -171,6 +200,22 @@ def display_name(name: str) -> str:
     return b.display if b is not None else name
 
 
+def short_name(name: str) -> str:
+    """The row label of ``name`` inside its family's table (a BFCL category); the name when unregistered."""
+    b = REGISTRY.get(name)
+    return b.short if b is not None else name
+
+
+def engine_versions(names: list[str]) -> dict[str, str]:
+    """Family -> optional engine version, for the families among ``names`` that have one."""
+    out: dict[str, str] = {}
+    for n in names:
+        b = REGISTRY.get(n)
+        if b is not None and b.engine_version:
+            out.setdefault(b.family, b.engine_version)
+    return out
+
+
 def members(family: str) -> list[str]:
     return [b.name for b in REGISTRY.values() if b.family == family]
 
@@ -188,9 +233,9 @@ def expand(names: list[str], skip_unavailable: bool = False) -> tuple[list[str],
                 if m not in out:
                     out.append(m)
     notes: list[str] = []
-    if any(family_of(b) == "bfcl" for b in out) and not bfcl.is_available():
-        if not skip_unavailable:
-            raise ToolR0Error(bfcl.INSTALL_HINT)
-        out = [b for b in out if family_of(b) != "bfcl"]
-        notes.append("BFCL skipped: bfcl-eval is not installed (scripts/install_bfcl.sh)")
-    return out, notes
+    missing = {b: hint for b in out if (hint := REGISTRY[b].missing_engine())}
+    if missing and not skip_unavailable:
+        raise ToolR0Error(next(iter(missing.values())))
+    for family, hint in {REGISTRY[b].family: hint for b, hint in missing.items()}.items():
+        notes.append(f"{family} skipped: {hint}")
+    return [b for b in out if b not in missing], notes

@@ -6,6 +6,9 @@
   parallel_multiple over the categories run (simple = simple_python only: Java/JS are not run); live AST =
   count-weighted; irrelevance/relevance reported on their own. The categories run are listed.
 - NexusRaven and SNIPS are rows reading "n/a (offline)": never a number, never averaged (spec §12.3).
+- Benchmarks of any other registered family get their own plain table (accuracy, n, top errors).
+
+Names, display names, families and row labels come from :mod:`toolr0.eval.registry`.
 """
 
 from __future__ import annotations
@@ -19,17 +22,32 @@ from typing import Any
 from toolr0.errors import ToolR0Error
 from toolr0.eval import registry
 from toolr0.eval.benchmarks import OFFLINE_BENCHMARKS
-from toolr0.eval.bfcl import LIVE, NON_LIVE, PREFIX
+from toolr0.eval.bfcl import LIVE, NON_LIVE
 from toolr0.io import atomic_write_json, atomic_write_text
 
 NA = "n/a (offline)"
 APIBANK = "apibank"  # pooled L1 + L2
-HAMMER = registry.members("hammer")
-DISPLAY = {**{name: b.display for name, b in registry.REGISTRY.items()}, APIBANK: "API-Bank (L1+L2)"}
+PAPER_FAMILIES = ("hammer", "bfcl")  # families with their own tables and aggregates below
+
+
+def _hammer() -> list[str]:
+    return registry.members("hammer")
+
+
+def _display(name: str) -> str:
+    return "API-Bank (L1+L2)" if name == APIBANK else registry.display_name(name)
 
 
 def _is_bfcl(name: str) -> bool:
     return registry.family_of(name) == "bfcl"
+
+
+def _is_other(name: str) -> bool:
+    """A registered benchmark of a family without its own table here."""
+    family = registry.family_of(name)
+    return family is not None and family not in PAPER_FAMILIES
+
+
 PRF_KEYS = ("tool", "param")
 
 
@@ -83,11 +101,12 @@ def bench_stats(rows: list[dict[str, Any]], total: int | None = None) -> dict[st
 
 
 def _bfcl_summary(per: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-    run = [b[len(PREFIX) :] for b in per if _is_bfcl(b) and per[b]["n"]]
+    names = {registry.short_name(b): b for b in per if _is_bfcl(b) and per[b]["n"]}
+    run = list(names)
     if not run:
         return None
-    acc = {c: per[PREFIX + c]["accuracy"] for c in run}
-    n = {c: per[PREFIX + c]["n"] for c in run}
+    acc = {c: per[b]["accuracy"] for c, b in names.items()}
+    n = {c: per[b]["n"] for c, b in names.items()}
     non_live_ast = [c for c in ("simple_python", "multiple", "parallel", "parallel_multiple") if c in acc]
     live_ast = [
         c for c in ("live_simple", "live_multiple", "live_parallel", "live_parallel_multiple") if c in acc
@@ -153,6 +172,11 @@ def _fmt(x: Any) -> str:
     return str(x)
 
 
+def _n_of(s: dict[str, Any]) -> str:
+    """"n" or "n/total" when only a subset was scored."""
+    return f"{s['n']}/{s['n_total']}" if s["n"] != s["n_total"] else str(s["n"])
+
+
 def _top_reasons(reasons: dict[str, int], k: int = 3) -> str:
     return ", ".join(f"{r} {c}" for r, c in list(reasons.items())[:k]) or "–"
 
@@ -170,7 +194,7 @@ def markdown(summary: dict[str, Any]) -> str:
         f"Solver format: {m.get('solver_format') or 'reference (spec §7.1 prompt)'}",
         "",
     ]
-    hammer = [b for b in (*HAMMER, APIBANK) if b in per]
+    hammer = [b for b in (*_hammer(), APIBANK) if b in per]
     native = any("strict_accuracy" in s for s in per.values())
     second = "Strict %" if native else "Lenient %"  # native: the template's own blocks only
     if hammer:
@@ -180,10 +204,10 @@ def markdown(summary: dict[str, Any]) -> str:
         ]
         for b in hammer:
             s = per[b]
-            nn = f"{s['n']}/{s['n_total']}" if s["n"] != s["n_total"] else str(s["n"])
+            nn = _n_of(s)
             alt = s.get("strict_accuracy") if native else s["lenient_accuracy"]
             lines.append(
-                f"| {DISPLAY.get(b, b)} | {nn} | {_fmt(s['accuracy'])} | {_fmt(alt)} | "
+                f"| {_display(b)} | {nn} | {_fmt(s['accuracy'])} | {_fmt(alt)} | "
                 f"{_fmt(s['tool_f1'])} | {_fmt(s['param_f1'])} | {_top_reasons(s['reasons'])} |"
             )
         for name in OFFLINE_BENCHMARKS.values():
@@ -202,10 +226,11 @@ def markdown(summary: dict[str, Any]) -> str:
         for b in per:
             if _is_bfcl(b):
                 s = per[b]
-                nn = f"{s['n']}/{s['n_total']}" if s["n"] != s["n_total"] else str(s["n"])
+                nn = _n_of(s)
                 strict = f" {_fmt(s.get('strict_accuracy'))} |" if native else ""
                 lines.append(
-                    f"| {b[len(PREFIX) :]} | {nn} | {_fmt(s['accuracy'])} |{strict} {_top_reasons(s['reasons'])} |"
+                    f"| {registry.short_name(b)} | {nn} | {_fmt(s['accuracy'])} |{strict} "
+                    f"{_top_reasons(s['reasons'])} |"
                 )
         lines += [
             "",
@@ -215,6 +240,14 @@ def markdown(summary: dict[str, Any]) -> str:
             f"Categories run: {', '.join(bf['categories_run'])}. {bf['note']}",
             "",
         ]
+    other = [b for b in per if _is_other(b)]
+    if other:
+        lines += ["| Benchmark | n | Accuracy % | Top errors |", "|---|---|---|---|"]
+        for b in other:
+            s = per[b]
+            nn = _n_of(s)
+            lines.append(f"| {_display(b)} | {nn} | {_fmt(s['accuracy'])} | {_top_reasons(s['reasons'])} |")
+        lines.append("")
     for note in m.get("notes", []) or []:
         lines.append(f"Note: {note}")
     if any("corrupted" in s for s in per.values()):
@@ -222,7 +255,7 @@ def markdown(summary: dict[str, Any]) -> str:
         for b, s in per.items():
             if "corrupted" in s:
                 lines.append(
-                    f"| {DISPLAY.get(b, b)} | {s['corrupted']} | {s['corrupted_marked_wrong']} | "
+                    f"| {_display(b)} | {s['corrupted']} | {s['corrupted_marked_wrong']} | "
                     f"{s['corrupted_expected_reason']} |"
                 )
     return "\n".join(lines).rstrip() + "\n"
@@ -251,8 +284,8 @@ def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     """Per-benchmark (and aggregate) accuracy of A and B, the delta in points and the relative change."""
     rows = []
     pa, pb = a.get("benchmarks", {}), b.get("benchmarks", {})
-    order = [x for x in (*HAMMER, APIBANK) if x in pa or x in pb]
-    order += [x for x in {**pa, **pb} if _is_bfcl(x)]
+    order = [x for x in (*_hammer(), APIBANK) if x in pa or x in pb]
+    order += [x for x in {**pa, **pb} if _is_bfcl(x) or _is_other(x)]
 
     def add(name: str, va: Any, vb: Any, na: Any = None, nb: Any = None) -> None:
         num = isinstance(va, int | float) and isinstance(vb, int | float)
@@ -264,7 +297,7 @@ def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
 
     for x in order:
         ra, rb = pa.get(x, {}), pb.get(x, {})
-        add(DISPLAY.get(x, x), ra.get("accuracy"), rb.get("accuracy"), ra.get("n"), rb.get("n"))
+        add(_display(x), ra.get("accuracy"), rb.get("accuracy"), ra.get("n"), rb.get("n"))
     for name in OFFLINE_BENCHMARKS.values():
         rows.append(
             {"benchmark": name, "a": NA, "b": NA, "delta": None, "rel_pct": None, "n_a": None, "n_b": None}

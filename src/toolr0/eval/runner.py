@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from toolr0.core.solver_format import SolverFormat
 from toolr0.errors import ToolR0Error
-from toolr0.eval import bfcl, registry
+from toolr0.eval import registry
 from toolr0.eval.benchmarks import EvalItem, select_subset
 from toolr0.eval.corrupt import solver_text
 from toolr0.eval.items import ITEMS_FILE, load_rows, repair_items_file
@@ -33,7 +33,6 @@ from toolr0.io import append_jsonl, atomic_write_json
 log = logging.getLogger(__name__)
 
 PredictionMode = Literal["model", "gold", "corrupt"]
-GROUPS = registry.groups()  # hammer, bfcl, bfcl_live, all
 # Settings that change what a row means; an output folder refuses rows produced under different ones.
 FINGERPRINT_KEYS = (
     "model",
@@ -77,7 +76,8 @@ class EvalSettings:
 
 # ------------------------------------------------------------------------------------------ benchmarks
 def expand_benchmarks(names: list[str], skip_missing_bfcl: bool = False) -> tuple[list[str], list[str]]:
-    """Expand group names (hammer, bfcl, bfcl_live, all) and check names; returns (benchmarks, notes)."""
+    """Expand group names (hammer, bfcl, bfcl_live, all) and check names; returns (benchmarks, notes). A
+    benchmark whose optional engine is missing (BFCL) is skipped with a note when ``skip_missing_bfcl``."""
     return registry.expand(names, skip_unavailable=skip_missing_bfcl)
 
 
@@ -120,46 +120,19 @@ def prompt_sha256(fmt: SolverFormat) -> str:
 
 
 # --------------------------------------------------------------------------------------------- models
-def _latest_solver_in(run: Path) -> Path | None:
-    """A run directory's Solver: the state's newest checkpoint, else ``final/solver``, else the newest
-    ``iter_*/solver`` holding a model or adapter (layout of :mod:`toolr0.selfplay.rundir`)."""
-
-    def usable(p: Path) -> bool:
-        return p.is_dir() and ((p / "config.json").exists() or (p / "adapter_config.json").exists())
-
-    state = run / "state.json"
-    if state.is_file():
-        try:
-            ck = json.loads(state.read_text(encoding="utf-8")).get("checkpoints", {}).get("solver", {})
-        except (OSError, ValueError):
-            ck = {}
-        for t in sorted((k for k in ck if str(k).isdigit()), key=int, reverse=True):
-            if ck[t]:
-                p = Path(ck[t])
-                p = p if p.is_absolute() else run / p
-                if usable(p):
-                    return p
-    if usable(run / "final" / "solver"):
-        return run / "final" / "solver"
-    iters = sorted((p for p in run.glob("iter_*") if p.is_dir()), key=lambda p: p.name, reverse=True)
-    for it in iters:
-        if usable(it / "solver"):
-            return it / "solver"
-    return None
-
-
 def resolve_eval_model(model: str) -> str:
     """``model`` as the sampler should load it: a self-play run directory becomes its latest Solver."""
+    from toolr0.selfplay.rundir import is_run_dir, latest_solver  # light: no engine imports
+
     p = Path(model).expanduser()
-    if p.is_dir() and not (p / "config.json").exists() and not (p / "adapter_config.json").exists():
-        if (p / "state.json").exists() or (p / "final").is_dir() or any(p.glob("iter_*")):
-            solver = _latest_solver_in(p)
-            if solver is None:
-                raise ToolR0Error(
-                    f"{p} is a self-play run without a Solver checkpoint yet; pass --model default to "
-                    "evaluate the base model"
-                )
-            return str(solver)
+    if is_run_dir(p):
+        solver = latest_solver(p)
+        if solver is None:
+            raise ToolR0Error(
+                f"{p} is a self-play run without a Solver checkpoint yet; pass --model default to "
+                "evaluate the base model"
+            )
+        return str(solver)
     return model
 
 
@@ -353,7 +326,7 @@ def run_eval(
             "benchmarks": benchmarks,
             "model_requested": settings.model,
             "python": platform.python_version(),
-            "bfcl_eval": bfcl.BFCL_VERSION if any(registry.family_of(b) == "bfcl" for b in benchmarks) else None,
+            "engines": registry.engine_versions(benchmarks),  # e.g. {"bfcl": bfcl-eval's version}
         },
     )
 

@@ -23,9 +23,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from toolr0.core.completions import SolverParse, parse_solver_output
 from toolr0.core.matching import eval_values_equal, exact_match, prf
 from toolr0.core.native import parse_native_output
-from toolr0.core.parsing import SolverParse, normalise_call, parse_solver_output
+from toolr0.core.parsing import normalise_call
 from toolr0.core.schema import ToolCall
 
 REASONS = (

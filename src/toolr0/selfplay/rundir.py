@@ -234,3 +234,40 @@ class RunDir:
 
     def metrics(self) -> list[dict[str, Any]]:
         return list(read_jsonl(self.metrics_path))
+
+
+# ------------------------------------------------------------------------------------- reading a finished run
+def _is_model_dir(p: Path) -> bool:
+    return p.is_dir() and ((p / "config.json").exists() or (p / "adapter_config.json").exists())
+
+
+def is_run_dir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` looks like a self-play run directory (and not itself a model or adapter folder)."""
+    p = Path(path)
+    if not p.is_dir() or _is_model_dir(p):
+        return False
+    return (p / "state.json").exists() or (p / "final").is_dir() or any(p.glob("iter_*"))
+
+
+def latest_solver(run: str | os.PathLike) -> Path | None:
+    """A run directory's newest Solver: the state's newest checkpoint, else ``final/solver``, else the newest
+    ``iter_*/solver`` holding a model or adapter; None when there is none yet."""
+    run = Path(run)
+    state = run / "state.json"
+    if state.is_file():
+        try:
+            ck = json.loads(state.read_text(encoding="utf-8")).get("checkpoints", {}).get("solver", {})
+        except (OSError, ValueError):
+            ck = {}
+        for t in sorted((k for k in ck if str(k).isdigit()), key=int, reverse=True):
+            if ck[t]:
+                p = Path(ck[t])
+                p = p if p.is_absolute() else run / p
+                if _is_model_dir(p):
+                    return p
+    if _is_model_dir(run / "final" / "solver"):
+        return run / "final" / "solver"
+    for it in sorted((p for p in run.glob("iter_*") if p.is_dir()), key=lambda p: p.name, reverse=True):
+        if _is_model_dir(it / "solver"):
+            return it / "solver"
+    return None

@@ -117,8 +117,8 @@ def _rate(k: int, n: int) -> str:
 # ------------------------------------------------------------------------------------------- dedup
 def stage_dedup(ctx: Ctx, t: int, candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Keep one verified candidate per fingerprint, the highest-quality one (spec §6.3). Pure and quick."""
+    from toolr0.core.dedup import dedup, dedup_fingerprint
     from toolr0.core.schema import Task
-    from toolr0.core.verify import dedup, dedup_fingerprint
 
     ok = [r for r in candidates if r["ok"] and r.get("task")]
     ctx.reporter.stage_start(t, "dedup", len(ok), "tasks")

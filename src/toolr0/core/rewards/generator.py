@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from toolr0.core.parsing import GeneratorParse, normalise_call, parse_generator_output, parse_relaxed
+from toolr0.core.completions import GeneratorParse, parse_generator_output
+from toolr0.core.parsing import normalise_call, parse_relaxed
 from toolr0.core.rewards.base import RewardValue, clip
 from toolr0.core.rewards.config import RewardConfig
 from toolr0.core.rewards.judge import judge_score_from_attempts as judge_score_from_attempts  # re-exported
@@ -50,7 +51,7 @@ def _question_gate(question: str | None) -> tuple[bool, str]:
     if question is None:
         return False, "missing_question"
     try:
-        from toolr0.core.verify import question_gate  # owned by the verification module
+        from toolr0.core.question_gate import question_gate  # owned by the verification module
 
         ok, reason = question_gate(question)
         return bool(ok), str(reason)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from toolr0.core.completions import SolverParse, parse_solver_output
 from toolr0.core.matching import greedy_match
 from toolr0.core.native import NativeParse, parse_native_output
-from toolr0.core.parsing import SolverParse, normalise_calls, parse_solver_output
+from toolr0.core.parsing import normalise_calls
 from toolr0.core.rewards.base import RewardValue, clip
 from toolr0.core.rewards.config import RewardConfig
 from toolr0.core.schema import ToolCall

@@ -1,0 +1,268 @@
+"""The question gate and prompt-echo detection (spec §5.1, plus hardened checks).
+
+- :func:`question_gate` — the gate g of spec §5.1 plus hardened checks built from the default model's measured
+  failure modes (echoed template sentences of both prompt variants, ``<…>`` placeholders, ``...``, refusals,
+  markdown headers), each with its own reason code.
+- :func:`is_prompt_echo` — a whole Generator output that copies a prompt template outside ``<think>``.
+- :func:`echo_overlap`, :func:`echo_coverage`, :func:`template_tool_names` — word n-grams and tool names shared
+  with the prompt templates.
+
+Hardened checks are ours, not the paper's. Nothing here raises on garbage input.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+# ---------------------------------------------------------------------------------------------- patterns
+# Spec §5.1 placeholder / prompt-echo patterns (lower-cased substring tests) and the one regex.
+SPEC_ECHO_PATTERNS = (
+    "the generated user question here",
+    "user question must be from the specified domain",
+    "generate a new tool-calling task now",
+    "control spec",
+    "rules to satisfy",
+    "private reasoning",
+    "[the private reasoning here]",
+)
+SPEC_ECHO_REGEX = re.compile(r"\[.*generated user question.*\]", re.S)
+MIN_QUESTION_CHARS = 8  # spec §5.1
+
+# Hardened: template phrases of the reference code's prompt and of ours that a real user never writes
+# (matched on word-normalised text, so punctuation and case do not matter).
+ECHO_PHRASES = (
+    "natural user question",
+    "no bullet points",
+    "meta instructions",
+    "tool calling task",
+    "gold tool call",
+    "gold call",
+    "available tools block",
+    "tool call answer",
+    "argument values used in the gold",
+    "output exactly these four blocks",
+)
+# "tool call" alone is something a user may ask for ("make a tool call to fetch my calendar"); it marks an
+# echo only beside a word about writing a task ("Generate ... a retail tool call.").
+TOOL_CALL_META_WORDS = frozenset(
+    "generate generated write create produce design compose craft output example sample task domain".split()
+)
+QUESTION_ECHO_NGRAM = 6  # a 6-word run copied from a prompt template marks the question as an echo
+RAW_ECHO_NGRAM = (
+    12  # outside <think>, a 12-word run copied from a prompt template marks the output as an echo
+)
+RAW_ECHO_MARKERS = ("control spec (must follow exactly)", "generate a new tool-calling task now")
+
+ANGLE_PLACEHOLDER = re.compile(r"<\s*[A-Za-z_][\w \-|./]{0,60}>")
+# `<urgent>` right after a word that introduces a literal ("the message <urgent>") is text the user wants sent,
+# unless it is a slot name itself (`<message>`, `<message_text>`).
+_LITERAL_INTRO = re.compile(
+    r"\b(?:message|text|note|word|phrase|string|tag|label|title|subject|keyword|caption|comment|reply|status)"
+    r"\s*$",
+    re.I,
+)
+_SLOT_WORDS = frozenset(
+    "message text note word phrase string tag label title subject keyword caption comment reply status content "
+    "value name input placeholder".split()
+)
+# A quoted span ('…', "…", “…”, ‘…’); an apostrophe inside a word (I'm, can't) neither opens nor closes one.
+_QUOTED = re.compile(
+    r"(?<![\w'’])'(?:[^'\n]|'(?=\w))*+'(?!\w)|\"[^\"\n]*+\"|“[^”\n]*+”"
+    r"|(?<![\w'’])‘(?:[^’\n]|’(?=\w))*+’(?!\w)"
+)
+# A free-standing "..." (a template slot such as "User: ..." or "[...]"), not a trailing "Before we..." in prose.
+SLOT_ELLIPSIS = re.compile(r"(?:^|(?<=[\s:(\[{=]))(?:\.\.\.|\u2026)(?=$|[\s)\]}\"',.;])")
+# Refusals: specific enough that ordinary user speech ("I cannot log in ...") is not caught.
+REFUSAL = re.compile(
+    r"\b(?:i['’]?m|i am) sorry,? (?:but|i\b|as\b)|\bas an ai\b|\bi apologi[sz]e,? (?:but|i\b)"
+    r"|\b(?:i|i['’]m|i am) (?:cannot|can['’]?t|can not|unable to|not able to|won['’]?t|will not)"
+    r" (?:help|assist|fulfil|fulfill|comply|provide|generate|create|complete|do that|answer|write)",
+    re.I,
+)
+_MD_HEADER = re.compile(r"^\s{0,3}#{1,6}\s+(?P<title>\S.*)$", re.M)
+_MD_BOLD_LABEL = re.compile(r"^\s*\*\*[^*\n]{1,40}\*\*", re.M)
+_WORD = re.compile(r"[a-z0-9]+")
+_TEMPLATE_PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
+
+
+# ------------------------------------------------------------------------------------------ echo n-grams
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+_WILD = "\x00"  # stands for a filled-in placeholder value (one word) in template n-grams
+_TOKEN = re.compile(r"[a-z0-9_]+")
+MAX_ECHO_WILDCARDS = 2
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+@lru_cache(maxsize=16)
+def _template_ngrams(
+    n: int, variants: tuple[str, ...] = ("reference", "compact")
+) -> frozenset[tuple[str, ...]]:
+    """Word n-grams of every prompt template; a ``{placeholder}`` becomes the wildcard token ``_WILD``."""
+    from toolr0.core.prompts import template_texts  # local: prompts imports spec, keep this module light
+
+    grams: set[tuple[str, ...]] = set()
+    for variant in variants:
+        try:
+            texts = template_texts(variant)
+        except Exception:  # noqa: BLE001 - a broken variant must not break verification
+            continue
+        for text in texts:
+            words: list[str] = []
+            for k, segment in enumerate(_TEMPLATE_PLACEHOLDER.split(text)):
+                if k:
+                    words.append(_WILD)
+                words.extend(_tokens(segment))
+            for i in range(len(words) - n + 1):
+                gram = tuple(words[i : i + n])
+                if sum(w == _WILD for w in gram) <= MAX_ECHO_WILDCARDS:
+                    grams.add(gram)
+    return frozenset(grams)
+
+
+@lru_cache(maxsize=8)
+def _wild_masks(n: int) -> tuple[tuple[int, ...], ...]:
+    masks: list[tuple[int, ...]] = [()]
+    masks += [(i,) for i in range(n)]
+    masks += [(i, j) for i in range(n) for j in range(i + 1, n)]
+    return tuple(m for m in masks if len(m) <= MAX_ECHO_WILDCARDS)
+
+
+def echo_overlap(text: str, n: int, wildcards: bool = True, max_words: int = 5000) -> tuple[str, ...] | None:
+    """The first word n-gram of ``text`` that also occurs in a prompt template (a placeholder matching any one
+    word when ``wildcards``), or None. Only the first ``max_words`` words are scanned."""
+    grams = _template_ngrams(n)
+    words = _tokens(text)[:max_words]
+    masks = _wild_masks(n) if wildcards else ((),)
+    for i in range(len(words) - n + 1):
+        gram = tuple(words[i : i + n])
+        for mask in masks:
+            probe = gram if not mask else tuple(_WILD if k in mask else w for k, w in enumerate(gram))
+            if probe in grams:
+                return gram
+    return None
+
+
+ECHO_COVERAGE_NGRAM = 4
+ECHO_COVERAGE = (
+    0.6  # share of a question's words inside 4-word runs copied from a template (paraphrased echo)
+)
+
+
+def echo_coverage(text: str, n: int = ECHO_COVERAGE_NGRAM, max_words: int = 400) -> float:
+    """Share of the words of ``text`` covered by word n-grams that also occur in a prompt template."""
+    grams = _template_ngrams(n)
+    words = _tokens(text)[:max_words]
+    if not words:
+        return 0.0
+    covered = [False] * len(words)
+    for i in range(len(words) - n + 1):
+        if tuple(words[i : i + n]) in grams:
+            for k in range(i, i + n):
+                covered[k] = True
+    return sum(covered) / len(words)
+
+
+@lru_cache(maxsize=4)
+def template_tool_names(variants: tuple[str, ...] = ("reference", "compact")) -> frozenset[str]:
+    """Tool names written in the prompt templates (the toy illustration's tools): a generated tool with one of
+    these names was copied from the prompt."""
+    from toolr0.core.prompts import template_texts
+
+    names: set[str] = set()
+    for variant in variants:
+        try:
+            for text in template_texts(variant):
+                names.update(n.lower() for n in re.findall(r'"name":\s*"([A-Za-z_][A-Za-z0-9_]*)"', text))
+        except Exception:  # noqa: BLE001
+            continue
+    return frozenset(names)
+
+
+def _norm_words(text: str) -> str:
+    return " ".join(_words(text))
+
+
+def has_markdown(q: str) -> bool:
+    for m in _MD_HEADER.finditer(q):
+        if m.group("title").strip().lower() != "conversation":  # the multi_turn format's own header
+            return True
+    return _MD_BOLD_LABEL.search(q) is not None
+
+
+# ------------------------------------------------------------------------------------------ question gate
+def _unquoted(text: str) -> str:
+    """``text`` with quoted spans blanked (same length): a request to translate 'I am sorry, but ...' is no
+    refusal."""
+    return _QUOTED.sub(lambda m: " " * len(m.group(0)), text)
+
+
+def _is_literal_angle(text: str, m: re.Match[str], quoted: str) -> bool:
+    inner = m.group(0)[1:-1].strip()
+    if "_" in inner or inner.lower() in _SLOT_WORDS:
+        return False
+    if quoted[m.start() : m.end()] != m.group(0):  # inside a quoted span
+        return True
+    return _LITERAL_INTRO.search(text[: m.start()]) is not None
+
+
+def has_angle_placeholder(text: str) -> bool:
+    """A ``<…>`` slot (``<amount>``, ``<from_currency>``) other than a literal the user quotes or names
+    (``the message <urgent>``, ``'<b>'``)."""
+    quoted = _unquoted(text)
+    return any(not _is_literal_angle(text, m, quoted) for m in ANGLE_PLACEHOLDER.finditer(text))
+
+
+def question_gate(question: Any) -> tuple[bool, str]:
+    """Gate g of spec §5.1 plus hardened checks: ``(True, "ok")`` or ``(False, reason_code)``.
+
+    Codes: ``missing_question`` (not text), ``question_short`` (< 8 chars), ``placeholder_question`` (spec
+    patterns), and hardened ``echo``, ``question_placeholder`` (``<…>``), ``question_ellipsis``, ``refusal``,
+    ``question_markdown``.
+    """
+    try:
+        if not isinstance(question, str):
+            return False, "missing_question"
+        q = question.strip().lower()
+        if len(q) < MIN_QUESTION_CHARS:
+            return False, "question_short"
+        if any(pat in q for pat in SPEC_ECHO_PATTERNS) or SPEC_ECHO_REGEX.search(q):
+            return False, "placeholder_question"
+        if REFUSAL.search(_unquoted(q)):
+            return False, "refusal"
+        normed = _norm_words(q)
+        if (
+            any(f" {p} " in f" {normed} " for p in ECHO_PHRASES)
+            or (" tool call " in f" {normed} " and not TOOL_CALL_META_WORDS.isdisjoint(normed.split()))
+            or echo_overlap(q, QUESTION_ECHO_NGRAM)
+            or echo_coverage(q) >= ECHO_COVERAGE
+        ):
+            return False, "echo"
+        if has_angle_placeholder(question):
+            return False, "question_placeholder"
+        if SLOT_ELLIPSIS.search(q):
+            return False, "question_ellipsis"
+        if has_markdown(question):
+            return False, "question_markdown"
+        return True, "ok"
+    except Exception as exc:  # noqa: BLE001 - total by contract
+        return False, f"gate_error:{type(exc).__name__}"
+
+
+def _outside_think(text: str) -> str:
+    return re.sub(r"<think>.*?</think>", " ", text, flags=re.S | re.I)
+
+
+def is_prompt_echo(raw: str) -> bool:
+    outside = _outside_think(raw)
+    low = outside.lower()
+    if any(m in low for m in RAW_ECHO_MARKERS):
+        return True
+    return echo_overlap(outside[:200_000], RAW_ECHO_NGRAM, wildcards=False, max_words=40_000) is not None
