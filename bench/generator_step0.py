@@ -34,6 +34,7 @@ def run_config(sampler: Any, specs: list[Any], variant: str, decoding: str, args
     from toolr0.core.rewards.config import RewardConfig
     from toolr0.core.rewards.generator import difficulty_reward, format_reward, validity_reward
     from toolr0.core.solver_format import SolverFormat
+    from toolr0.core.solver_sampling import SolverSamplingConfig
     from toolr0.core.verify import verify_task
     from toolr0.inference.base import SamplingParams
     from toolr0.inference.grammar import StructuredConfig
@@ -89,7 +90,8 @@ def run_config(sampler: Any, specs: list[Any], variant: str, decoding: str, args
         fmt_groups.append(fg)
         val_groups.append(vg)
 
-    rcfg = RewardConfig(K=args.k, solver_max_tokens=args.solver_max_tokens, allow_unclosed_answer=True)
+    rcfg = RewardConfig(allow_unclosed_answer=True)
+    sampling = SolverSamplingConfig(k=args.k, max_tokens=args.solver_max_tokens)
     p_hats: list[float] = []
     solve_s = 0.0
     frontier: dict[str, dict[str, Any]] = {}
@@ -97,7 +99,9 @@ def run_config(sampler: Any, specs: list[Any], variant: str, decoding: str, args
     if valid_tasks and args.k > 0:
         for fmt_name in formats:  # the same valid tasks, the frozen Solver asked in each format
             t1 = time.perf_counter()
-            service = SolverService(sampler, rcfg, seed=args.seed, solver_format=SolverFormat(fmt_name))
+            service = SolverService(
+                sampler, rcfg, seed=args.seed, solver_format=SolverFormat(fmt_name), sampling=sampling
+            )
             ps = service.pass_rates(valid_tasks, K=args.k)
             secs = time.perf_counter() - t1
             r_diff = [difficulty_reward(p, rcfg).value for p in ps]

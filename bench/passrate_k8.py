@@ -12,7 +12,7 @@ import argparse
 from _inference_util import Timer, append_results, solver_tasks
 
 from toolr0.core.prompts import solver_messages
-from toolr0.core.rewards.config import RewardConfig
+from toolr0.core.solver_sampling import SolverSamplingConfig
 from toolr0.inference.base import SamplingParams
 from toolr0.inference.hf import HFSampler
 from toolr0.inference.solver_service import STOP_ANSWER, SolverService
@@ -31,14 +31,14 @@ def main() -> None:
     sampler = HFSampler.from_pretrained(args.model, dtype=args.dtype, batch_size=8)
     task = solver_tasks(args.task + 1)[args.task]
     conv = solver_messages(task.question, task.tools)
-    cfg = RewardConfig(K=args.K)
+    cfg = SolverSamplingConfig(k=args.K, max_tokens=args.max_new_tokens)
     sampler.generate([conv], SamplingParams(max_new_tokens=4))  # warm-up
     plen = len(sampler.encode(conv))
-    print(f"task: {task.question!r}, prompt {plen} tokens, K={args.K}, T={cfg.solver_temperature}")
+    print(f"task: {task.question!r}, prompt {plen} tokens, K={args.K}, T={cfg.temperature}")
 
     # Baseline: K independent generations (one generate() each, batch 1).
     single = SamplingParams(
-        n=1, temperature=cfg.solver_temperature, max_new_tokens=args.max_new_tokens, stop=(STOP_ANSWER,)
+        n=1, temperature=cfg.temperature, max_new_tokens=args.max_new_tokens, stop=(STOP_ANSWER,)
     )
     base_tokens = 0
     with Timer() as tb:
@@ -50,7 +50,7 @@ def main() -> None:
     results = []
     for prefill_once in (True, False):
         sampler.prefill_once = prefill_once
-        svc = SolverService(sampler, cfg, checkpoint_id="bench", seed=7, max_new_tokens=args.max_new_tokens)
+        svc = SolverService(sampler, checkpoint_id="bench", seed=7, sampling=cfg)
         with Timer() as t:
             detail = svc.pass_rates_detailed([task], K=args.K)[0]
         st = sampler.last_stats
@@ -63,7 +63,7 @@ def main() -> None:
     best = results[0][1]
     lines = [
         f"Model `{args.model}` ({sampler.model.dtype}); made-up task {task.question!r}, Solver prompt {plen} tokens, "
-        f"K={args.K}, T={cfg.solver_temperature}, max_new_tokens={args.max_new_tokens}, stop `{STOP_ANSWER}`.",
+        f"K={args.K}, T={cfg.temperature}, max_new_tokens={args.max_new_tokens}, stop `{STOP_ANSWER}`.",
         "",
         "| method | seconds | generated tokens | speed-up vs independent |",
         "|---|---|---|---|",

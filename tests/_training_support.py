@@ -72,7 +72,6 @@ def small_role(**over: Any) -> dict[str, Any]:
         learning_rate=5e-3,
         save_steps=2,
         precision="fp32",
-        seed=0,
     )
     return {**base, **over}
 
@@ -85,7 +84,9 @@ def small_cfg(
         "solver": small_role(**(sol or {})),
         "roles": {"lora_r": 4, "lora_alpha": 8},
         "loop": {"generator_prompts": 8},
-        "rewards": {"K": 2, "solver_max_tokens": 8, "judge_max_tokens": 4, "judge_retries": 1},
+        "rewards": {"judge_max_tokens": 4, "judge_retries": 1},
+        "solver_sampling": {"k": 2, "max_tokens": 8},
+        "seed": 0,
         "inference": {"batch_size": 8},
         "prompts": {"generator_variant": str(TINY_PROMPTS), "solver_variant": str(TINY_PROMPTS)},
     }

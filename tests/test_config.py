@@ -96,27 +96,73 @@ def test_overrides():
     }
     cfg = load_config(CONFIGS / "quickstart.yaml", ["loop.iterations=2", "solver.learning_rate=3e-5"])
     assert cfg.loop.iterations == 2 and cfg.solver.learning_rate == 3e-5
-    cfg = load_config(None, {"loop.k_passk": 4})
-    assert cfg.loop.k_passk == 4
+    cfg = load_config(None, {"solver_sampling.k": 4})
+    assert cfg.solver_sampling.k == 4
     with pytest.raises(ConfigError, match="key=value"):
         load_config(None, ["loop.iterations"])
     with pytest.raises(ConfigError, match="loop.iterations"):
         load_config(None, ["loop.iterations=0"])
 
 
-def test_ablation_switches_drive_the_affected_sections():
-    cfg = load_config(
-        None, ["loop.shared_weights=true", "loop.no_difficulty_reward=true", "loop.hard_band_edges=true"]
-    )
-    assert cfg.roles.mode == "shared"
-    assert cfg.rewards.difficulty_weight == 0.0 and cfg.rewards.semantic_weight == 0.5
-    assert cfg.rewards.band_mode == "hard"
-    # and the other way round: setting the section directly is reflected in loop (one source of truth)
+def test_table3_ablations_are_one_switch_each():
     cfg = load_config(None, ["roles.mode=shared", "rewards.band_mode=hard", "rewards.difficulty_weight=0"])
-    assert cfg.loop.shared_weights and cfg.loop.hard_band_edges and cfg.loop.no_difficulty_reward
+    assert cfg.roles.mode == "shared" and cfg.rewards.band_mode == "hard"
+    assert cfg.rewards.difficulty_weight == 0.0 and cfg.rewards.semantic_weight == 0.5
     base = ToolR0Config()
-    assert not (base.loop.shared_weights or base.loop.no_difficulty_reward or base.loop.hard_band_edges)
+    assert base.roles.mode == "lora" and base.rewards.band_mode == "gaussian" and base.rewards.difficulty_weight
     assert load_config(None, ["loop.freeze_generator=true"]).loop.freeze_generator
+
+
+@pytest.mark.parametrize(
+    "key,value,replacement",
+    [
+        ("loop.k_passk", 4, "solver_sampling.k"),
+        ("rewards.K", 4, "solver_sampling.k"),
+        ("rewards.solver_max_tokens", 9, "solver_sampling.max_tokens"),
+        ("loop.passk_temperature", 0.5, "solver_sampling.temperature"),
+        ("loop.shared_weights", True, "roles.mode: shared"),
+        ("loop.no_difficulty_reward", True, "rewards.difficulty_weight: 0"),
+        ("loop.hard_band_edges", True, "rewards.band_mode: hard"),
+        ("loop.seed", 1, "seed"),
+        ("generator.seed", 1, "seed"),
+        ("curriculum.seed", 1, "seed"),
+    ],
+)
+def test_removed_keys_fail_naming_the_replacement(tmp_path, key, value, replacement):
+    section, name = key.split(".")
+    p = tmp_path / "old.yaml"
+    p.write_text(f"{section}:\n  {name}: {str(value).lower()}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert msg.startswith(f"old.yaml: {key} was removed; use {replacement}") and "\n" not in msg
+    with pytest.raises(ConfigError, match=f"^override: {key} was removed; use {replacement}"):
+        load_config(None, [f"{key}={value}"])
+    with pytest.raises(ConfigError, match=f"{key} was removed"):
+        config_from_dict({section: {name: value}})
+
+
+def test_removed_keys_table_names_only_keys_that_are_gone():
+    from toolr0.config import REMOVED_KEYS
+
+    for key in REMOVED_KEYS:
+        node = ToolR0Config().model_dump()
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node[p]
+        assert leaf not in node, key
+
+
+def test_one_master_seed_derives_every_other():
+    from toolr0.core.seeds import USES, derive_seed, seed_for
+
+    assert seed_for(13, "train") == seed_for(13, "service") == 13
+    assert seed_for(13, "gen", 1, 0) == derive_seed(13, 1, "gen", 0)  # the values runs used before
+    assert seed_for(13, "select", 2) == derive_seed(13, 2, "select")
+    derived = {seed_for(13, u, 1, 0) for u in USES if u not in ("train", "service")}
+    assert len(derived) == len(USES) - 2
+    with pytest.raises(ValueError, match="unknown seed use"):
+        seed_for(13, "bogus", 1)
 
 
 @pytest.mark.parametrize("name", ["quickstart", "cpu", "paper"])
@@ -129,6 +175,8 @@ def test_presets_validate(name):
         assert not cfg.structured.enabled and cfg.prompts.generator_variant == "reference"
         assert (cfg.loop.iterations, cfg.loop.n_candidates, cfg.curriculum.n_final) == (3, 10000, 2000)
         assert cfg.generator.max_steps == cfg.solver.max_steps == 50
+        ss = cfg.solver_sampling  # spec §5.4: K = 8 at 0.7, 2048 tokens, for r_diff and pass@K alike
+        assert (ss.k, ss.temperature, ss.max_tokens, cfg.seed) == (8, 0.7, 2048, 13)
     else:
         assert cfg.model.name == "default" and cfg.roles.mode == "lora"
         assert cfg.structured.enabled
@@ -136,12 +184,12 @@ def test_presets_validate(name):
     if name == "cpu":  # the RESULTS.md run: faithful strict Solver format reward, p̂ = 0 kept as hard (spec §11)
         assert not cfg.rewards.allow_unclosed_answer and cfg.curriculum.keep_zero
     if name == "quickstart":
-        assert cfg.loop.iterations == 1 and cfg.loop.n_candidates <= 24 and cfg.loop.k_passk == 4
+        assert cfg.loop.iterations == 1 and cfg.loop.n_candidates <= 24 and cfg.solver_sampling.k == 4
         assert cfg.generator.max_steps == 1
         assert not cfg.loop.cross_verify and cfg.curriculum.keep_zero  # so the demo reaches Solver training
 
 
 def test_config_hash_changes_with_content():
     a = ToolR0Config()
-    b = load_config(None, ["loop.seed=14"])
+    b = load_config(None, ["seed=14"])
     assert config_hash(a) != config_hash(b)

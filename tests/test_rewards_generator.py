@@ -203,8 +203,8 @@ def test_difficulty_hard_edges_and_bad_input():
     for bad in (None, float("nan"), float("inf"), "0.5", True):
         assert difficulty_reward(bad).value == 0.0
     assert difficulty_reward(-3).value == 0.0 and difficulty_reward(7).value == pytest.approx(0.114, abs=1e-3)
-    # K = 4: p = 1/4 is solvable and in band
-    assert difficulty_reward(0.25, RewardConfig(K=4)).value == 1.0
+    # p̂ < 1/K means no sample succeeded: any K's smallest nonzero p̂ counts as solved (K = 4: in band)
+    assert difficulty_reward(0.25).value == 1.0 and difficulty_reward(1 / 20).value > 0
     wide = RewardConfig(sigma=0.5)
     assert difficulty_reward(1.0, wide).value > difficulty_reward(1.0).value
 

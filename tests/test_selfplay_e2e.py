@@ -75,9 +75,9 @@ def test_ablations_reach_the_trainers(tmp_path, tiny_model_dir):
         tiny_model_dir,
         **{
             "loop.iterations": 1,
-            "loop.shared_weights": True,
-            "loop.no_difficulty_reward": True,
-            "loop.hard_band_edges": True,
+            "roles.mode": "shared",
+            "rewards.difficulty_weight": 0,
+            "rewards.band_mode": "hard",
             "loop.tau": 0.0,
             "curriculum.keep_zero": True,
             "loop.n_candidates": 3,

@@ -13,6 +13,7 @@ from toolr0.selfplay import engine as eng
 from toolr0.selfplay.loop import _role_inits
 from toolr0.selfplay.progress import Reporter, final_table
 from toolr0.selfplay.rundir import RunDir
+from toolr0.selfplay.train_record import reward_means
 
 
 def test_reward_means_from_trl_logs():
@@ -20,7 +21,7 @@ def test_reward_means_from_trl_logs():
         {"step": 1, "reward": 0.5, "rewards/a/mean": 0.2, "rewards/a/std": 9.0},
         {"step": 2, "reward": 1.0, "rewards/a/mean": 0.4},
     ]
-    m = eng._reward_means(hist)
+    m = reward_means(hist)
     assert set(m) == {"total", "a"} and abs(m["total"] - 0.75) < 1e-12 and abs(m["a"] - 0.3) < 1e-12
 
 
@@ -42,7 +43,7 @@ class _FakeService:
 
 def test_solver_ops_applies_loop_settings():
     cfg = load_config(
-        None, ["loop.k_verify=3", "loop.tau=0.4", "loop.cross_verify_mode=full_call", "loop.k_passk=8"]
+        None, ["loop.k_verify=3", "loop.tau=0.4", "loop.cross_verify_mode=full_call", "solver_sampling.k=8"]
     )
     svc = _FakeService()
     ops = eng.SolverOps(svc, cfg)
@@ -117,3 +118,18 @@ def test_live_display_renders():
     assert "toolr0 self-play" in text and "B1 generate" in text and "4/10" in text
     console.print(final_table([{"iter": 1, "generated": 10, "selected": 2}]))
     assert "self-play summary" in buf.getvalue()
+
+
+def test_engines_and_fakes_satisfy_the_seam(tmp_path):
+    from selfplay_fakes import FakeGeneratorEngine, _FakeGen
+    from toolr0.selfplay.launch import ProcessEngine
+    from toolr0.selfplay.seam import CandidateGenerator, Engine, FrozenSolver, StageBChild
+
+    cfg, run = load_config(None), RunDir(tmp_path)
+    for cls in (eng.RoleEngine, ProcessEngine, FakeGeneratorEngine):
+        assert isinstance(cls(cfg, run), Engine), cls
+    assert isinstance(ProcessEngine(cfg, run), StageBChild)
+    assert not isinstance(eng.RoleEngine(cfg, run), StageBChild)
+    procs = (CandidateGenerator, FrozenSolver)
+    for impl, proto in ((_FakeGen, procs[0]), (eng._Generator, procs[0]), (eng.SolverOps, procs[1])):
+        assert all(callable(getattr(impl, m, None)) for m in proto.__dict__ if not m.startswith("_")), impl

@@ -142,8 +142,8 @@ def test_a_launch_change_does_not_block_resume(tmp_path, tiny_model_dir):
 
     assert run.open(config_to_dict(a), dump_config(a)) is False
     assert RunDir(tmp_path / "run").open(config_to_dict(b), dump_config(b)) is True
-    c = tiny_config(tiny_model_dir, **{"loop.seed": 99})
-    with pytest.raises(ConfigError, match="loop.seed"):
+    c = tiny_config(tiny_model_dir, **{"seed": 99})
+    with pytest.raises(ConfigError, match=r"\bseed\b"):
         RunDir(tmp_path / "run").open(config_to_dict(c), dump_config(c))
 
 

@@ -35,3 +35,11 @@ def test_train_logs_fall_back_to_phase_metrics(tmp_path):
 def test_train_logs_empty_run(tmp_path):
     run = RunDir(tmp_path)
     assert train_logs(run) == [] and rewards_per_step(run) is None
+
+
+def test_passk_k_reads_new_and_old_run_configs():
+    from toolr0.selfplay.plots import passk_k
+
+    assert passk_k({"solver_sampling": {"k": 4}, "loop": {}}) == 4
+    assert passk_k({"loop": {"k_passk": 6}}) == 6  # a run saved before solver_sampling existed
+    assert passk_k({}) == 8

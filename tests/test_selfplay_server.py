@@ -83,7 +83,7 @@ def test_phase_a_reward_queries_the_served_frozen_solver(tmp_path, tiny_model_di
         )
         seen["url"] = service.sampler.base_url
         seen["p"], seen["judge"] = service.pass_rates([task], 2), service.judge([task])
-        seen["running"] = engine._server.running
+        seen["running"] = engine.server.running
         return SimpleNamespace(
             log_history=[],
             final_dir=None,
@@ -103,7 +103,7 @@ def test_phase_a_reward_queries_the_served_frozen_solver(tmp_path, tiny_model_di
     )
     assert seen["url"].startswith("http://127.0.0.1:") and seen["running"]
     assert seen["p"] == [0.0] and seen["judge"] == [4]  # the fake server's deterministic answers
-    assert engine._server is None  # stopped after the phase
+    assert engine.server is None  # stopped after the phase
     assert f"root={tiny_model_dir}" in (run.root / "server.log").read_text()
     engine.close()
 
@@ -157,6 +157,6 @@ def test_engine_restarts_the_server_only_when_the_checkpoint_changes(
         assert out[0] == [f"4 [{tiny_adapter_dir}] <tool_call_answer>[]</tool_call_answer>"]
     finally:
         engine.close()
-    assert not second.running and engine._server is None
+    assert not second.running and engine.server is None
     events = [m["event"] for m in read_jsonl(run.metrics_path)]
     assert events == ["server_start", "server_stop", "server_start", "server_stop"]

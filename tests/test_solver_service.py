@@ -9,6 +9,7 @@ import pytest
 
 from toolr0.core.rewards.config import RewardConfig
 from toolr0.core.schema import Task, Tool, ToolCall
+from toolr0.core.solver_sampling import SolverSamplingConfig
 from toolr0.inference.base import BaseSampler, Completion, GenerationResult, SamplingParams
 from toolr0.inference.solver_service import SolverService, content_key
 
@@ -95,22 +96,33 @@ def test_pass_rates_score_whole_call_lists_in_one_batched_call():
     )  # the first-call-only answer fails (spec §10.2)
 
 
-def test_cache_is_content_keyed_cleared_and_persisted(tmp_path):
+def test_build_solver_service_reads_solver_sampling_and_the_master_seed():
+    from toolr0.config import load_config
+    from toolr0.inference.solver_service import build_solver_service
+
+    single, _ = _tasks()
+    over = ["solver_sampling.k=3", "solver_sampling.temperature=0.5", "solver_sampling.max_tokens=77", "seed=21"]
+    cfg = load_config(None, over)
+    s = ScriptedSampler({"[T1]": [GOOD_1]})
+    svc = build_solver_service(cfg, s, checkpoint_id="ck", adapter="solver")
+    assert svc.pass_rates([single]) == [1.0]
+    params = s.calls[0][1]
+    assert (params.n, params.temperature, params.max_new_tokens, params.seed) == (3, 0.5, 77, 21)
+    assert (svc.checkpoint_id, svc.adapter, svc.cfg is cfg.rewards) == ("ck", "solver", True)
+
+
+def test_cache_is_content_keyed_and_cleared():
     single, double = _tasks()
     s = ScriptedSampler({"[T1]": [GOOD_1], "[T2]": [BOTH]})
-    path = tmp_path / "cache.jsonl"
-    svc = SolverService(s, seed=3, cache_path=path)
+    svc = SolverService(s, seed=3)
     first = svc.pass_rates([single, double, Task.from_dict(single.to_dict())])
     assert first == [1.0, 1.0, 1.0] and len(s.calls) == 1 and s.calls[0][0] == 2  # duplicate sampled once
     svc.pass_rates([Task.from_dict(double.to_dict())])  # equal content, new object: a hit
     assert len(s.calls) == 1 and svc.cache.hits >= 1
     svc.pass_rates([single], seed=4)  # a different seed is a different query
     assert len(s.calls) == 2
-    resumed = SolverService(s, seed=3, cache_path=path)
-    assert resumed.pass_rates([single, double]) == [1.0, 1.0] and len(s.calls) == 2
-    resumed.clear()
-    assert not path.exists()
-    resumed.pass_rates([single])
+    svc.clear()
+    svc.pass_rates([single])
     assert len(s.calls) == 3
 
 
@@ -209,8 +221,8 @@ def test_end_to_end_on_tiny_model_is_deterministic(torch_one_thread):
 
     sampler = HFSampler(*tiny_random_model(seed=0), batch_size=4)
     single, double = _tasks()
-    a = SolverService(sampler, seed=5, max_new_tokens=8)
-    b = SolverService(sampler, seed=5, max_new_tokens=8)
+    a = SolverService(sampler, seed=5, sampling=SolverSamplingConfig(max_tokens=8))
+    b = SolverService(sampler, seed=5, sampling=SolverSamplingConfig(max_tokens=8))
     ra, rb = a.pass_rates_detailed([single, double], K=3), b.pass_rates_detailed([single, double], K=3)
     assert ra == rb and all(r.K == 3 and r.p_hat == 0.0 for r in ra)  # a random model never answers
     assert sampler.last_stats.sequences == 6

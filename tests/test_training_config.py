@@ -100,13 +100,13 @@ def test_role_reward_weights_are_refused_pointing_at_the_rewards_section(tmp_pat
     with pytest.raises(ConfigError) as e:
         load_config(p)
     msg = str(e.value)
-    assert "\n" not in msg and msg.startswith("c.yaml: solver: ") and "reward_weights was removed" in msg
+    assert "\n" not in msg and msg.startswith("c.yaml: solver.reward_weights was removed; use rewards.solver_")
     assert "rewards.solver_*_weight" in msg
     bad = tmp_path / "gen.yaml"
     bad.write_text("generator:\n  reward_weights: [1, 1, 1]\n")
     r = _cli("train", "generator", "--config", str(bad), "--dry-run")
     lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: gen.yaml: generator: ")
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: gen.yaml: generator.reward_weights was removed")
     assert "rewards.generator_*_weight" in lines[0]
 
 

@@ -117,7 +117,7 @@ def test_generator_grpo_with_frozen_solver_service(tmp_path):
     cfg = small_cfg()
     rm = _fresh_roles(cfg)
     g0, s0 = rm.role_state("generator"), rm.role_state("solver")
-    service = RecordingService(_default_service(cfg, rm, seed=0), rm)
+    service = RecordingService(_default_service(cfg, rm), rm)
     res = train_generator(
         cfg,
         tmp_path / "gen",

@@ -42,9 +42,9 @@ class FakeService:
 
 
 def test_generator_rewards_match_core_and_batch_the_service():
-    cfg = RewardConfig(K=4)
+    cfg = RewardConfig()
     svc = FakeService(p=0.5, score=5)
-    fmt, val, cur = generator_reward_funcs(cfg, svc)
+    fmt, val, cur = generator_reward_funcs(cfg, svc, K=4)
     assert [f.__name__ for f in (fmt, val, cur)] == [
         "generator_format",
         "generator_validity",
@@ -203,7 +203,7 @@ def test_service_location_names_the_server_or_the_in_process_sampler():
 
 def test_no_call_spec_rows_score_empty_gold_and_reach_the_solver():
     """spec_json of each row decides whether a gold of [] is a no-call task (format, validity, r_curr)."""
-    cfg = RewardConfig(K=4)
+    cfg = RewardConfig()
     seen = []
 
     class Svc(FakeService):

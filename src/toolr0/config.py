@@ -1,8 +1,14 @@
 """The one config tree: `ToolR0Config` (every section of every layer) and `load_config` (YAML + overrides).
 
-Each section class lives in its owner's module (see /work/helpers/CONFIG.md); this module only assembles
-them, applies the Table 3 ablation switches of `loop` to the sections they affect, and turns validation
-errors into one-line `ConfigError`s that name the field.
+Each section class lives in its owner's module; this module only assembles them, refuses keys that were
+removed or renamed (`REMOVED_KEYS`, each with its replacement), and turns validation errors into one-line
+`ConfigError`s that name the field.
+
+Every knob has one home. The Table 3 ablations (spec §9.4, §11) are one switch each:
+shared weights `roles.mode: shared`, frozen Generator `loop.freeze_generator: true`, no difficulty reward
+`rewards.difficulty_weight: 0`, hard band edges `rewards.band_mode: hard`. The frozen Solver's p̂ sampling
+(phase A's r_diff and stage B's pass@K alike) is `solver_sampling`; every seed derives from `seed`
+(`toolr0.core.seeds.seed_for`).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from toolr0.core.curriculum import CurriculumConfig
 from toolr0.core.prompts import PromptConfig
 from toolr0.core.rewards.config import RewardConfig
+from toolr0.core.solver_sampling import SolverSamplingConfig
 from toolr0.core.yamlfile import parse_yaml, read_user_file
 from toolr0.errors import ConfigError
 from toolr0.inference.config import InferenceConfig, ModelConfig
@@ -39,9 +46,16 @@ class ToolR0Config(BaseModel):
     server: ServerConfig = Field(
         default_factory=ServerConfig, description="Managed frozen-Solver server (openai backend)."
     )
+    seed: int = Field(
+        13, description="Master seed: every seed of a run is derived from it (toolr0.core.seeds.seed_for)."
+    )
     spec_file: str | None = Field(None, description="Task-spec YAML (None: the packaged default spec).")
     prompts: PromptConfig = Field(default_factory=PromptConfig, description="Prompt variants.")
     rewards: RewardConfig = Field(default_factory=RewardConfig, description="Reward weights and constants.")
+    solver_sampling: SolverSamplingConfig = Field(
+        default_factory=SolverSamplingConfig,
+        description="Frozen-Solver samples for p̂: phase A's r_diff and stage B's pass@K (spec §5.4, §6.5).",
+    )
     curriculum: CurriculumConfig = Field(
         default_factory=CurriculumConfig, description="Curriculum selection."
     )
@@ -59,21 +73,7 @@ class ToolR0Config(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _apply_ablations(self) -> ToolR0Config:
-        """Make the `loop` ablation switches the single source of truth for the sections they affect."""
-        lp = self.loop
-        if lp.shared_weights and hasattr(self.roles, "mode"):
-            self.roles.mode = "shared"
-        elif getattr(self.roles, "mode", None) == "shared":
-            lp.shared_weights = True
-        if lp.no_difficulty_reward:
-            self.rewards.difficulty_weight = 0.0  # r_curr = semantic_weight · r_sem (spec §11)
-        elif self.rewards.difficulty_weight == 0.0:
-            lp.no_difficulty_reward = True
-        if lp.hard_band_edges:
-            self.rewards.band_mode = "hard"
-        elif self.rewards.band_mode == "hard":
-            lp.hard_band_edges = True
+    def _sequential_curriculum(self) -> ToolR0Config:
         if self.curriculum.order == "easy_to_hard":
             self.solver.shuffle = False  # spec §11: a sorted curriculum needs a sequential sampler
         return self
@@ -86,6 +86,49 @@ class ToolR0Config(BaseModel):
                 "queries the server it starts through the OpenAI-compatible client"
             )
         return self
+
+
+#: Keys that were removed or renamed: dotted path -> what to use instead. A config file or `--set` override that
+#: still uses one fails with a one-line `ConfigError` naming the replacement.
+REMOVED_KEYS: dict[str, str] = {
+    # the frozen Solver's p̂ sampling had two homes; phase A and stage B now read one section (spec §5.4, §6.5)
+    "rewards.K": "use solver_sampling.k",
+    "rewards.solver_temperature": "use solver_sampling.temperature",
+    "rewards.solver_max_tokens": "use solver_sampling.max_tokens",
+    "loop.k_passk": "use solver_sampling.k",
+    "loop.passk_temperature": "use solver_sampling.temperature",
+    "loop.passk_max_tokens": "use solver_sampling.max_tokens",
+    # Table 3 ablations: one switch each, the setting itself
+    "loop.shared_weights": "use roles.mode: shared",
+    "loop.no_difficulty_reward": "use rewards.difficulty_weight: 0",
+    "loop.hard_band_edges": "use rewards.band_mode: hard",
+    # one master seed; the others are derived from it (toolr0.core.seeds.seed_for)
+    "loop.seed": "use seed (top level)",
+    "curriculum.seed": "use seed (top level; the selection seed is derived from it)",
+    "generator.seed": "use seed (top level; both roles train with it)",
+    "solver.seed": "use seed (top level; both roles train with it)",
+    "loop.record_spec_compliance": "spec compliance is always recorded (stage_counts.json); drop the key",
+    # GRPO reward weights live only in the rewards section (spec §5, §7)
+    "generator.reward_weights": "use rewards.generator_*_weight (format, validity, curriculum)",
+    "solver.reward_weights": "use rewards.solver_*_weight (format, accuracy)",
+}
+
+
+def _dotted_keys(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k, v in tree.items():
+        path = f"{prefix}{k}"
+        out.append(path)
+        if isinstance(v, dict):
+            out += _dotted_keys(v, path + ".")
+    return out
+
+
+def check_removed_keys(data: dict[str, Any], source: str) -> None:
+    """Raise `ConfigError` for the first key of `data` listed in `REMOVED_KEYS`."""
+    for key in _dotted_keys(data):
+        if key in REMOVED_KEYS:
+            raise ConfigError(f"{source}: {key} was removed; {REMOVED_KEYS[key]}")
 
 
 def _format_error(exc: ValidationError, source: str) -> str:
@@ -141,7 +184,9 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> ToolR0Config:
-    """Validate a plain dict; errors become one-line `ConfigError`s naming the field."""
+    """Validate a plain dict; errors become one-line `ConfigError`s naming the field (or the replacement of a
+    removed key)."""
+    check_removed_keys(data, source)
     try:
         return ToolR0Config.model_validate(data)
     except ValidationError as exc:
@@ -162,9 +207,11 @@ def load_config(
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{source}: top level must be a mapping of sections")
+        check_removed_keys(loaded, source)
         data = loaded
-    data = _deep_merge(data, parse_overrides(overrides))
-    return config_from_dict(data, source)
+    extra = parse_overrides(overrides)
+    check_removed_keys(extra, "override")
+    return config_from_dict(_deep_merge(data, extra), source)
 
 
 def config_to_dict(cfg: ToolR0Config) -> dict[str, Any]:

@@ -37,7 +37,7 @@ DeviceOpt = typer.Option(
     None, "--device", help="auto (CUDA when present, else CPU), cpu or cuda:N (default: model.device)."
 )
 SpecSeedOpt = typer.Option(
-    None, "--spec-seed", hidden=True, help="Seed of the Generator's training specs (default: loop.seed)."
+    None, "--spec-seed", hidden=True, help="Seed of the Generator's training specs (default: the master seed)."
 )
 
 

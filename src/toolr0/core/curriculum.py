@@ -1,5 +1,5 @@
 """Curriculum selection (spec §6.5, §11): difficulty buckets from pass@K (or an LLM label) and the quota-based
-choice of the final Solver training set. Pure and deterministic under ``cfg.seed``.
+choice of the final Solver training set. Pure and deterministic under ``seed``.
 
 Bucket rule (K = 8 defaults: easy p̂ ≥ 0.875, medium 0.25 ≤ p̂ ≤ 0.75, hard p̂ ≤ 0.125). On the K = 8 grid no p̂
 falls between the buckets; for other K a p̂ in a gap goes to the nearer bucket edge (the gap's midpoint splits
@@ -59,7 +59,6 @@ class CurriculumConfig(BaseModel):
         le=1,
         description="Most share of no-call tasks (gold []) in the selection; 1: no cap, selected like any task.",
     )
-    seed: int = Field(13, description="Seed of every random choice here.")
 
     @field_validator("mix")
     @classmethod
@@ -194,6 +193,7 @@ def select_curriculum(
     items: list[Any] | None,
     domain_weights: Mapping[str, float] | None = None,
     cfg: CurriculumConfig | None = None,
+    seed: int = 13,
 ) -> list[Any]:
     """Choose up to ``cfg.n_final`` items (spec §6.5): domain quotas ∝ weights (capped, remainder redistributed),
     easy/medium/hard mix inside each domain, shortfalls from the same domain's other levels, then from all
@@ -201,10 +201,11 @@ def select_curriculum(
 
     Items are dicts or objects with ``domain``, ``p_hat`` (or ``label``/``difficulty``) and optionally ``id``.
     Domains missing from ``domain_weights`` (or weighted 0) are used only for the final leftover fill;
-    ``domain_weights=None`` means uniform over the domains present.
+    ``domain_weights=None`` means uniform over the domains present. ``seed`` drives every random choice
+    (spec §6.5: 13; the self-play loop derives one per iteration from the master seed).
     """
     cfg = cfg or CurriculumConfig()
-    rng = random.Random(cfg.seed)
+    rng = random.Random(seed)
     pool: list[tuple[int, Any, str, str]] = []  # (input index, item, domain, level)
     for i, it in enumerate(items or []):
         level = item_level(it, cfg)

@@ -3,9 +3,9 @@ cross-verification, for many tasks per batched sampler call.
 
 Every Solver query is rendered with the one Solver format (`core.solver_format.SolverFormat`, spec §10
 item 4) and cached by content: sha256 over (checkpoint id, system prompt, user message, sampling params,
-K, seed, purpose) — never `id()` (spec §10 item 7). `clear()` between iterations; the cache can be
-persisted to a JSONL file and reloaded for resume. Sampling is seeded, so results are deterministic for
-the same tasks, order and seed. Tasks may be `core.schema.Task` objects or their dict form.
+K, seed, purpose) — never `id()` (spec §10 item 7). `clear()` between iterations. Sampling is seeded, so
+results are deterministic for the same tasks, order and seed. Tasks may be `core.schema.Task` objects or
+their dict form. `build_solver_service` is the one way the rest of the code builds one from the config.
 """
 
 from __future__ import annotations
@@ -13,17 +13,20 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from toolr0.core.matching import calls_equal_canonical, values_match
 from toolr0.core.prompts import difficulty_label_messages, judge_messages
 from toolr0.core.rewards.config import RewardConfig
 from toolr0.core.rewards.generator import parse_judge_score
 from toolr0.core.schema import Task, ToolCall
+from toolr0.core.seeds import seed_for
 from toolr0.core.solver_format import SolverFormat
+from toolr0.core.solver_sampling import SolverSamplingConfig
 from toolr0.inference.base import Messages, Sampler, SamplingParams
-from toolr0.io import append_jsonl, read_jsonl
+
+if TYPE_CHECKING:
+    from toolr0.config import ToolR0Config
 
 STOP_ANSWER = "</tool_call_answer>"
 DIFFICULTY_LABELS = ("easy", "medium", "hard")
@@ -48,19 +51,11 @@ class CrossVerifyResult(NamedTuple):
 
 @dataclass
 class SolverCache:
-    """Content-hash cache of sampled completions, optionally mirrored to a JSONL file (resume)."""
+    """Content-hash cache of sampled completions (scoped to one Solver: `clear()` when it changes)."""
 
-    path: Path | None = None
     entries: dict[str, list[str]] = field(default_factory=dict)
     hits: int = 0
     misses: int = 0
-
-    def __post_init__(self) -> None:
-        if self.path is not None:
-            self.path = Path(self.path)
-            for row in read_jsonl(self.path):
-                if isinstance(row, dict) and "key" in row and isinstance(row.get("texts"), list):
-                    self.entries[row["key"]] = row["texts"]
 
     def get(self, key: str) -> list[str] | None:
         hit = self.entries.get(key)
@@ -72,14 +67,10 @@ class SolverCache:
 
     def put_many(self, items: dict[str, list[str]]) -> None:
         self.entries.update(items)
-        if self.path is not None and items:
-            append_jsonl(self.path, ({"key": k, "texts": v} for k, v in items.items()))
 
     def clear(self) -> None:
         self.entries.clear()
         self.hits = self.misses = 0
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
 
 
 def _as_task(t: Task | dict[str, Any]) -> Task:
@@ -131,8 +122,7 @@ class SolverService:
         adapter: str | None = None,
         prompt_variant: str = "reference",
         solver_format: SolverFormat | None = None,
-        max_new_tokens: int | None = None,
-        cache_path: str | Path | None = None,
+        sampling: SolverSamplingConfig | None = None,
     ) -> None:
         self.sampler = sampler
         self.cfg = reward_cfg or RewardConfig()
@@ -141,8 +131,8 @@ class SolverService:
         self.adapter = adapter
         self.prompt_variant = prompt_variant  # judge and difficulty-label prompts
         self.format = solver_format or SolverFormat("reference", prompt_variant)
-        self.max_new_tokens = max_new_tokens  # overrides cfg.solver_max_tokens for pass rates when set
-        self.cache = SolverCache(Path(cache_path) if cache_path else None)
+        self.sampling = sampling or SolverSamplingConfig()  # K, temperature, max tokens of p̂ (spec §5.4)
+        self.cache = SolverCache()
 
     def clear(self) -> None:
         """Drop every cached result (call between iterations: the Solver changed)."""
@@ -168,15 +158,15 @@ class SolverService:
     def pass_rates_detailed(
         self, tasks: list[Task | dict[str, Any]], K: int | None = None, seed: int | None = None
     ) -> list[PassRate]:
-        """K Solver samples per task at the spec's temperature; success = the whole call list equals the
-        gold list (canonical JSON, ordered unless rewards.pass_success = multiset)."""
-        K = K or self.cfg.K
+        """K Solver samples per task (`solver_sampling`; K defaults to its k); success = the whole call list
+        equals the gold list (canonical JSON, ordered unless rewards.pass_success = multiset)."""
+        K = K or self.sampling.k
         ts = [_as_task(t) for t in tasks]
         params = SamplingParams(
             n=K,
-            temperature=self.cfg.solver_temperature,
+            temperature=self.sampling.temperature,
             top_p=1.0,
-            max_new_tokens=self.max_new_tokens or self.cfg.solver_max_tokens,
+            max_new_tokens=self.sampling.max_tokens,
             stop=self.format.stop,
             seed=self.seed if seed is None else seed,
         )
@@ -296,3 +286,20 @@ class SolverService:
             a = agree / len(texts)
             out.append(CrossVerifyResult(a, {"kept": a >= tau, "k": len(texts), "mode": mode}))
         return out
+
+
+def build_solver_service(
+    cfg: ToolR0Config, sampler: Sampler, *, checkpoint_id: str | None = None, adapter: str | None = None
+) -> SolverService:
+    """The frozen-Solver service for `cfg`: its reward constants, `solver_sampling`, Solver format and
+    judge prompts, seeded from the master seed. Every caller (phase A's reward, stage B) builds it here."""
+    return SolverService(
+        sampler,
+        cfg.rewards,
+        checkpoint_id=checkpoint_id,
+        seed=seed_for(cfg.seed, "service"),
+        adapter=adapter,
+        prompt_variant=cfg.prompts.solver_variant,
+        solver_format=SolverFormat.from_config(cfg.prompts),
+        sampling=cfg.solver_sampling,
+    )

@@ -11,12 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class LoopConfig(BaseModel):
-    """Self-play loop: iterations, dataset-synthesis counts, filtering constants and Table 3 ablations."""
+    """Self-play loop: iterations, dataset-synthesis counts, filtering constants, the frozen-Generator ablation."""
 
     model_config = ConfigDict(extra="forbid")
 
     iterations: int = Field(3, ge=1, description="Self-play iterations N (paper: 3; reference script: 5).")
-    seed: int = Field(13, description="Master seed: spec i of iteration t is derived from (seed, t, i).")
 
     # Phase A: Generator GRPO prompts (each a freshly sampled spec).
     generator_prompts: int = Field(
@@ -43,34 +42,20 @@ class LoopConfig(BaseModel):
     verify_max_tokens: int = Field(1024, ge=1, description="Cross-verification max new tokens.")
     tau: float = Field(0.2, ge=0, le=1, description="Keep a task if agreement >= tau.")
 
-    # Phase B.4: difficulty (spec §6.5, §11); the source (passk/llm/both) is curriculum.difficulty_source.
-    k_passk: int = Field(8, ge=1, description="K samples for the Solver pass-rate estimate p̂.")
-    passk_temperature: float = Field(0.7, ge=0, description="Temperature of the pass@K samples.")
-    passk_max_tokens: int = Field(1024, ge=1, description="Max new tokens per pass@K sample.")
+    # Phase B.4: difficulty (spec §6.5, §11): source = curriculum.difficulty_source, sampling = solver_sampling.
     filter_batch_size: int = Field(
         64, ge=1, description="Tasks per cross-verification / pass@K batch (one JSONL append each)."
     )
 
-    # Table 3 ablations (spec §11).
-    shared_weights: bool = Field(
-        False, description="One set of parameters plays both roles (sets roles.mode = shared)."
-    )
+    # Table 3 ablation (spec §11); the others are roles.mode: shared, rewards.difficulty_weight: 0 and
+    # rewards.band_mode: hard.
     freeze_generator: bool = Field(
         False, description="Skip phase A: the base model generates every iteration."
-    )
-    no_difficulty_reward: bool = Field(
-        False, description="r_diff weight 0 in the Generator's curriculum reward (rewards.* adjusted)."
-    )
-    hard_band_edges: bool = Field(
-        False, description="r_diff = 1 inside the band, else 0 (no Gaussian fall-off)."
     )
 
     # Solver training / robustness.
     min_curriculum: int = Field(
         1, ge=0, description="Skip Solver training (recorded with a reason) when fewer tasks were selected."
-    )
-    record_spec_compliance: bool = Field(
-        True, description="Record whether |T| = m and |C*| = n per candidate (not enforced; spec §11 extra)."
     )
 
 

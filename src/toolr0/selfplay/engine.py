@@ -1,6 +1,7 @@
-"""The models behind the self-play loop: which weights play which role, and how they are sampled/trained.
+"""The models behind the self-play loop (the `seam.Engine` it calls): which weights play which role, and how
+they are sampled/trained.
 
-`RoleEngine` (default, hf backend) keeps ONE `RoleModels` in memory (H5's layout: a frozen base with a LoRA
+`RoleEngine` (default, hf backend) keeps ONE `RoleModels` in memory (`training.roles`: a frozen base with a LoRA
 adapter per role, or full models, or the shared-weights ablation) and reuses it across stages and
 iterations: the Generator samples candidates through its adapter, the frozen Solver cross-verifies and
 labels through its adapter (S_{t-1}: phase C of this iteration has not run yet), and training updates the
@@ -9,7 +10,7 @@ checkpoints, so the in-memory state always equals the recorded checkpoints.
 
 Other backends (vllm/openai) sample through a fresh sampler per checkpoint; training still goes through
 `toolr0.training.run` (TRL). With `server.managed` (openai backend) the engine runs the server itself
-(`inference.server.ManagedServer`): phase A's curriculum reward and judge query a server serving the frozen
+(`served.ServedSolver`): phase A's curriculum reward and judge query a server serving the frozen
 Solver, stage B samples through a server serving the checkpoint it needs (restarted when that changes, so
 every iteration serves the new Solver), and the server is stopped before Solver training and at the end.
 """
@@ -18,12 +19,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolr0.config import ToolR0Config
-from toolr0.core.solver_format import SolverFormat
+from toolr0.core.seeds import seed_for
 from toolr0.errors import ToolR0Error
+from toolr0.inference.base import Sampler
+from toolr0.selfplay.progress import Reporter
 from toolr0.selfplay.rundir import RunDir
+from toolr0.selfplay.seam import Engine
+from toolr0.selfplay.served import ServedSolver
+from toolr0.selfplay.train_record import train_record
+
+if TYPE_CHECKING:
+    from toolr0.inference.server import ManagedServer
+    from toolr0.inference.solver_service import SolverService
+    from toolr0.training.roles import RoleModels
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +42,10 @@ STOP_TASK = ("</tool_call_answer>",)
 
 
 class SolverOps:
-    """The loop's view of the frozen Solver: the loop config's k / τ / temperatures applied to H3's service."""
+    """The loop's view of the frozen Solver (`seam.FrozenSolver`): the config's k / τ / temperatures applied to
+    the `SolverService`."""
 
-    def __init__(self, service: Any, cfg: ToolR0Config):
+    def __init__(self, service: SolverService, cfg: ToolR0Config):
         self.service = service
         self.cfg = cfg
 
@@ -52,7 +64,7 @@ class SolverOps:
         return [(float(r.agreement), {k: v for k, v in r.extra.items() if k != "kept"}) for r in res]
 
     def pass_rates(self, tasks: list[dict[str, Any]], seed: int) -> list[tuple[float, int]]:
-        res = self.service.pass_rates_detailed(tasks, K=self.cfg.loop.k_passk, seed=seed)
+        res = self.service.pass_rates_detailed(tasks, K=self.cfg.solver_sampling.k, seed=seed)
         return [(float(r.p_hat), int(r.successes)) for r in res]
 
     def judge_labels(self, tasks: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:
@@ -60,9 +72,10 @@ class SolverOps:
 
 
 class _Generator:
-    """Samples one completion per Generator prompt (structured decoding when enabled)."""
+    """Samples one completion per Generator prompt (`seam.CandidateGenerator`; structured decoding when
+    enabled)."""
 
-    def __init__(self, sampler: Any, adapter: str | None, cfg: ToolR0Config):
+    def __init__(self, sampler: Sampler, adapter: str | None, cfg: ToolR0Config):
         self.sampler, self.adapter, self.cfg = sampler, adapter, cfg
 
     def generate(self, messages: list[list[dict[str, str]]], specs: list[Any], seed: int) -> list[str]:
@@ -93,37 +106,7 @@ class _Generator:
         return [o[0] if o else "" for o in out]
 
 
-def _reward_means(history: list[dict[str, Any]]) -> dict[str, float]:
-    """Mean over the logged steps of the total reward and each reward function (TRL log keys)."""
-    sums: dict[str, list[float]] = {}
-    for row in history:
-        for k, v in row.items():
-            if not isinstance(v, int | float):
-                continue
-            if k == "reward":
-                sums.setdefault("total", []).append(float(v))
-            elif k.startswith("rewards/") and k.endswith("/mean"):
-                sums.setdefault(k[len("rewards/") : -len("/mean")], []).append(float(v))
-    return {k: sum(v) / len(v) for k, v in sums.items() if v}
-
-
-def _train_result(res: Any) -> dict[str, Any]:
-    hist = [dict(r) for r in (res.log_history or []) if "train_runtime" not in r]
-    return {
-        "checkpoint": res.final_dir,
-        "steps": res.global_step,
-        "start_step": res.start_step,
-        "resumed_from": res.resumed_from,
-        "seconds": round(res.seconds, 2),
-        "seconds_per_step": res.seconds_per_step,
-        "peak_rss_gb": round(res.peak_rss_gb, 2),
-        "precision": res.precision,
-        "reward_means": _reward_means(hist),
-        "log_history": hist,
-    }
-
-
-def _progress_callback(reporter: Any, role: str) -> Any:
+def _progress_callback(reporter: Reporter, role: str) -> Any:
     from transformers import TrainerCallback
 
     class _StepProgress(TrainerCallback):
@@ -155,14 +138,18 @@ class RoleEngine:
     def __init__(self, cfg: ToolR0Config, run: RunDir):
         self.cfg = cfg
         self.run = run
-        self.models: Any = None
+        self.models: RoleModels | None = None
         self.loaded: dict[str, str | None] = {}
-        self._services: dict[tuple[str | None, int], Any] = {}
-        self._sampler: Any = None
-        self._external: tuple[Any, Any, str | None] | None = None
+        self._services: dict[tuple[str | None, int], SolverOps] = {}
+        self._sampler: Sampler | None = None
+        self._external: tuple[tuple[str, str, str | None], Sampler, str | None] | None = None
         self._training = False
-        self._server: Any = None  # the managed server (server.managed), serving checkpoint `_served`
-        self._served: str | None = None
+        self._served = ServedSolver(cfg, run)  # the managed server (server.managed)
+
+    @property
+    def server(self) -> ManagedServer | None:
+        """The running managed server, if any."""
+        return self._served.server
 
     # ------------------------------------------------------------------ weights
     @property
@@ -172,7 +159,7 @@ class RoleEngine:
     def _slot(self, role: str) -> str:
         return "shared" if self.shared else role
 
-    def ensure(self, **want: str | None) -> Any:
+    def ensure(self, **want: str | None) -> RoleModels | None:
         """Make the in-memory role weights equal the given checkpoints (None = π₀), loading what differs."""
         from toolr0.training.roles import load_role_models
 
@@ -207,9 +194,9 @@ class RoleEngine:
             if ck:
                 pm.load_adapter(str(ck), adapter_name=name, is_trainable=True)
             else:
-                from toolr0.training.roles import _lora_config
+                from toolr0.training.roles import lora_config
 
-                pm.add_adapter(name, _lora_config(self.cfg.roles))
+                pm.add_adapter(name, lora_config(self.cfg.roles))
                 _zero_lora_b(pm, name)
             pm.set_adapter(name)
         else:
@@ -230,7 +217,7 @@ class RoleEngine:
         self.loaded[slot] = ck
         self._services.clear()
 
-    def _hf_sampler(self, model: Any) -> Any:
+    def _hf_sampler(self, model: Any) -> Sampler:
         from toolr0.inference.hf import HFSampler
 
         inf = self.cfg.inference
@@ -243,7 +230,7 @@ class RoleEngine:
             checkpoint_id="selfplay",
         )
 
-    def _external_sampler(self, role: str) -> tuple[Any, str | None]:
+    def _external_sampler(self, role: str) -> tuple[Sampler, str | None]:
         """vllm/openai backends: a sampler over the role's current checkpoint (untested here: no GPU/vLLM).
 
         The trained weights are freed first (on one GPU, TRL's models and a vLLM engine do not fit together);
@@ -258,6 +245,7 @@ class RoleEngine:
         self._free_training_models()
         inf, mode = self.cfg.inference, self.cfg.roles.mode
         adapter = None
+        sampler: Sampler
         if inf.backend == "openai" and self.cfg.server.managed:
             sampler = self.serve(ck).sampler(timeout_s=inf.timeout_s)
         elif inf.backend == "openai":
@@ -278,33 +266,16 @@ class RoleEngine:
         return sampler, adapter
 
     # ------------------------------------------------------------------ managed server
-    def serve(self, checkpoint: str | None) -> Any:
+    def serve(self, checkpoint: str | None) -> ManagedServer:
         """The managed server serving `checkpoint` (None: the base model); restarted when it changes."""
-        from toolr0.inference.models import resolve_model
-        from toolr0.inference.server import ManagedServer
-
-        if self._server is not None and self._served == checkpoint and self._server.running:
-            return self._server
-        self.stop_server()
-        base = str(resolve_model(self.cfg.model.name))
-        server = ManagedServer.for_checkpoint(self.cfg.server, base, checkpoint, self.run.root / "server.log")
-        self._server, self._served = server.start(), checkpoint
-        self.run.log_metric(
-            {
-                "event": "server_start",
-                "checkpoint": checkpoint,
-                "url": server.base_url,
-                "command": server.describe(),
-            }
-        )
-        return server
+        srv = self._served.server
+        if srv is None or self._served.checkpoint != checkpoint or not srv.running:
+            self._external = None  # its sampler points at the server being replaced
+        return self._served.serve(checkpoint)
 
     def stop_server(self) -> None:
-        server, self._server, self._served = self._server, None, None
         self._external = None  # its sampler pointed at the stopped server
-        if server is not None:
-            rc = server.stop()
-            self.run.log_metric({"event": "server_stop", "returncode": rc})
+        self._served.stop()
 
     def _free_training_models(self) -> None:
         if self.models is None:
@@ -322,10 +293,10 @@ class RoleEngine:
         except ImportError:
             pass
 
-    def _role_sampler(self, role: str) -> tuple[Any, str | None]:
+    def _role_sampler(self, role: str) -> tuple[Sampler, str | None]:
         if self.cfg.inference.backend != "hf":
             return self._external_sampler(role)
-        rm = self.models
+        rm = self._models()
         if rm.peft_model is not None:
             if self._sampler is None:
                 self._sampler = self._hf_sampler(rm.peft_model)
@@ -353,65 +324,39 @@ class RoleEngine:
                 self.ensure(generator=checkpoint)
             else:
                 self.ensure(solver=checkpoint)
-            from toolr0.inference.solver_service import SolverService
+            from toolr0.inference.solver_service import build_solver_service
 
             sampler, adapter = self._role_sampler("solver")
-            rewards = self.cfg.rewards.model_copy(
-                update={"solver_temperature": self.cfg.loop.passk_temperature, "K": self.cfg.loop.k_passk}
-            )
-            service = SolverService(
-                sampler,
-                rewards,
-                checkpoint_id=f"solver:{checkpoint or 'base'}",
-                seed=self.cfg.loop.seed,
-                adapter=adapter,
-                prompt_variant=self.cfg.prompts.solver_variant,
-                solver_format=SolverFormat.from_config(self.cfg.prompts),
-                max_new_tokens=self.cfg.loop.passk_max_tokens,
-            )
+            ck = f"solver:{checkpoint or 'base'}"
+            service = build_solver_service(self.cfg, sampler, checkpoint_id=ck, adapter=adapter)
             self._services[key] = SolverOps(service, self.cfg)
         return self._services[key]
 
-    def _frozen_service(self) -> Any:
-        """In-process frozen Solver for the Generator's r_curr (after the shared-mode snapshot is taken)."""
-        from toolr0.inference.solver_service import SolverService
+    def _frozen_service(self, frozen_solver: str | None) -> SolverService:
+        """Phase A's frozen Solver for r_curr: behind the managed server (health-checked before training
+        starts), else in-process (after the shared-mode snapshot is taken)."""
+        from toolr0.inference.solver_service import build_solver_service
 
-        rm = self.models
-        model = rm.frozen_solver_model()
-        sampler = (
-            self._sampler
-            if (rm.peft_model is not None and self._sampler is not None)
-            else self._hf_sampler(model)
-        )
-        return SolverService(
-            sampler,
-            self.cfg.rewards,
-            checkpoint_id=f"frozen-solver:{rm.frozen_solver_adapter() or 'full'}",
-            seed=self.cfg.loop.seed,
-            adapter=rm.frozen_solver_adapter(),
-            prompt_variant=self.cfg.prompts.solver_variant,
-                solver_format=SolverFormat.from_config(self.cfg.prompts),
-        )
+        if self.cfg.server.managed:
+            sampler = self.serve(frozen_solver).sampler(timeout_s=self.cfg.inference.timeout_s)
+            sampler.health_check()
+            ck = f"served-solver:{frozen_solver or 'base'}"
+            return build_solver_service(self.cfg, sampler, checkpoint_id=ck)
+        rm = self._models()
+        adapter = rm.frozen_solver_adapter()
+        reuse = rm.peft_model is not None and self._sampler is not None
+        sampler = self._sampler if reuse else self._hf_sampler(rm.frozen_solver_model())
+        ck = f"frozen-solver:{adapter or 'full'}"
+        return build_solver_service(self.cfg, sampler, checkpoint_id=ck, adapter=adapter)
 
-    def _served_frozen_service(self, frozen_solver: str | None) -> Any:
-        """Phase A's frozen Solver behind the managed server (health-checked before training starts)."""
-        from toolr0.inference.solver_service import SolverService
-
-        sampler = self.serve(frozen_solver).sampler(timeout_s=self.cfg.inference.timeout_s)
-        sampler.health_check()
-        return SolverService(
-            sampler,
-            self.cfg.rewards,
-            checkpoint_id=f"served-solver:{frozen_solver or 'base'}",
-            seed=self.cfg.loop.seed,
-            prompt_variant=self.cfg.prompts.solver_variant,
-            solver_format=SolverFormat.from_config(self.cfg.prompts),
-        )
+    def _models(self) -> RoleModels:
+        if self.models is None:
+            raise ToolR0Error("the role models are not loaded (ensure() first)")
+        return self.models
 
     def train_generator(
-        self, *, iteration: int, init: str | None, frozen_solver: str | None, out_dir: Path, reporter: Any
+        self, *, iteration: int, init: str | None, frozen_solver: str | None, out_dir: Path, reporter: Reporter
     ) -> dict[str, Any]:
-        from toolr0.selfplay.stages import derive_seed
         from toolr0.training.run import train_generator
 
         self._begin_training(keep_server=True)
@@ -419,9 +364,8 @@ class RoleEngine:
             self.ensure(generator=init)
         else:
             self.ensure(generator=init, solver=frozen_solver)
-        self.models.snapshot_for_frozen_solver()  # shared ablation: S = snapshot at phase start (no-op otherwise)
-        service = self._served_frozen_service(frozen_solver) if self.cfg.server.managed else None
-        service = service or self._frozen_service()
+        self._models().snapshot_for_frozen_solver()  # shared ablation: S = phase-start snapshot (else no-op)
+        service = self._frozen_service(frozen_solver)
         try:
             res = train_generator(
                 self.cfg,
@@ -429,7 +373,7 @@ class RoleEngine:
                 models=self.models,
                 service=service,
                 resume=True,
-                spec_seed=derive_seed(self.cfg.loop.seed, iteration, "generator_prompts"),
+                spec_seed=seed_for(self.cfg.seed, "generator_prompts", iteration),
                 callbacks=[_progress_callback(reporter, "generator")],
                 echo=reporter.note,
             )
@@ -439,10 +383,10 @@ class RoleEngine:
         service.clear()
         self.loaded[self._slot("generator")] = res.final_dir
         self._services.clear()
-        return _train_result(res)
+        return train_record(res)
 
     def train_solver(
-        self, *, iteration: int, init: str | None, curriculum: Path, out_dir: Path, reporter: Any
+        self, *, iteration: int, init: str | None, curriculum: Path, out_dir: Path, reporter: Reporter
     ) -> dict[str, Any]:
         from toolr0.training.run import train_solver
 
@@ -462,7 +406,7 @@ class RoleEngine:
             self._training = False
         self.loaded[self._slot("solver")] = res.final_dir
         self._services.clear()
-        return _train_result(res)
+        return train_record(res)
 
     def _begin_training(self, keep_server: bool = False) -> None:
         self._training = True
@@ -490,7 +434,7 @@ def _zero_lora_b(pm: Any, name: str) -> None:
             p.data.zero_()
 
 
-def build_engine(cfg: ToolR0Config, run: RunDir, in_process: bool = False) -> Any:
+def build_engine(cfg: ToolR0Config, run: RunDir, in_process: bool = False) -> Engine:
     """The engine for `cfg`: in-process `RoleEngine` (stage-B sampling through vllm/openai when configured),
     or with `launch.mode: processes` a `launch.ProcessEngine` running each phase as a child (`in_process`
     forces the former: a stage-B child)."""

@@ -25,9 +25,13 @@ from types import SimpleNamespace
 from typing import Any
 
 from toolr0.config import ToolR0Config
+from toolr0.core.seeds import seed_for
 from toolr0.errors import ToolR0Error
 from toolr0.inference.server import die_with_parent
+from toolr0.selfplay.progress import Reporter
 from toolr0.selfplay.rundir import RunDir
+from toolr0.selfplay.served import ServedSolver
+from toolr0.selfplay.train_record import train_record
 
 PHASES = {"generator": "A  Generator GRPO", "stage_b": "B  dataset synthesis", "solver": "C  Solver GRPO"}
 
@@ -237,40 +241,37 @@ def _stop_group(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
 
 def _summary_result(out_dir: Path) -> dict[str, Any]:
     """The loop's record of a finished child GRPO phase, from the role folder's `summary.json`."""
-    from toolr0.selfplay.engine import _train_result
-
     path = out_dir / "summary.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ToolR0Error(f"{path}: the training child left no readable summary ({exc})") from None
-    return _train_result(SimpleNamespace(**data))
+    return train_record(SimpleNamespace(**data))
 
 
 class ProcessEngine:
-    """The loop's engine when `launch.mode` is `processes`: every phase in a child process (module docstring)."""
+    """The loop's engine (`seam.Engine`, `seam.StageBChild`) when `launch.mode` is `processes`: every phase
+    in a child process (module docstring)."""
 
     def __init__(self, cfg: ToolR0Config, run: RunDir):
         self.cfg = cfg
         self.run = run
-        self._server: Any = None
+        self._served = ServedSolver(cfg, run)
 
     def begin_iteration(self, t: int) -> None:
         pass
 
-    def _echo(self, reporter: Any) -> Any:
+    def _echo(self, reporter: Reporter | None) -> Any:
         return getattr(reporter, "note", None)
 
     def train_generator(
-        self, *, iteration: int, init: str | None, frozen_solver: str | None, out_dir: Path, reporter: Any
+        self, *, iteration: int, init: str | None, frozen_solver: str | None, out_dir: Path, reporter: Reporter
     ) -> dict[str, Any]:
-        from toolr0.selfplay.stages import derive_seed
-
         overrides: list[str] = []
         t0 = time.monotonic()
         try:
             if self.cfg.server.managed:
-                server = self._start_server(frozen_solver)
+                server = self._served.serve(frozen_solver)
                 overrides = [
                     f"inference.base_url={server.base_url}",
                     f"inference.served_model={server.served_model}",
@@ -283,7 +284,7 @@ class ProcessEngine:
                 out_dir,
                 init_generator=init,
                 init_solver=None if shared else frozen_solver,
-                spec_seed=derive_seed(self.cfg.loop.seed, iteration, "generator_prompts"),
+                spec_seed=seed_for(self.cfg.seed, "generator_prompts", iteration),
                 overrides=overrides,
             )
             run_child(
@@ -294,13 +295,13 @@ class ProcessEngine:
                 self._echo(reporter),
             )
         finally:
-            self._stop_server()
+            self._served.stop()
         res = _summary_result(Path(out_dir))
         res["child_wall_s"] = round(time.monotonic() - t0, 2)
         return res
 
     def train_solver(
-        self, *, iteration: int, init: str | None, curriculum: Path, out_dir: Path, reporter: Any
+        self, *, iteration: int, init: str | None, curriculum: Path, out_dir: Path, reporter: Reporter
     ) -> dict[str, Any]:
         shared = self.cfg.roles.mode == "shared"
         cmd = train_command(
@@ -324,7 +325,7 @@ class ProcessEngine:
         res["child_wall_s"] = round(time.monotonic() - t0, 2)
         return res
 
-    def run_stage_b(self, t: int, reporter: Any = None) -> None:
+    def run_stage_b(self, t: int, reporter: Reporter | None = None) -> None:
         run_child(
             stage_b_command(self.run, t),
             child_env(self.cfg, "stage_b"),
@@ -338,28 +339,5 @@ class ProcessEngine:
 
     solver = generator
 
-    # ---------------------------------------------------------------------------------------- server
-    def _start_server(self, checkpoint: str | None) -> Any:
-        from toolr0.inference.models import resolve_model
-        from toolr0.inference.server import ManagedServer
-
-        base = str(resolve_model(self.cfg.model.name))
-        server = ManagedServer.for_checkpoint(self.cfg.server, base, checkpoint, self.run.root / "server.log")
-        self._server = server.start()
-        self.run.log_metric(
-            {
-                "event": "server_start",
-                "checkpoint": checkpoint,
-                "url": server.base_url,
-                "command": server.describe(),
-            }
-        )
-        return server
-
-    def _stop_server(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            self.run.log_metric({"event": "server_stop", "returncode": server.stop()})
-
     def close(self) -> None:
-        self._stop_server()
+        self._served.stop()

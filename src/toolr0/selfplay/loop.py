@@ -6,7 +6,7 @@
         C. S_t ← GRPO(S_{t-1}; D_t)                                          (skipped, with a reason, if D_t is empty)
 
 Every stage is resumable from the run directory (`rundir.py`); the models live behind an `Engine`
-(`engine.py`) so the loop itself never touches torch. Per-stage wall time and counts go to metrics.jsonl
+(`seam.py`; `engine.py`, `launch.py`) so the loop itself never touches torch. Per-stage wall time and counts go to metrics.jsonl
 and TensorBoard; `summary.md` and the plots are rewritten after every iteration.
 """
 
@@ -21,6 +21,7 @@ from toolr0.config import ToolR0Config, config_to_dict, dump_config
 from toolr0.errors import ToolR0Error
 from toolr0.selfplay.progress import Reporter
 from toolr0.selfplay.rundir import RunDir, maybe_fault
+from toolr0.selfplay.seam import Engine, StageBChild
 from toolr0.selfplay.stages import (
     Ctx,
     reason_counts,
@@ -87,9 +88,9 @@ def run_selfplay(
     cfg: ToolR0Config,
     out: str | Path,
     *,
-    engine: Any | None = None,
+    engine: Engine | None = None,
     progress: bool = True,
-    engine_factory: Callable[[ToolR0Config, RunDir], Any] | None = None,
+    engine_factory: Callable[[ToolR0Config, RunDir], Engine] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the whole loop into `out`; returns the final summary rows. Resumes automatically."""
     run = RunDir(out)
@@ -114,9 +115,7 @@ def run_selfplay(
     finally:
         if tb is not None:
             tb.close()
-        close = getattr(engine, "close", None)
-        if close is not None:
-            close()
+        engine.close()
     from toolr0.selfplay.report import summary_rows, write_reports
 
     write_reports(run)
@@ -133,7 +132,7 @@ def run_iteration(ctx: Ctx, t: int, tb: Any) -> None:
     """One self-play iteration: phases A, B, C of spec §2 (each stage skipped if already done)."""
     cfg, run, engine, rep = ctx.cfg, ctx.run, ctx.engine, ctx.reporter
     lp = cfg.loop
-    shared = lp.shared_weights
+    shared = cfg.roles.mode == "shared"
     if all(run.is_done(t, s) for s in ("generator_train", "select", "solver_train")):
         return
     run.iter_dir(t).mkdir(parents=True, exist_ok=True)
@@ -166,10 +165,9 @@ def run_iteration(ctx: Ctx, t: int, tb: Any) -> None:
 
     # ---- B. Dataset synthesis with G_t frozen, S_{t-1} as verifier and difficulty judge
     if not run.is_done(t, "select"):
-        child = getattr(engine, "run_stage_b", None)
-        if child is not None:  # launch.mode processes: stage B in its own process, recorded in the run dir
+        if isinstance(engine, StageBChild):  # launch.mode processes: stage B in its own process
             with _Timer(ctx, t, "stage_b", tb):
-                child(t, rep)
+                engine.run_stage_b(t, rep)
             _reload_state(run)
             if not run.is_done(t, "select"):
                 raise ToolR0Error(f"iteration {t} stage B: the child exited without marking select done")
@@ -239,10 +237,10 @@ def run_stage_b(ctx: Ctx, t: int, gen_ckpt: str | None, solver_b: str | None, tb
 
 def _phase_b_checkpoints(run: RunDir, t: int, cfg: ToolR0Config) -> tuple[str | None, str | None]:
     """(G_t, the frozen Solver of stage B) of iteration t, from the run's recorded checkpoints."""
-    lp = cfg.loop
-    _, solver_frozen = _role_inits(run, t, lp.shared_weights)
+    lp, shared = cfg.loop, cfg.roles.mode == "shared"
+    _, solver_frozen = _role_inits(run, t, shared)
     gen_ckpt = run.checkpoint("generator", t) if not lp.freeze_generator else None
-    shared_trained = lp.shared_weights and not lp.freeze_generator
+    shared_trained = shared and not lp.freeze_generator
     return gen_ckpt, (gen_ckpt if shared_trained else solver_frozen)
 
 

@@ -73,7 +73,8 @@ def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
     (a CPU without AMX/AVX512-BF16, which runs fp32) slows the CPU rates by ``CPU_FP32_SLOWDOWN``."""
     lp = cfg.loop
     dec, tr = _rates(cfg, cpu_bf16)
-    k_curr = int(getattr(cfg.rewards, "K", 8))
+    ss = cfg.solver_sampling  # the same K samples per task in phase A's r_diff and stage B's pass@K
+    solver_tok = min(ss.max_tokens, TYP_SOLVER_TOKENS)
     gen_tok = min(cfg.generator.max_completion_length, TYP_GEN_TOKENS)
     cand_tok = min(lp.gen_max_tokens, TYP_GEN_TOKENS)
     sol_tok = min(cfg.solver.max_completion_length, TYP_SOLVER_TOKENS)
@@ -87,7 +88,7 @@ def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
             comps = g.max_steps * g.per_device_train_batch_size * g.gradient_accumulation_steps
             decode = comps * gen_tok
             # frozen-Solver pass rates for r_curr: K samples per completion (upper bound: every task valid)
-            solver_q = comps * k_curr * min(cfg.rewards.solver_max_tokens, TYP_SOLVER_TOKENS)
+            solver_q = comps * ss.k * solver_tok
             train = comps * (gen_tok + _gen_prompt_tokens(cfg))
             secs = (decode + solver_q) / dec + train / tr
             rows.append(
@@ -97,7 +98,7 @@ def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
                     f"{g.max_steps} steps × {comps // g.max_steps} compl.",
                     decode + solver_q + train,
                     secs,
-                    f"K={k_curr} frozen-Solver samples per valid task",
+                    f"K={ss.k} frozen-Solver samples per valid task",
                 )
             )
         n = lp.n_candidates
@@ -122,13 +123,13 @@ def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
         else:
             n_c = n_d
             rows.append(PlanRow(t, "B4 cross-verify", "skipped", 0, 0.0, "loop.cross_verify off"))
-        pt = n_c * lp.k_passk * min(lp.passk_max_tokens, TYP_SOLVER_TOKENS)
+        pt = n_c * ss.k * solver_tok
         n_l = int(n_c * ASSUMED_PASS["difficulty"])
         rows.append(
             PlanRow(
                 t,
                 "B5 difficulty",
-                f"{n_c}×K={lp.k_passk} → ~{n_l}",
+                f"{n_c}×K={ss.k} → ~{n_l}",
                 pt,
                 pt / dec,
                 cfg.curriculum.difficulty_source,

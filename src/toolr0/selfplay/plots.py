@@ -51,6 +51,12 @@ def _save(fig: Any, path: Path) -> None:
             os.unlink(tmp)
 
 
+def passk_k(saved: dict[str, Any]) -> int:
+    """K of a run's saved config: `solver_sampling.k`, or `loop.k_passk` in a run saved before that section."""
+    k = saved.get("solver_sampling", {}).get("k") or saved.get("loop", {}).get("k_passk")
+    return int(k or 8)
+
+
 def passrate_hist(run: RunDir, t: int) -> Path | None:
     """iter_XX/passrate_hist.png: the frozen Solver's p̂ over the cross-verified tasks, band marked."""
     import matplotlib
@@ -60,7 +66,7 @@ def passrate_hist(run: RunDir, t: int) -> Path | None:
 
     p = load_passrates(run, t)
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    k = max(1, run_config(run).get("loop", {}).get("k_passk", 8))
+    k = max(1, passk_k(run_config(run)))
     bins = [(i - 0.5) / k for i in range(k + 2)]
     ax.hist(p, bins=bins, color="#4c72b0", edgecolor="white")
     cur = run_config(run).get("curriculum", {})

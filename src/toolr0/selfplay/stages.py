@@ -8,7 +8,6 @@ reasons are recorded for every candidate, so an empty stage is a recorded outcom
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from collections import Counter
@@ -17,16 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolr0.config import ToolR0Config
+from toolr0.core.seeds import seed_for
 from toolr0.selfplay.progress import Reporter
 from toolr0.selfplay.rundir import BatchLog, RunDir, maybe_fault
+from toolr0.selfplay.seam import Engine, FrozenSolver
 
 STAGES = ("generator_train", "generate", "dedup", "cross_verify", "difficulty", "select", "solver_train")
-
-
-def derive_seed(*parts: Any) -> int:
-    """A stable 31-bit seed from any parts, e.g. (seed, iteration, "gen", batch)."""
-    h = hashlib.sha256(":".join(str(p) for p in parts).encode()).hexdigest()
-    return int(h[:8], 16) & 0x7FFFFFFF
 
 
 @dataclass
@@ -35,7 +30,7 @@ class Ctx:
 
     cfg: ToolR0Config
     run: RunDir
-    engine: Any
+    engine: Engine
     reporter: Reporter
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -68,14 +63,14 @@ def stage_generate(ctx: Ctx, t: int, generator_checkpoint: str | None) -> list[d
     ctx.reporter.advance(completed=len(rows))
     if done >= total:
         return rows
-    sampler = SpecSampler(load_spec_file(cfg.spec_file), seed=derive_seed(lp.seed, t, "spec"))
+    sampler = SpecSampler(load_spec_file(cfg.spec_file), seed=seed_for(cfg.seed, "spec", t))
     variant = cfg.prompts.generator_variant
     gen = ctx.engine.generator(generator_checkpoint, t)
     for b in range(done, total):
         idx = list(range(b * bs, min(n, (b + 1) * bs)))
         specs = [sampler.sample_one(i) for i in idx]
         messages = [generator_messages(s, variant) for s in specs]
-        texts = gen.generate(messages, specs, seed=derive_seed(lp.seed, t, "gen", b))
+        texts = gen.generate(messages, specs, seed=seed_for(cfg.seed, "gen", t, b))
         new = []
         for i, spec, text in zip(idx, specs, texts, strict=True):
             v = verify_task(text, spec)
@@ -150,14 +145,16 @@ def stage_dedup(ctx: Ctx, t: int, candidates: list[dict[str, Any]]) -> list[dict
 
 
 # ------------------------------------------------------------------------------------------- cross-verify
-def stage_cross_verify(ctx: Ctx, t: int, unique: list[dict[str, Any]], solver: Any) -> list[dict[str, Any]]:
+def stage_cross_verify(
+    ctx: Ctx, t: int, unique: list[dict[str, Any]], solver: FrozenSolver
+) -> list[dict[str, Any]]:
     """Agreement of S_{t-1}'s k_verify samples with the gold calls; keep agreement ≥ τ (spec §6.4, §11)."""
     lp = ctx.cfg.loop
     if not lp.cross_verify:
         return unique
 
     def label(b: int, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        res = solver.cross_verify([r["task"] for r in chunk], seed=derive_seed(lp.seed, t, "xv", b))
+        res = solver.cross_verify([r["task"] for r in chunk], seed=seed_for(ctx.cfg.seed, "xv", t, b))
         return [
             {"id": r["id"], "agreement": a, "kept": a >= lp.tau, **extra}
             for r, (a, extra) in zip(chunk, res, strict=True)
@@ -207,20 +204,22 @@ def _check_ids(rows: list[dict[str, Any]], inputs: list[dict[str, Any]], what: s
 
 
 # ------------------------------------------------------------------------------------------- difficulty
-def stage_difficulty(ctx: Ctx, t: int, tasks: list[dict[str, Any]], solver: Any) -> list[dict[str, Any]]:
+def stage_difficulty(
+    ctx: Ctx, t: int, tasks: list[dict[str, Any]], solver: FrozenSolver
+) -> list[dict[str, Any]]:
     """p̂ from S_{t-1}'s pass@K (paper) and/or the LLM label (reference), bucketed (spec §6.5, §11)."""
     from toolr0.core.curriculum import item_level
 
-    lp, cur = ctx.cfg.loop, ctx.cfg.curriculum
+    cur, k = ctx.cfg.curriculum, ctx.cfg.solver_sampling.k
     source = cur.difficulty_source
 
     def label(b: int, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
         batch_tasks = [r["task"] for r in chunk]
         new: list[dict[str, Any]] = [{"id": r["id"], "domain": r["task"].get("domain", "")} for r in chunk]
         if source in ("passk", "both"):
-            seed = derive_seed(lp.seed, t, "passk", b)
+            seed = seed_for(ctx.cfg.seed, "passk", t, b)
             for row, (p, succ) in zip(new, solver.pass_rates(batch_tasks, seed=seed), strict=True):
-                row.update(p_hat=p, successes=succ, K=lp.k_passk)
+                row.update(p_hat=p, successes=succ, K=k)
         if source in ("llm", "both"):
             for row, (lab, raw, fallback) in zip(new, solver.judge_labels(batch_tasks), strict=True):
                 row.update(label=lab, judge_raw=raw, judge_used_fallback=fallback)
@@ -266,11 +265,10 @@ def stage_select(ctx: Ctx, t: int, labelled: list[dict[str, Any]]) -> list[dict[
     from toolr0.core.spec import load_spec_file
 
     cur = ctx.cfg.curriculum
-    cur = cur.model_copy(update={"seed": derive_seed(cur.seed, t, "select")})
     ctx.reporter.stage_start(t, "select", len(labelled), "tasks")
     items = [training_record(r) for r in labelled]
     weights = load_spec_file(ctx.cfg.spec_file).domain_weights()
-    selected = select_curriculum(items, weights, cur)
+    selected = select_curriculum(items, weights, cur, seed=seed_for(ctx.cfg.seed, "select", t))
     ctx.run.write_jsonl(ctx.run.file(t, "curriculum.jsonl"), selected)
     ctx.reporter.advance(completed=len(labelled))
     return selected

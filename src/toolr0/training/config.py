@@ -117,8 +117,7 @@ class GRPORoleConfig(BaseModel):
     )
     gradient_checkpointing: bool = Field(True, description="Activation checkpointing (TRL 1.16 default on).")
 
-    # data order and reproducibility
-    seed: int = Field(0, description="Seed of model init, data order and sampling.")
+    # data order (the seed is the config's master `seed`, toolr0.core.seeds)
     shuffle: bool = Field(True, description="Shuffle the training prompts (off for easy_to_hard curricula).")
 
     # checkpoints and logging
@@ -171,12 +170,3 @@ class GRPORoleConfig(BaseModel):
             )
         return self
 
-
-def default_generator_config() -> GRPORoleConfig:
-    """Reference Generator settings (spec §8.1)."""
-    return GRPORoleConfig()
-
-
-def default_solver_config() -> GRPORoleConfig:
-    """Reference Solver settings (spec §8.1)."""
-    return GRPORoleConfig()

@@ -100,9 +100,11 @@ def grpo_config_kwargs(
     on_gpu: bool | None = None,
     run_name: str | None = None,
     device: str | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Every `GRPOConfig` argument for `cfg`, resolved (no TRL import: safe for dry runs). `device` (from
-    `toolr0.inference.device.resolve_device`) decides `use_cpu` and the precision flags."""
+    `toolr0.inference.device.resolve_device`) decides `use_cpu` and the precision flags; `seed` (the config's
+    master seed) drives model init and data order."""
     from toolr0.inference.device import is_cuda
 
     device = training_device(device, on_gpu)
@@ -161,8 +163,8 @@ def grpo_config_kwargs(
         "gradient_checkpointing": cfg.gradient_checkpointing,
         "gradient_checkpointing_kwargs": {"use_reentrant": False} if cfg.gradient_checkpointing else None,
         # data order and reproducibility
-        "seed": cfg.seed,
-        "data_seed": cfg.seed,
+        "seed": seed,
+        "data_seed": seed,
         "shuffle_dataset": cfg.shuffle,
         "remove_unused_columns": False,
         "dataloader_num_workers": 0,
@@ -286,6 +288,7 @@ def build_trainer(
     n_processes: int | None = None,
     run_name: str | None = None,
     device: str | None = None,
+    seed: int = 0,
 ) -> Any:
     """THE one place a `GRPOTrainer` is built for a role: explicit `GRPOConfig`, our reward functions
     (each logged by TRL under `rewards/<name>/mean`), completion-marker checkpoints, optional structured
@@ -308,6 +311,7 @@ def build_trainer(
         n_processes=n_processes,
         run_name=run_name,
         device=device,
+        seed=seed,
     )
     if args.reward_weights is not None and len(args.reward_weights) != len(reward_funcs):
         raise ConfigError(

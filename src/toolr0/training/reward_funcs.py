@@ -180,11 +180,11 @@ def generator_reward_funcs(
     `service`: a `SolverService` (frozen Solver) with `pass_rates(tasks, K)` and `judge(tasks)`; None gives
     r_curr without the Solver terms (p̂ and judge missing → 0). `scope`: a context-manager factory entered
     around the service calls (e.g. `roles.frozen_scope` to switch to the frozen Solver adapter and restore
-    the trained one afterwards). `K`: samples per task (default `cfg.K`). `max_failures`: consecutive failed
-    service calls that raise `RewardServiceError` (0: never raise, only warn).
+    the trained one afterwards). `K`: samples per task (None: the service's `solver_sampling.k`).
+    `max_failures`: consecutive failed service calls that raise `RewardServiceError` (0: never raise, only
+    warn).
     """
     c = cfg if cfg is not None else RewardConfig()
-    k = int(K or c.K)
     failures = [0]  # consecutive failed service calls (a success resets it)
 
     def with_solver(samples: list[GeneratorSample], log_metric: Any, log_extra: Any) -> list[GeneratorSample]:
@@ -201,7 +201,7 @@ def generator_reward_funcs(
                     if c.difficulty_weight > 0:
                         for i, v in zip(
                             idx,
-                            _as_floats(service.pass_rates(batch, k), ("p_hat", "pass_rate")),
+                            _as_floats(service.pass_rates(batch, K), ("p_hat", "pass_rate")),
                             strict=False,
                         ):
                             p_hat[i] = v

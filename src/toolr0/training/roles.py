@@ -38,7 +38,8 @@ ROLES: tuple[Role, Role] = ("generator", "solver")
 SNAPSHOT_ADAPTER = "frozen_snapshot"
 
 
-def _lora_config(rc: RolesConfig) -> Any:
+def lora_config(rc: RolesConfig) -> Any:
+    """The PEFT `LoraConfig` of one role's adapter (a fresh adapter equals π₀: PEFT zero-initialises B)."""
     from peft import LoraConfig
 
     return LoraConfig(
@@ -276,9 +277,9 @@ def _wrap_lora(
                 pm.load_adapter(str(src), adapter_name=name, is_trainable=True)
         else:
             if pm is None:
-                pm = get_peft_model(model, _lora_config(rc), adapter_name=name)
+                pm = get_peft_model(model, lora_config(rc), adapter_name=name)
             else:
-                pm.add_adapter(name, _lora_config(rc))
+                pm.add_adapter(name, lora_config(rc))
     rm = RoleModels(roles_cfg=rc, tokenizer=tokenizer, peft_model=pm)
     rm.model_for("generator" if "generator" in roles or rc.mode == "shared" else "solver")
     return rm

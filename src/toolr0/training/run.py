@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from toolr0.core.seeds import seed_for
 from toolr0.core.solver_format import SolverFormat
 from toolr0.errors import ConfigError
 from toolr0.io import append_jsonl, atomic_write_json
@@ -91,11 +92,14 @@ def dry_run(
         n_processes=n_processes,
         on_gpu=on_gpu,
         run_name=f"toolr0-{role}",
+        seed=seed_for(cfg.seed, "train"),
     )
     if kw["use_cpu"] or cuda_available():
         from toolr0.training.grpo import build_grpo_config
 
-        build_grpo_config(rc, Path(out_dir) / "checkpoints", reward_weights=weights, n_processes=n_processes)
+        build_grpo_config(
+            rc, Path(out_dir) / "checkpoints", reward_weights=weights, n_processes=n_processes, seed=kw["seed"]
+        )
         validated = "GRPOConfig built by the installed TRL"
     else:
         validated = "not built: a GPU config on a host without CUDA (TRL refuses bf16/GPU here)"
@@ -230,7 +234,7 @@ def train_role(
 
         dist = load_spec_file(cfg.spec_file)
         n = n_prompts or cfg.loop.generator_prompts
-        seed = cfg.loop.seed if spec_seed is None else spec_seed
+        seed = seed_for(cfg.seed, "train") if spec_seed is None else spec_seed
         dataset = tdata.generator_dataset(n, seed, cfg.prompts.generator_variant, dist, start=spec_start)
     else:
         solver_format = SolverFormat.from_config(cfg.prompts)
@@ -241,7 +245,7 @@ def train_role(
     # GPU recipe: the frozen Solver runs in its own vLLM server (OpenAI-compatible, inference.base_url).
     remote_solver = role == "generator" and service is None and cfg.inference.backend in ("openai", "vllm")
     if remote_solver:  # every rank checks the server before loading a model: an unreachable one fails now
-        service = _remote_service(cfg, rc.seed)
+        service = _remote_service(cfg)
         service.sampler.health_check()
     if models is None:
         # Full fine-tuning loads only the trained role; its frozen Solver (if needed) is loaded below or served.
@@ -252,7 +256,7 @@ def train_role(
             init=init,
             roles=which,
             training_precision=precision,
-            seed=rc.seed,
+            seed=seed_for(cfg.seed, "train"),
             device=device,
         )
     tokenizer = models.tokenizer
@@ -271,7 +275,7 @@ def train_role(
             if service is None:
                 if cfg.roles.mode == "full":
                     models.full_models.setdefault("solver", _load_frozen_full_solver(cfg, init, device))
-                service = _default_service(cfg, models, rc.seed)
+                service = _default_service(cfg, models)
             funcs = rf.generator_reward_funcs(
                 cfg.rewards, service, scope=lambda: frozen_scope(models), max_failures=max_failures
             )
@@ -293,6 +297,7 @@ def train_role(
         or (_structured_factory(cfg, tokenizer) if role == "generator" else None),
         run_name=f"toolr0-{role}",
         device=device,
+        seed=seed_for(cfg.seed, "train"),
     )
     accelerator = trainer.accelerator
     n_processes = accelerator.num_processes  # the real count under accelerate/torchrun, not assumed 1
@@ -303,6 +308,7 @@ def train_role(
         run_name=f"toolr0-{role}",
         n_processes=n_processes,
         device=device,
+        seed=seed_for(cfg.seed, "train"),
     )
     resolved = {
         "role": role,
@@ -356,11 +362,11 @@ def train_role(
     return result
 
 
-def _default_service(cfg: Any, models: Any, seed: int) -> Any:
+def _default_service(cfg: Any, models: Any) -> Any:
     """In-process frozen Solver: an `HFSampler` over the frozen Solver model (the shared PeftModel with the
     solver adapter, the phase-start snapshot in shared mode, or the separate Solver model in full mode)."""
     from toolr0.inference.hf import HFSampler
-    from toolr0.inference.solver_service import SolverService
+    from toolr0.inference.solver_service import build_solver_service
 
     adapter = models.frozen_solver_adapter()
     sampler = HFSampler(
@@ -371,33 +377,19 @@ def _default_service(cfg: Any, models: Any, seed: int) -> Any:
         sort_by_length=cfg.inference.sort_by_length,
         checkpoint_id=f"frozen-solver:{adapter or 'full'}:{time.time_ns()}",  # fresh cache scope per phase
     )
-    return SolverService(
-        sampler,
-        cfg.rewards,
-        seed=seed,
-        adapter=adapter,
-        prompt_variant=cfg.prompts.solver_variant,
-        solver_format=SolverFormat.from_config(cfg.prompts),
-    )
+    return build_solver_service(cfg, sampler, adapter=adapter)
 
 
-def _remote_service(cfg: Any, seed: int) -> Any:
+def _remote_service(cfg: Any) -> Any:
     """Frozen Solver behind an OpenAI-compatible server (e.g. `vllm serve`, GPU recipe; restart or reload it
     with the newest Solver checkpoint before every Generator phase, spec §10.10)."""
     from toolr0.inference.openai_backend import OpenAISampler
-    from toolr0.inference.solver_service import SolverService
+    from toolr0.inference.solver_service import build_solver_service
 
     # a configured served model (e.g. the loop's managed server) is the frozen Solver itself: no adapter on top
     lora = cfg.roles.mode == "lora" and cfg.inference.served_model is None
     adapter = cfg.roles.solver_adapter if lora else None
-    return SolverService(
-        OpenAISampler.from_config(cfg.inference),
-        cfg.rewards,
-        seed=seed,
-        adapter=adapter,
-        prompt_variant=cfg.prompts.solver_variant,
-        solver_format=SolverFormat.from_config(cfg.prompts),
-    )
+    return build_solver_service(cfg, OpenAISampler.from_config(cfg.inference), adapter=adapter)
 
 
 def _load_frozen_full_solver(cfg: Any, init: dict[str, Any] | None, device: str) -> Any:

@@ -47,12 +47,11 @@ class RewardConfig(BaseModel):
         "passing, or first_call (the reference code's behaviour, for comparison only).",
     )
 
-    # --- Generator curriculum r_curr (spec §5.4, §11 ablations)
+    # --- Generator curriculum r_curr (spec §5.4, §11 ablations); p_hat's K samples: `solver_sampling`
     difficulty_weight: float = Field(
         0.5, ge=0, description="Weight of r_diff in r_curr (0 = the no-difficulty-reward ablation)."
     )
     semantic_weight: float = Field(0.5, ge=0, description="Weight of r_sem (the judge term) in r_curr.")
-    K: int = Field(8, ge=1, description="Frozen-Solver samples per task for the pass rate p_hat.")
     p_low: float = Field(0.25, ge=0, le=1, description="Lower edge of the difficulty band.")
     p_high: float = Field(0.75, ge=0, le=1, description="Upper edge of the difficulty band.")
     sigma: float = Field(0.12, gt=0, description="Gaussian fall-off width outside the band.")
@@ -64,8 +63,6 @@ class RewardConfig(BaseModel):
         description="r_diff/pass@K success test: full call list equal as ordered canonical JSON (spec §11 "
         "default) or as a multiset.",
     )
-    solver_temperature: float = Field(0.7, ge=0, description="Sampling temperature of the K Solver samples.")
-    solver_max_tokens: int = Field(2048, ge=1, description="Max new tokens of each Solver sample for p_hat.")
 
     # --- Judge r_sem (spec §5.4)
     judge_temperature: float = Field(0.1, ge=0, description="Judge sampling temperature.")

@@ -327,7 +327,7 @@ def difficulty_reward(p_hat: Any, cfg: RewardConfig | None = None) -> RewardValu
     if isinstance(p_hat, bool) or not isinstance(p_hat, int | float) or not math.isfinite(p_hat):
         return RewardValue(0.0, "no_pass_rate")
     p = min(1.0, max(0.0, float(p_hat)))
-    if p < 1.0 / c.K - 1e-12:
+    if p <= 0.0:  # spec: p̂ < 1/K; with p̂ = successes / K that is exactly "no sample succeeded"
         return RewardValue(0.0, "never_solved")
     if c.p_low <= p <= c.p_high:
         return RewardValue(1.0, "in_band")
