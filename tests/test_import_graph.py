@@ -6,8 +6,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = SRC / "toolr0"
 MAX_LINES = 450
@@ -101,10 +99,6 @@ def test_no_import_cycle_between_toolr0_modules():
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="selfplay/engine.py (506 lines) and core/rewards/generator.py (480 lines) are split on other branches",
-)
 def test_no_module_over_450_lines():
     long = {
         str(p.relative_to(SRC)): n
