@@ -4,7 +4,7 @@
 ZeRO-3 shards) for the chosen model and role layout.
 
 Costs come from a few per-token constants (measured on the 2-core CPU development machine for the 0.5B
-default model, see ../shared/notes/default-model.md; GPU numbers are order-of-magnitude guesses) scaled
+default model, see docs/models.md and bench/RESULTS.md; GPU numbers are order-of-magnitude guesses) scaled
 linearly with the parameter count. Treat the estimate as ±3×: it exists to catch a preset that would take
 days instead of minutes, not to schedule a cluster.
 """
