@@ -19,28 +19,43 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from toolr0.core.schema import Task
 from toolr0.core.seeds import seed_for
 from toolr0.core.solver_format import SolverFormat
 from toolr0.errors import ConfigError
 from toolr0.io import append_jsonl, atomic_write_json
 from toolr0.training import checkpoint as ckpt
-from toolr0.training.grpo import build_trainer, cuda_available, grpo_config_kwargs, resolve_precision
+from toolr0.training.config import GRPORoleConfig
+from toolr0.training.grpo import (
+    LogitsProcessorFactory,
+    build_trainer,
+    cuda_available,
+    grpo_config_kwargs,
+    resolve_precision,
+)
+from toolr0.training.roles import Role, RoleModels
+
+if TYPE_CHECKING:  # annotations only: the config tree sits above this layer (it assembles every section)
+    from toolr0.config import ToolR0Config
+    from toolr0.inference.solver_service import SolverService
 
 log = logging.getLogger(__name__)
 
-Role = Literal["generator", "solver"]
+Echo = Callable[[str], None]
+RoleInit = dict[str, str | os.PathLike[str] | None]
+CurriculumData = str | os.PathLike[str] | list[Task]
 
 
 @dataclass
 class TrainResult:
     """What one role's GRPO run did."""
 
-    role: str
+    role: Role
     out_dir: str
     final_dir: str | None
     global_step: int
@@ -62,11 +77,11 @@ def peak_rss_gb() -> float:
     return kb * (1 if sys.platform != "darwin" else 1 / 1024) / 1e6
 
 
-def _role_cfg(cfg: Any, role: Role) -> Any:
+def _role_cfg(cfg: ToolR0Config, role: Role) -> GRPORoleConfig:
     return cfg.generator if role == "generator" else cfg.solver
 
 
-def _reward_names_weights(cfg: Any, role: Role) -> tuple[list[str], list[float]]:
+def _reward_names_weights(cfg: ToolR0Config, role: Role) -> tuple[list[str], list[float]]:
     """The role's reward function names and weights, both from its declared terms (`core.rewards.terms`)."""
     from toolr0.training.reward_funcs import reward_names, reward_weights
 
@@ -74,7 +89,11 @@ def _reward_names_weights(cfg: Any, role: Role) -> tuple[list[str], list[float]]
 
 
 def dry_run(
-    role: Role, cfg: Any, out_dir: str | os.PathLike, n_processes: int = 1, on_gpu: bool | None = None
+    role: Role,
+    cfg: ToolR0Config,
+    out_dir: str | os.PathLike[str],
+    n_processes: int = 1,
+    on_gpu: bool | None = None,
 ) -> dict[str, Any]:
     """Resolved GRPOConfig arguments and reward setup for `role`, without loading a model or dataset.
 
@@ -121,7 +140,7 @@ class _MetricsCallbackFactory:
     """Appends every TRL log dict (with the step) to `metrics.jsonl` and feeds an optional progress bar."""
 
     @staticmethod
-    def make(path: Path, echo: Any = None) -> Any:
+    def make(path: Path, echo: Echo | None = None) -> Any:
         from transformers import TrainerCallback
 
         class MetricsCallback(TrainerCallback):
@@ -174,7 +193,7 @@ def _prepare_out(out: Path, resume: bool) -> Path | None:
     return last
 
 
-def _structured_factory(cfg: Any, tokenizer: Any) -> Any:
+def _structured_factory(cfg: ToolR0Config, tokenizer: Any) -> LogitsProcessorFactory | None:
     """The Generator's structured-decoding hook when `structured.enabled` (docs/structured_generation.md)."""
     if not getattr(cfg.structured, "enabled", False):
         return None
@@ -188,20 +207,20 @@ def _structured_factory(cfg: Any, tokenizer: Any) -> Any:
 
 def train_role(
     role: Role,
-    cfg: Any,
-    out_dir: str | os.PathLike,
+    cfg: ToolR0Config,
+    out_dir: str | os.PathLike[str],
     *,
-    models: Any = None,
-    data: Any = None,
-    service: Any = None,
+    models: RoleModels | None = None,
+    data: CurriculumData | None = None,
+    service: SolverService | None = None,
     resume: bool = False,
-    init: dict[str, Any] | None = None,
+    init: RoleInit | None = None,
     callbacks: Sequence[Any] = (),
     spec_seed: int | None = None,
     spec_start: int = 0,
     n_prompts: int | None = None,
-    echo: Any = None,
-    logits_processor_factory: Any = None,
+    echo: Echo | None = None,
+    logits_processor_factory: LogitsProcessorFactory | None = None,
 ) -> TrainResult:
     """GRPO-train `role` (see module docstring). `models`: a `RoleModels` (loaded from `cfg` when None);
     `data`: Solver curriculum (JSONL path or list of `Task`); `service`: frozen-Solver `SolverService` for the
@@ -362,7 +381,7 @@ def train_role(
     return result
 
 
-def _default_service(cfg: Any, models: Any) -> Any:
+def _default_service(cfg: ToolR0Config, models: RoleModels) -> SolverService:
     """In-process frozen Solver: an `HFSampler` over the frozen Solver model (the shared PeftModel with the
     solver adapter, the phase-start snapshot in shared mode, or the separate Solver model in full mode)."""
     from toolr0.inference.hf import HFSampler
@@ -380,7 +399,7 @@ def _default_service(cfg: Any, models: Any) -> Any:
     return build_solver_service(cfg, sampler, adapter=adapter)
 
 
-def _remote_service(cfg: Any) -> Any:
+def _remote_service(cfg: ToolR0Config) -> SolverService:
     """Frozen Solver behind an OpenAI-compatible server (e.g. `vllm serve`, GPU recipe; restart or reload it
     with the newest Solver checkpoint before every Generator phase, spec §10.10)."""
     from toolr0.inference.openai_backend import OpenAISampler
@@ -392,7 +411,7 @@ def _remote_service(cfg: Any) -> Any:
     return build_solver_service(cfg, OpenAISampler.from_config(cfg.inference), adapter=adapter)
 
 
-def _load_frozen_full_solver(cfg: Any, init: dict[str, Any] | None, device: str) -> Any:
+def _load_frozen_full_solver(cfg: ToolR0Config, init: RoleInit | None, device: str) -> Any:
     from toolr0.inference.models import load_model
 
     src = (init or {}).get("solver") or cfg.model.name
@@ -403,11 +422,13 @@ def _load_frozen_full_solver(cfg: Any, init: dict[str, Any] | None, device: str)
     return model
 
 
-def train_generator(cfg: Any, out_dir: str | os.PathLike, **kwargs: Any) -> TrainResult:
+def train_generator(cfg: ToolR0Config, out_dir: str | os.PathLike[str], **kwargs: Any) -> TrainResult:
     """Phase A: GRPO on the Generator with r_fmt, r_valid, r_curr (frozen Solver via the service)."""
     return train_role("generator", cfg, out_dir, **kwargs)
 
 
-def train_solver(cfg: Any, data: Any, out_dir: str | os.PathLike, **kwargs: Any) -> TrainResult:
+def train_solver(
+    cfg: ToolR0Config, data: CurriculumData, out_dir: str | os.PathLike[str], **kwargs: Any
+) -> TrainResult:
     """Phase C: GRPO on the Solver with r_fmt, r_acc over a curriculum (JSONL path or list of tasks)."""
     return train_role("solver", cfg, out_dir, data=data, **kwargs)
