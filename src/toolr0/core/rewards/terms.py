@@ -13,7 +13,7 @@ spec, the gold calls, the frozen Solver's p̂ and judge score), never the raw te
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
@@ -176,8 +176,8 @@ def generator_rewards(
     c = cfg if cfg is not None else RewardConfig()
     out = GeneratorRewardBreakdown()
     try:
-        a = analyse_generator_output(text)
-        sample = GeneratorSample(a, spec, pass_rate=pass_rate, judge_score=judge_score)
+        sample = replace(GeneratorSample.of(text, spec), pass_rate=pass_rate, judge_score=judge_score)
+        a = sample.analysis
         out.total, values = weighted_total(GENERATOR_TERMS, sample, c)
         out.terms = {k: v.value for k, v in values.items()}
         out.gate = 1.0 if a.gate else 0.0
