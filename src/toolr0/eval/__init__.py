@@ -9,6 +9,7 @@
 - :mod:`toolr0.eval.bfcl` adapts BFCL (official ``ast_checker`` of ``bfcl-eval``, optional extra);
 - :mod:`toolr0.eval.corrupt` builds the gold/corrupted prediction sanity harness;
 - :mod:`toolr0.eval.runner` generates (batched, greedy, resumable) and scores;
+- :mod:`toolr0.eval.fingerprint` ties an output folder to one setting, the prompt the model reads included;
 - :mod:`toolr0.eval.items` reads an output folder's per-item rows (light: no model, no benchmark loading);
 - :mod:`toolr0.eval.report` aggregates per-item rows into a summary JSON, a markdown table and comparisons;
 - :mod:`toolr0.eval.paired` compares two evaluations item by item (McNemar's exact test).
