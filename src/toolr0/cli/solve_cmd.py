@@ -78,7 +78,9 @@ def solve(
     if dtype not in ("auto", "bf16", "fp32") or backend not in ("hf", "openai", "vllm"):
         raise ToolR0Error("--dtype must be auto|bf16|fp32 and --backend hf|openai|vllm")
     if solver_format not in SOLVER_FORMATS:
-        raise ToolR0Error(f"--solver-format must be one of {', '.join(SOLVER_FORMATS)}, not {solver_format!r}")
+        raise ToolR0Error(
+            f"--solver-format must be one of {', '.join(SOLVER_FORMATS)}, not {solver_format!r}"
+        )
     load_prompt_variant(prompt_variant)  # a bad name or file fails here, before any model is loaded
     fmt = SolverFormat(solver_format, prompt_variant, reason_first=reason_first)
     from toolr0.inference.device import check_device
