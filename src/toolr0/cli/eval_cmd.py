@@ -20,8 +20,8 @@ def _modules_option() -> Any:
     return typer.Option(
         [],
         "--benchmark-module",
-        help="An importable module registering more benchmarks (a family outside the package); repeatable. "
-        "Also read from $TOOLR0_BENCHMARK_MODULES (comma-separated).",
+        help="An importable module (on PYTHONPATH) registering more benchmarks, e.g. a family outside the "
+        "package; repeatable. Also read from $TOOLR0_BENCHMARK_MODULES (comma-separated).",
     )
 
 

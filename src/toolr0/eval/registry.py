@@ -110,8 +110,9 @@ def load_families(modules: Iterable[str] = ()) -> None:
         except Exception as exc:  # any failure of a user's module: one line naming it
             _LOADED.discard(name)
             why = (str(exc).strip().splitlines() or [""])[0]
+            hint = "; is its folder on PYTHONPATH?" if isinstance(exc, ModuleNotFoundError) else ""
             raise ToolR0Error(
-                f"benchmark module {name!r} failed to import ({type(exc).__name__}: {why})"
+                f"benchmark module {name!r} failed to import ({type(exc).__name__}: {why}){hint}"
             ) from None
 
 
