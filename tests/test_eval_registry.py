@@ -1,4 +1,5 @@
-"""The benchmark registry: groups, lookups, and a new family added as one class that the runner uses as is."""
+"""The benchmark registry: groups, lookups, families loaded lazily from their own modules, and a new family
+added as one class (or one module outside the package) that the runner and the CLI use as is."""
 
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ from dataclasses import dataclass
 from toolr0.core.schema import Tool, ToolCall
 from toolr0.eval import registry
 from toolr0.eval.benchmarks import EvalItem
+from toolr0.eval.hammer_family import HammerBenchmark
 from toolr0.eval.scoring import score_completion
 
 
@@ -85,13 +87,54 @@ class ToyFamily(registry.Benchmark):
 
 
 registry.register(ToyFamily("toyfam_one", "Toy family", size=3))
-registry.register(registry.HammerBenchmark("toyhammer", "Toy Hammer", file="toy_hammer.json", size=2))
+registry.register(HammerBenchmark("toyhammer", "Toy Hammer", file="toy_hammer.json", size=2))
 '''
 
 
-def test_a_benchmark_module_outside_the_package_runs_through_the_cli(tmp_path, monkeypatch):
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    """The registry with its packaged families loaded; registrations and loaded modules vanish after the test."""
+    registry.load_families()
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+    monkeypatch.setattr(registry, "_LOADED", set(registry._LOADED))
+    monkeypatch.delenv(registry.ENV_VAR, raising=False)
+
+
+def test_the_registry_imports_no_family_and_loads_them_on_the_first_lookup():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom toolr0.eval import registry\n"
+        "print(sorted(m for m in registry.FAMILY_MODULES if m in sys.modules))\n"
+        "registry.get('sealtool')\n"
+        "print(sorted(m for m in registry.FAMILY_MODULES if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["[]", str(sorted(registry.FAMILY_MODULES))]
+
+
+def test_a_module_that_fails_to_import_is_one_line_naming_it(tmp_path, monkeypatch, fresh_registry):
+    (tmp_path / "broken_bench_module.py").write_text("import no_such_package_zq\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ToolR0Error, match="benchmark module 'broken_bench_module' failed to import") as exc:
+        registry.load_families(["broken_bench_module"])
+    assert "\n" not in str(exc.value)
+    monkeypatch.setenv(registry.ENV_VAR, "nope_not_a_module_zq")
+    with pytest.raises(ToolR0Error, match="'nope_not_a_module_zq' failed to import"):
+        registry.get("sealtool")
+    monkeypatch.delenv(registry.ENV_VAR)
+    from typer.testing import CliRunner
+
+    from toolr0.cli import app
+
+    r = CliRunner().invoke(app, ["eval", "list", "--benchmark-module", "broken_bench_module"])
+    assert r.exit_code != 0 and "broken_bench_module" in str(r.exception or r.output)
+
+
+def test_a_benchmark_module_outside_the_package_runs_through_the_cli(tmp_path, monkeypatch, fresh_registry):
     """`eval list` / `eval run --predictions gold|corrupt` / `eval report` on benchmarks that one temp module
-    registers: nothing else in the package names them."""
+    registers, named by `--benchmark-module` or `$TOOLR0_BENCHMARK_MODULES`: nothing else names them."""
     import json
     import sys
 
@@ -99,7 +142,6 @@ def test_a_benchmark_module_outside_the_package_runs_through_the_cli(tmp_path, m
 
     from toolr0.cli import app
 
-    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))  # registrations vanish after the test
     (tmp_path / "toy_bench_module.py").write_text(TOY_MODULE)
     (tmp_path / "data" / "hammer").mkdir(parents=True)
     rows = [
@@ -121,11 +163,13 @@ def test_a_benchmark_module_outside_the_package_runs_through_the_cli(tmp_path, m
     (tmp_path / "data" / "hammer" / "toy_hammer.json").write_text(json.dumps(rows))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "toy_bench_module", raising=False)
-    __import__("toy_bench_module")
 
     cli = CliRunner()
     data = ["--data-dir", str(tmp_path / "data")]
-    listed = cli.invoke(app, ["eval", "list", *data])
+    plain = cli.invoke(app, ["eval", "list", *data])
+    assert plain.exit_code == 0 and "toyfam_one" not in plain.output  # not named: not loaded
+    module = ["--benchmark-module", "toy_bench_module"]
+    listed = cli.invoke(app, ["eval", "list", *data, *module])
     assert listed.exit_code == 0, listed.output
     toy_line = next(line for line in listed.output.splitlines() if line.startswith("toyfam_one"))
     assert "3" in toy_line.split() and "Toy family" in toy_line
@@ -146,6 +190,7 @@ def test_a_benchmark_module_outside_the_package_runs_through_the_cli(tmp_path, m
                 str(out),
                 "--no-progress",
                 *data,
+                *module,
             ],
         )
         assert r.exit_code == 0, r.output
@@ -154,5 +199,11 @@ def test_a_benchmark_module_outside_the_package_runs_through_the_cli(tmp_path, m
         assert summary["benchmarks"]["toyhammer"]["accuracy"] == expected
         assert summary["benchmarks"]["toyhammer"]["n"] == 2 and summary["benchmarks"]["toyfam_one"]["n"] == 3
         assert "| Toy family | 3 |" in r.output and "| Toy Hammer | 2 |" in r.output
+
+    # the environment variable does the same, in a fresh registry (the module imported anew)
+    monkeypatch.setattr(registry, "REGISTRY", {})
+    monkeypatch.setattr(registry, "_LOADED", set())
+    monkeypatch.delitem(sys.modules, "toy_bench_module", raising=False)
+    monkeypatch.setenv(registry.ENV_VAR, "toy_bench_module")
     report = cli.invoke(app, ["eval", "report", str(tmp_path / "gold"), "--rebuild"])
     assert report.exit_code == 0 and "| Toy family | 3 | 100.00 |" in report.output

@@ -55,6 +55,44 @@ def test_solve_rejects_a_bad_tool_file(tmp_path):
     assert isinstance(res.exception, ToolR0Error) and "not valid JSON" in str(res.exception)
 
 
+class RecordingSampler:
+    """Stands in for the model: records the conversations it is given, answers with no call."""
+
+    def __init__(self):
+        self.prompts = []
+
+    def generate(self, prompts, params):
+        self.prompts.extend(prompts)
+        return [["<think>\nnothing fits\n</think>\n<tool_call_answer>[]</tool_call_answer>"] for _ in prompts]
+
+
+def test_solve_prompt_variant_reaches_the_prompt(tmp_path, tools_file, monkeypatch):
+    import toolr0.inference as inference
+    from toolr0.core.prompts import solver_native_system
+    from toolr0.errors import ConfigError
+
+    sampler = RecordingSampler()
+    monkeypatch.setattr(inference, "build_sampler", lambda *a, **k: sampler)
+    variant = tmp_path / "mine.yaml"
+    variant.write_text(
+        "name: mine\nsolver:\n  system: My own system text.\n  native_reason_first: Think first, briefly.\n"
+    )
+    base = ["solve", "-q", "Weather in Paris?", "--tools", str(tools_file)]
+    res = CliRunner().invoke(app, [*base, "--solver-format", "reference", "--prompt-variant", str(variant)])
+    assert res.exit_code == 0, res.output
+    assert sampler.prompts[-1][0] == {"role": "system", "content": "My own system text."}
+    res = CliRunner().invoke(app, [*base, "--reason-first", "--prompt-variant", str(variant)])
+    assert res.exit_code == 0, res.output
+    assert {"role": "system", "content": "Think first, briefly."} in sampler.prompts[-1]
+    res = CliRunner().invoke(app, [*base, "--reason-first"])  # default: the reference variant
+    assert {"role": "system", "content": solver_native_system("reference")} in sampler.prompts[-1]
+
+    n = len(sampler.prompts)
+    res = CliRunner().invoke(app, [*base, "--prompt-variant", str(tmp_path / "missing.yaml")])
+    assert isinstance(res.exception, ConfigError) and "\n" not in str(res.exception)
+    assert len(sampler.prompts) == n  # refused before sampling
+
+
 def test_model_info_reads_headers_only(tiny_model_dir):
     res = CliRunner().invoke(app, ["model", "info", str(tiny_model_dir)])
     assert res.exit_code == 0, res.output

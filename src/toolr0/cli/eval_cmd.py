@@ -4,6 +4,7 @@ re-summarise an output folder (`report`) and compare two results side by side (`
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -13,6 +14,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _modules_option() -> Any:
+    return typer.Option(
+        [],
+        "--benchmark-module",
+        help="An importable module (on PYTHONPATH) registering more benchmarks, e.g. a family outside the "
+        "package; repeatable. Also read from $TOOLR0_BENCHMARK_MODULES (comma-separated).",
+    )
+
+
+def _load_families(modules: list[str]) -> None:
+    from toolr0.eval import registry
+
+    registry.load_families(modules)
 
 
 @app.command("run")
@@ -87,6 +103,7 @@ def run(
         False, "--overwrite", help="Discard rows in --out made under a different setting instead of refusing."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    benchmark_modules: list[str] = _modules_option(),
 ) -> None:
     """Generate (greedy, batched) and score; writes items.jsonl, summary.json and summary.md."""
     from toolr0.errors import ToolR0Error
@@ -99,6 +116,7 @@ def run(
         raise ToolR0Error(f"--dtype must be auto, bf16 or fp32, not {dtype!r}")
     if solver_format not in ("reference", "native"):
         raise ToolR0Error(f"--solver-format must be reference or native, not {solver_format!r}")
+    _load_families(benchmark_modules)
     from toolr0.inference.device import check_device
 
     settings = EvalSettings(
@@ -129,12 +147,14 @@ def run(
 @app.command("list")
 def list_benchmarks(
     data_dir: Path = typer.Option(None, "--data-dir", help="Folder holding hammer/."),
+    benchmark_modules: list[str] = _modules_option(),
 ) -> None:
     """List the benchmarks, their sizes and whether their data is available here."""
     from toolr0.eval import registry
     from toolr0.eval.benchmarks import OFFLINE_BENCHMARKS
 
-    for name, bench in registry.REGISTRY.items():
+    _load_families(benchmark_modules)
+    for name, bench in registry.benchmarks().items():
         _, where = bench.available(data_dir)
         size = bench.size if bench.size is not None else ""
         typer.echo(f"{name:24s} {size:>5}  {bench.display:22s} {where}")
@@ -150,10 +170,13 @@ def report(
         "--rebuild",
         help="Re-summarise from items.jsonl first (a run stopped before it wrote its summary).",
     ),
+    benchmark_modules: list[str] = _modules_option(),
 ) -> None:
     """Print the markdown report of a finished (or partial) evaluation folder."""
     from toolr0.eval.report import load_summary, markdown
     from toolr0.eval.runner import rebuild_summary
+
+    _load_families(benchmark_modules)
 
     typer.echo(markdown(rebuild_summary(folder) if rebuild else load_summary(folder)))
 
@@ -163,6 +186,7 @@ def compare(
     a: Path = typer.Argument(..., help="Evaluation folder or summary.json of the baseline (A)."),
     b: Path = typer.Argument(..., help="Evaluation folder or summary.json to compare (B)."),
     json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON instead of markdown."),
+    benchmark_modules: list[str] = _modules_option(),
 ) -> None:
     """Two results side by side: accuracy of A and B, delta in points and relative change; for two evaluation
     folders also the paired counts on the items both scored and McNemar's exact p-value."""
@@ -171,6 +195,7 @@ def compare(
     from toolr0.eval.paired import load_items, paired_markdown, paired_rows
     from toolr0.eval.report import compare_markdown, compare_rows, load_summary
 
+    _load_families(benchmark_modules)
     sa, sb = load_summary(a), load_summary(b)
     paired = paired_rows(load_items(a), load_items(b))
     if json_out:

@@ -60,8 +60,15 @@ def solve(
     reason_first: bool = typer.Option(
         False, "--reason-first", help="Native format: ask for a short <think> before the calls."
     ),
+    prompt_variant: str = typer.Option(
+        "reference",
+        "--prompt-variant",
+        help="Solver prompt variant (reference, compact, or a YAML path), as `toolr0 eval run --prompt-variant`: "
+        "the system prompt of the reference format, the --reason-first line of the native one.",
+    ),
 ) -> None:
     """Render the Solver prompt for QUESTION and TOOLS, sample one answer and print the parsed calls as JSON."""
+    from toolr0.core.prompts import load_prompt_variant
     from toolr0.core.solver_format import SOLVER_FORMATS, SolverFormat
     from toolr0.errors import ToolR0Error
     from toolr0.inference import build_sampler
@@ -71,8 +78,11 @@ def solve(
     if dtype not in ("auto", "bf16", "fp32") or backend not in ("hf", "openai", "vllm"):
         raise ToolR0Error("--dtype must be auto|bf16|fp32 and --backend hf|openai|vllm")
     if solver_format not in SOLVER_FORMATS:
-        raise ToolR0Error(f"--solver-format must be one of {', '.join(SOLVER_FORMATS)}, not {solver_format!r}")
-    fmt = SolverFormat(solver_format, reason_first=reason_first)
+        raise ToolR0Error(
+            f"--solver-format must be one of {', '.join(SOLVER_FORMATS)}, not {solver_format!r}"
+        )
+    load_prompt_variant(prompt_variant)  # a bad name or file fails here, before any model is loaded
+    fmt = SolverFormat(solver_format, prompt_variant, reason_first=reason_first)
     from toolr0.inference.device import check_device
 
     menu = _load_tools(tools)

@@ -3,24 +3,36 @@ iterate benchmarks instead of branching on names.
 
 A benchmark says its name, display name, family and expected size, whether its data (or optional engine) is
 here, how to load its items, how to score one completion and what an oracle (gold or corrupted) prediction is.
-Adding a Hammer-format file is one ``register(HammerBenchmark(name, display, file=..., size=...))`` line; a new
-family is one module with one `Benchmark` subclass whose instances it registers with :func:`register`. Groups
-(`hammer`, `bfcl`, `bfcl_live`, `all`) are families' members. Nothing outside this module and the families'
-own modules branches on benchmark names or families.
+Each family lives in its own module, which imports this one, subclasses :class:`Benchmark` and calls
+:func:`register` at import: :mod:`toolr0.eval.hammer_family` (the Hammer-format files; adding one is one
+``register(HammerBenchmark(name, display, file=..., size=...))`` line there) and
+:mod:`toolr0.eval.bfcl_family`. This module imports no family: the first lookup imports the modules of
+:data:`FAMILY_MODULES` (the families shipped in the package), then those named in ``$TOOLR0_BENCHMARK_MODULES``
+(comma-separated, for families outside the package) and any passed to :func:`load_families` (the
+``--benchmark-module`` option of ``toolr0 eval``). So a new family is one new module, plus one line in
+:data:`FAMILY_MODULES` when it ships in the package. Groups (`hammer`, `bfcl`, `bfcl_live`, `all`) are
+families' members. Nothing outside this module and the families' own modules branches on benchmark names.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolr0.core.schema import ToolCall
 from toolr0.errors import ToolR0Error
-from toolr0.eval import bfcl
-from toolr0.eval.benchmarks import HAMMER_BENCHMARKS, EvalItem, hammer_file, load_hammer
 from toolr0.eval.corrupt import EXPECTED_REASON, corrupt_calls
-from toolr0.eval.scoring import Verdict, score_completion
+
+if TYPE_CHECKING:
+    from toolr0.eval.benchmarks import EvalItem
+    from toolr0.eval.scoring import Verdict
+
+# The families shipped in the package, imported (in this order: the registry order) on the first lookup.
+FAMILY_MODULES: tuple[str, ...] = ("toolr0.eval.hammer_family", "toolr0.eval.bfcl_family")
+ENV_VAR = "TOOLR0_BENCHMARK_MODULES"  # comma-separated importable modules holding more families
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,16 @@ class Benchmark:
     def short(self) -> str:
         """The row label inside its family's own table."""
         return self.display
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """Other names :func:`get` accepts for this benchmark (a bare BFCL category)."""
+        return ()
+
+    @classmethod
+    def unknown_hint(cls, name: str) -> str | None:
+        """A sharper error than "unknown benchmark" when ``name`` looks like one of this family's names."""
+        return None
 
     @property
     def engine_version(self) -> str | None:
@@ -65,114 +87,45 @@ class Benchmark:
         return calls, {"corruption": kind, "expected_reason": EXPECTED_REASON[kind]}
 
 
-@dataclass(frozen=True)
-class HammerBenchmark(Benchmark):
-    """A processed Hammer test file (spec §12.1), read at run time from ``<data dir>/hammer/``."""
-
-    family: str = "hammer"
-    groups: tuple[str, ...] = ("hammer",)
-    file: str | None = None  # file name under hammer/ (None: the entry in benchmarks.HAMMER_BENCHMARKS)
-
-    def available(self, data_dir: str | os.PathLike | None = None) -> tuple[bool, str]:
-        try:
-            return True, str(hammer_file(self.name, data_dir, self.file))
-        except ToolR0Error as exc:
-            return False, f"missing ({exc})"
-
-    def load(self, data_dir: str | os.PathLike | None = None) -> list[EvalItem]:
-        return load_hammer(self.name, data_dir, self.file)
-
-    def score(self, item: EvalItem, text: str, solver_format: str = "reference") -> Verdict:
-        return score_completion(text, item.gold, solver_format)
-
-
-@dataclass(frozen=True)
-class BfclBenchmark(Benchmark):
-    """One BFCL category, scored by BFCL's official checker (optional `bfcl-eval` extra, spec §12.2)."""
-
-    family: str = "bfcl"
-
-    @property
-    def category(self) -> str:
-        return self.name[len(bfcl.PREFIX) :]
-
-    @property
-    def short(self) -> str:
-        return self.category
-
-    @property
-    def engine_version(self) -> str | None:
-        return bfcl.BFCL_VERSION
-
-    def missing_engine(self) -> str | None:
-        return None if bfcl.is_available() else bfcl.INSTALL_HINT
-
-    def available(self, data_dir: str | os.PathLike | None = None) -> tuple[bool, str]:
-        ok = bfcl.is_available()
-        return ok, "bfcl-eval installed" if ok else "needs scripts/install_bfcl.sh"
-
-    def load(self, data_dir: str | os.PathLike | None = None) -> list[EvalItem]:
-        return bfcl.load_bfcl(self.name)
-
-    def score(self, item: EvalItem, text: str, solver_format: str = "reference") -> Verdict:
-        return bfcl.score_bfcl(item, text, solver_format)
-
-    def oracle_calls(self, item: EvalItem, mode: str) -> tuple[list[ToolCall], dict[str, Any]]:
-        kind = item.meta.get("kind", "ast")
-        any_call = [ToolCall(item.tools[0].name if item.tools else "zq_any_tool", {})]
-        if kind == "irrelevance":  # gold: no call; corrupt: call the first tool
-            if mode == "gold":
-                return [], {}
-            return any_call, {"corruption": "extra_call", "expected_reason": "unexpected_call"}
-        if kind == "relevance":  # gold: some call; corrupt: none
-            if mode == "gold":
-                return any_call, {}
-            return [], {"corruption": "no_call", "expected_reason": "no_call"}
-        if mode == "gold":
-            return list(item.gold), {}
-        required, avoid = _bfcl_corruption_hints(item)
-        calls, ckind = corrupt_calls(item.id, item.gold, item.tools, required=required, avoid_values=avoid)
-        return calls, {"corruption": ckind, "expected_reason": EXPECTED_REASON[ckind]}
-
-
-def _bfcl_corruption_hints(item: EvalItem) -> tuple[dict[str, list[str]], dict[tuple[int, str], list[Any]]]:
-    """Required parameters per function, and per (gold call, parameter) the values BFCL would also accept."""
-    required = {f["name"]: list(f.get("parameters", {}).get("required", [])) for f in item.meta["functions"]}
-    avoid: dict[tuple[int, str], list[Any]] = {}
-    names = [next(iter(e)) for e in item.meta["possible_answer"] or []]
-    for i, c in enumerate(item.gold):
-        if i < len(names) and names[i] == c.name:
-            for p, allowed in item.meta["possible_answer"][i][c.name].items():
-                avoid[(i, p)] = [a for a in allowed if a != ""] if isinstance(allowed, list) else []
-    # other gold calls of the same name may accept the corrupted value too: avoid theirs as well
-    for (i, p), vals in list(avoid.items()):
-        for (j, q), other in avoid.items():
-            if q == p and j != i and item.gold[j].name == item.gold[i].name:
-                vals.extend(other)
-    return required, avoid
-
-
 REGISTRY: dict[str, Benchmark] = {}
+_LOADED: set[str] = set()  # family modules already imported (or being imported)
 
 
 def register(benchmark: Benchmark) -> Benchmark:
-    """Add a benchmark (a new family's module calls this at import)."""
+    """Add a benchmark (a family's module calls this at import)."""
     REGISTRY[benchmark.name] = benchmark
     return benchmark
 
 
-for _name, (_file, _size, _display) in HAMMER_BENCHMARKS.items():
-    register(HammerBenchmark(_name, _display, size=_size))
-for _cat in bfcl.CATEGORIES:
-    register(
-        BfclBenchmark(bfcl.PREFIX + _cat, f"BFCL {_cat}", groups=("bfcl",) if _cat in bfcl.NON_LIVE else ("bfcl_live",))
-    )
+def load_families(modules: Iterable[str] = ()) -> None:
+    """Import the family modules not imported yet: :data:`FAMILY_MODULES`, ``$TOOLR0_BENCHMARK_MODULES`` and
+    ``modules``. A module that fails to import is a one-line error naming it."""
+    env = [m.strip() for m in os.environ.get(ENV_VAR, "").split(",")]
+    for name in (m for m in (*FAMILY_MODULES, *env, *(m.strip() for m in modules)) if m):
+        if name in _LOADED:
+            continue
+        _LOADED.add(name)  # before importing: a family module may look the registry up at import
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # any failure of a user's module: one line naming it
+            _LOADED.discard(name)
+            why = (str(exc).strip().splitlines() or [""])[0]
+            hint = "; is its folder on PYTHONPATH?" if isinstance(exc, ModuleNotFoundError) else ""
+            raise ToolR0Error(
+                f"benchmark module {name!r} failed to import ({type(exc).__name__}: {why}){hint}"
+            ) from None
+
+
+def benchmarks() -> dict[str, Benchmark]:
+    """Every registered benchmark by name, in registry order."""
+    load_families()
+    return REGISTRY
 
 
 def groups() -> dict[str, list[str]]:
     """Group name -> member benchmark names (registry order); `all` holds every benchmark."""
     out: dict[str, list[str]] = {}
-    for b in REGISTRY.values():
+    for b in benchmarks().values():
         for g in b.groups:
             out.setdefault(g, []).append(b.name)
     out["all"] = list(REGISTRY)
@@ -180,29 +133,31 @@ def groups() -> dict[str, list[str]]:
 
 
 def get(name: str) -> Benchmark:
-    """A registered benchmark by name (a bare BFCL category is accepted); unknown names are a one-line error."""
-    b = REGISTRY.get(name) or REGISTRY.get(bfcl.PREFIX + name)
-    if b is None and name.startswith(bfcl.PREFIX):
-        bfcl.category_of(name)  # names the BFCL categories that exist
-    if b is None:
-        known = ", ".join([*groups(), *REGISTRY])
-        raise ToolR0Error(f"unknown benchmark {name!r} (known: {known})")
-    return b
+    """A registered benchmark by name or alias (a bare BFCL category); unknown names are a one-line error."""
+    b = benchmarks().get(name) or next((b for b in REGISTRY.values() if name in b.aliases), None)
+    if b is not None:
+        return b
+    for family in dict.fromkeys(type(b) for b in REGISTRY.values()):
+        hint = family.unknown_hint(name)
+        if hint:
+            raise ToolR0Error(hint)
+    known = ", ".join([*groups(), *REGISTRY])
+    raise ToolR0Error(f"unknown benchmark {name!r} (known: {known})")
 
 
 def family_of(name: str) -> str | None:
-    b = REGISTRY.get(name)
+    b = benchmarks().get(name)
     return b.family if b is not None else None
 
 
 def display_name(name: str) -> str:
-    b = REGISTRY.get(name)
+    b = benchmarks().get(name)
     return b.display if b is not None else name
 
 
 def short_name(name: str) -> str:
     """The row label of ``name`` inside its family's table (a BFCL category); the name when unregistered."""
-    b = REGISTRY.get(name)
+    b = benchmarks().get(name)
     return b.short if b is not None else name
 
 
@@ -210,14 +165,14 @@ def engine_versions(names: list[str]) -> dict[str, str]:
     """Family -> optional engine version, for the families among ``names`` that have one."""
     out: dict[str, str] = {}
     for n in names:
-        b = REGISTRY.get(n)
+        b = benchmarks().get(n)
         if b is not None and b.engine_version:
             out.setdefault(b.family, b.engine_version)
     return out
 
 
 def members(family: str) -> list[str]:
-    return [b.name for b in REGISTRY.values() if b.family == family]
+    return [b.name for b in benchmarks().values() if b.family == family]
 
 
 def expand(names: list[str], skip_unavailable: bool = False) -> tuple[list[str], list[str]]:

@@ -1,9 +1,10 @@
 """Evaluation runner: prompt with the Solver prompt, decode greedily in batches, score, write per-item rows.
 
 Resumable: every scored chunk is appended (fsync) to ``<out>/items.jsonl``; items already there are not redone.
-An output folder is tied to one setting (model, prediction mode, decoding): reusing it with another raises a
-clear error instead of mixing results. ``--predictions gold|corrupt`` replaces the model by the gold answers
-(or their deterministic corruptions) to check the harness itself.
+An output folder is tied to one setting (model, prediction mode, decoding, the prompt the model reads; see
+:mod:`toolr0.eval.fingerprint`): reusing it with another raises a clear error instead of mixing results.
+``--predictions gold|corrupt`` replaces the model by the gold answers (or their deterministic corruptions) to
+check the harness itself.
 
 Layout: ``<out>/eval_config.json`` (setting, resolved model), ``items.jsonl`` (one row per item),
 ``summary.json`` and ``summary.md`` (see :mod:`toolr0.eval.report`).
@@ -11,7 +12,6 @@ Layout: ``<out>/eval_config.json`` (setting, resolved model), ``items.jsonl`` (o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import platform
@@ -26,6 +26,7 @@ from toolr0.errors import ToolR0Error
 from toolr0.eval import registry
 from toolr0.eval.benchmarks import EvalItem, select_subset
 from toolr0.eval.corrupt import solver_text
+from toolr0.eval.fingerprint import check_fingerprint, prompt_sha256, prompt_tokenizer
 from toolr0.eval.items import ITEMS_FILE, load_rows, repair_items_file
 from toolr0.eval.scoring import Verdict
 from toolr0.io import append_jsonl, atomic_write_json
@@ -33,20 +34,6 @@ from toolr0.io import append_jsonl, atomic_write_json
 log = logging.getLogger(__name__)
 
 PredictionMode = Literal["model", "gold", "corrupt"]
-# Settings that change what a row means; an output folder refuses rows produced under different ones.
-FINGERPRINT_KEYS = (
-    "model",
-    "predictions",
-    "max_new_tokens",
-    "prompt_variant",
-    "adapter",
-    "adapter_merged",
-    "dtype",
-    "solver_format",
-    "prompt_sha256",
-)
-# Keys added after folders were already written without them: absent from an older folder, they are not checked.
-FINGERPRINT_KEYS_ADDED_LATER = ("dtype", "solver_format", "prompt_sha256")
 
 
 @dataclass
@@ -111,12 +98,6 @@ def score_item(item: EvalItem, text: str, solver_format: str = "reference") -> V
 
 def eval_solver_format(settings: EvalSettings) -> SolverFormat:
     return SolverFormat(settings.solver_format, settings.prompt_variant, settings.reason_first)
-
-
-def prompt_sha256(fmt: SolverFormat) -> str:
-    """Hash of the prompt text a format sends besides the item (editing a prompt file changes it)."""
-    probe = fmt.messages("{question}", [])
-    return hashlib.sha256(json.dumps(probe, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------------- models
@@ -185,25 +166,6 @@ def weights_dtype(settings: EvalSettings, sampler: Any | None) -> str | None:
     return str(dtype).removeprefix("torch.")
 
 
-def _check_fingerprint(out: Path, fingerprint: dict[str, Any], overwrite: bool) -> None:
-    cfg = out / "eval_config.json"
-    if not cfg.exists():
-        return
-    try:
-        old = json.loads(cfg.read_text(encoding="utf-8")).get("fingerprint", {})
-    except (OSError, ValueError):
-        old = {}
-    unrecorded = {k for k in FINGERPRINT_KEYS_ADDED_LATER if k not in old}
-    diff = [k for k in FINGERPRINT_KEYS if k not in unrecorded and old.get(k) != fingerprint.get(k)]
-    if diff and not overwrite:
-        what = ", ".join(f"{k}: {old.get(k)!r} -> {fingerprint.get(k)!r}" for k in diff)
-        raise ToolR0Error(
-            f"{out} holds results of a different setting ({what}); use another --out or --overwrite"
-        )
-    if diff and overwrite:
-        (out / ITEMS_FILE).unlink(missing_ok=True)
-
-
 def rebuild_summary(out: str | Path) -> dict[str, Any]:
     """Re-summarise an evaluation folder from ``eval_config.json`` and ``items.jsonl`` alone, e.g. after a run was
     stopped before its end: only items already scored count (the tables show n of the benchmark's total)."""
@@ -232,7 +194,9 @@ def rebuild_summary(out: str | Path) -> dict[str, Any]:
         decoding="greedy",
         rebuilt_from_items=True,
         solver_format=SolverFormat(
-            s.get("solver_format") or "reference", s.get("prompt_variant") or "reference", bool(s.get("reason_first"))
+            s.get("solver_format") or "reference",
+            s.get("prompt_variant") or "reference",
+            bool(s.get("reason_first")),
         ).describe(),
     )
     summary = summarise(chosen, totals=totals, meta=meta)
@@ -292,13 +256,15 @@ def run_eval(
     out = Path(settings.out_dir)
     model_path = resolve_eval_model(settings.model) if settings.predictions == "model" else "(oracle)"
     fmt = eval_solver_format(settings)
+    # the chat template is part of what the model reads: hashed with the prompt (model predictions only)
+    tokenizer = prompt_tokenizer(sampler, model_path) if settings.predictions == "model" else None
     fingerprint = {
         "model": model_path if settings.predictions == "model" else f"oracle:{settings.predictions}",
         "predictions": settings.predictions,
         "max_new_tokens": settings.max_new_tokens if settings.predictions == "model" else None,
         "prompt_variant": settings.prompt_variant,
         "solver_format": settings.solver_format + ("+reason_first" if settings.reason_first else ""),
-        "prompt_sha256": prompt_sha256(fmt),
+        "prompt_sha256": prompt_sha256(fmt, tokenizer),
         "adapter": settings.adapter,
         # merged weights round differently from base + adapter: rows of the two are not mixed
         "adapter_merged": True
@@ -307,7 +273,7 @@ def run_eval(
         "dtype": weights_dtype(settings, sampler),
     }
     out.mkdir(parents=True, exist_ok=True)
-    _check_fingerprint(out, fingerprint, overwrite)
+    check_fingerprint(out, fingerprint, overwrite)
 
     selected, totals = select_items(benchmarks, settings.data_dir, settings.limit, settings.seed)
     repair_items_file(out / ITEMS_FILE)
