@@ -582,3 +582,58 @@ def test_no_call_rules_accept_bfcl_irrelevance_requests(tmp_path, monkeypatch):
     for it in items:
         assert question_gate(it.question) == (True, "ok"), it.question
         assert check_no_call_question(it.question, it.tools) is None, it.question
+
+
+@pytest.mark.parametrize(
+    ("question", "reason"),
+    [  # the untrained Generator's "valid" tasks of the step-0 measurement (bench/RESULTS.md, 2026-12-02)
+        ("Do you want current weather updates, forecasts, or any other weather-related data?", "asks_user"),
+        (
+            "What would you like to automate to compare returns between three major European currencies?",
+            "asks_user",
+        ),
+        (
+            'Tool 1 requirements: forecast\n\nCall 1: {"name": "Forecast", "arguments": {"city": "New York"}}',
+            "question_has_call",
+        ),
+        (
+            'Plan a smart city.\nAvailable tools: {"name": "Scalr2", "description": "Cloud"}',
+            "question_has_call",
+        ),
+    ],
+)
+def test_gate_rejects_answers_pasted_into_the_question_and_questions_put_to_the_user(question, reason):
+    assert question_gate(question) == (False, reason)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Translate 'Would you like fries with that?' into French.",
+        "I would like to book a table for two tonight.",
+        '# Conversation\nUser: Book it.\nAPI-Request: {"name": "Book", "arguments": {"id": 3}}\nUser: And cancel it.',
+        "What is the weather in Lisbon right now, in celsius?",
+    ],
+)
+def test_gate_keeps_requests_that_quote_or_continue(question):
+    assert question_gate(question) == (True, "ok")
+
+
+def test_new_gate_rules_pass_every_real_benchmark_question(tmp_path, monkeypatch):
+    """False-positive guard for `question_has_call` / `asks_user`: no real Hammer or BFCL (non-live) question
+    is rejected by them (data read at run time; skipped where absent)."""
+    from toolr0.eval import registry
+
+    monkeypatch.setenv("BFCL_PROJECT_ROOT", str(tmp_path))
+    names, _ = registry.expand(["hammer", "bfcl"], skip_unavailable=True)
+    if not names:
+        pytest.skip("no benchmark data here")
+    seen = 0
+    for name in names:
+        for it in registry.get(name).load():
+            seen += 1
+            assert question_gate(it.question)[1] not in ("question_has_call", "asks_user"), (
+                name,
+                it.question,
+            )
+    assert seen > 0

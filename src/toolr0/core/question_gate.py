@@ -2,7 +2,7 @@
 
 - :func:`question_gate` — the gate g of spec §5.1 plus hardened checks built from the default model's measured
   failure modes (echoed template sentences of both prompt variants, ``<…>`` placeholders, ``...``, refusals,
-  markdown headers), each with its own reason code.
+  markdown headers, pasted calls, questions put to the user), each with its own reason code.
 - :func:`is_prompt_echo` — a whole Generator output that copies a prompt template outside ``<think>``.
 - :func:`echo_overlap`, :func:`echo_coverage`, :func:`template_tool_names` — word n-grams and tool names shared
   with the prompt templates.
@@ -79,6 +79,18 @@ REFUSAL = re.compile(
     r"\b(?:i['’]?m|i am) sorry,? (?:but|i\b|as\b)|\bas an ai\b|\bi apologi[sz]e,? (?:but|i\b)"
     r"|\b(?:i|i['’]m|i am) (?:cannot|can['’]?t|can not|unable to|not able to|won['’]?t|will not)"
     r" (?:help|assist|fulfil|fulfill|comply|provide|generate|create|complete|do that|answer|write)",
+    re.I,
+)
+# A tool call or tool definition pasted into a single-turn question (`Call 1: {"name": "Forecast", "arguments":
+# ...}`): the Generator wrote the answer into the request. Multi-turn transcripts may quote earlier calls.
+PASTED_CALL = re.compile(
+    r'\{\s*"name"\s*:\s*"[^"\n]{1,80}"\s*,\s*"(?:arguments|parameters|description)"\s*:', re.I
+)
+# The assistant asking its user ("Do you want current weather updates...?"), not a user's request; none of the
+# 4,425 Hammer and BFCL questions starts so (measured 2026-12-02).
+ASKS_USER = re.compile(
+    r"^\W*(?:do you (?:want|need|wish)|would you like|what would you like|how (?:can|may) i (?:help|assist)"
+    r"|can i help)\b",
     re.I,
 )
 _MD_HEADER = re.compile(r"^\s{0,3}#{1,6}\s+(?P<title>\S.*)$", re.M)
@@ -225,7 +237,8 @@ def question_gate(question: Any) -> tuple[bool, str]:
 
     Codes: ``missing_question`` (not text), ``question_short`` (< 8 chars), ``placeholder_question`` (spec
     patterns), and hardened ``echo``, ``question_placeholder`` (``<…>``), ``question_ellipsis``, ``refusal``,
-    ``question_markdown``.
+    ``question_markdown``, ``question_has_call`` (a call or tool definition pasted into a single-turn question),
+    ``asks_user`` (the assistant asking its user instead of a user's request).
     """
     try:
         if not isinstance(question, str):
@@ -251,6 +264,10 @@ def question_gate(question: Any) -> tuple[bool, str]:
             return False, "question_ellipsis"
         if has_markdown(question):
             return False, "question_markdown"
+        if not q.startswith("# conversation") and PASTED_CALL.search(question):
+            return False, "question_has_call"
+        if ASKS_USER.search(_unquoted(q)):
+            return False, "asks_user"
         return True, "ok"
     except Exception as exc:  # noqa: BLE001 - total by contract
         return False, f"gate_error:{type(exc).__name__}"
