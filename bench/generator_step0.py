@@ -64,6 +64,7 @@ def run_config(sampler: Any, specs: list[Any], variant: str, decoding: str, args
     rows: list[dict[str, Any]] = []
     valid_tasks = []
     fmt_groups, val_groups = [], []
+    task_rows: list[dict[str, Any]] = []  # the row of each valid task, for its per-format p̂ below
     for spec, comps in zip(specs, result.completions, strict=True):
         fg, vg = [], []
         for c in comps:
@@ -87,6 +88,7 @@ def run_config(sampler: Any, specs: list[Any], variant: str, decoding: str, args
             vg.append(val)
             if complete and v.task is not None:
                 valid_tasks.append(v.task)
+                task_rows.append(rows[-1])
         fmt_groups.append(fg)
         val_groups.append(vg)
 
@@ -102,8 +104,11 @@ def run_config(sampler: Any, specs: list[Any], variant: str, decoding: str, args
             service = SolverService(
                 sampler, rcfg, seed=args.seed, solver_format=SolverFormat(fmt_name), sampling=sampling
             )
-            ps = service.pass_rates(valid_tasks, K=args.k)
+            detailed = service.pass_rates_detailed(valid_tasks, K=args.k)
             secs = time.perf_counter() - t1
+            ps = [d.p_hat for d in detailed]
+            for row, d in zip(task_rows, detailed, strict=True):  # why each sample failed, per format
+                row.setdefault("solver", {})[fmt_name] = {"p_hat": d.p_hat, "reasons": list(d.reasons)}
             r_diff = [difficulty_reward(p, rcfg).value for p in ps]
             frontier[fmt_name] = {
                 "p_hats": ps,
