@@ -85,14 +85,9 @@ def prompt_tokenizer(sampler: Any | None, model_path: str) -> Any | None:
         return getattr(sampler, "tokenizer", None)
     from transformers import AutoTokenizer
 
-    from toolr0.inference.models import is_adapter_dir, resolve_model
+    from toolr0.inference.models import model_sources, resolve_model
 
-    path = resolve_model(model_path)
-    if is_adapter_dir(path) and not (path / "tokenizer_config.json").exists():
-        base = json.loads((path / "adapter_config.json").read_text(encoding="utf-8")).get(
-            "base_model_name_or_path"
-        )
-        path = resolve_model(base) if base else path
+    path = model_sources(resolve_model(model_path))[2]
     return AutoTokenizer.from_pretrained(path)
 
 

@@ -307,6 +307,19 @@ def select_dtype(pref: str = "auto", device: str | None = None) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- loading
+def model_sources(path: Path) -> tuple[Path, Path | None, Path]:
+    """(base model folder, adapter folder or None, tokenizer folder) of a resolved model path: an adapter folder
+    names its base; the tokenizer is the adapter's own when it ships one, else the base's."""
+    if not is_adapter_dir(path):
+        return path, None, path
+    base = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    if not base:
+        raise ModelUnavailableError(f"{path}/adapter_config.json names no base_model_name_or_path")
+    base_path = resolve_model(base)
+    own_tokenizer = (path / "tokenizer_config.json").exists()
+    return base_path, path, path if own_tokenizer else base_path
+
+
 def load_model(
     name_or_path: str,
     dtype: str = "auto",
@@ -328,14 +341,7 @@ def load_model(
     path = resolve_model(name_or_path)
     target = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, target)
-    adapter_dir: Path | None = None
-    if is_adapter_dir(path):
-        adapter_dir = path
-        base = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
-        if not base:
-            raise ModelUnavailableError(f"{path}/adapter_config.json names no base_model_name_or_path")
-        path = resolve_model(base)
-    tok_src = adapter_dir if adapter_dir and (adapter_dir / "tokenizer_config.json").exists() else path
+    path, adapter_dir, tok_src = model_sources(path)
     tokenizer = AutoTokenizer.from_pretrained(tok_src)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
