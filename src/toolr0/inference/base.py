@@ -81,6 +81,12 @@ class GenerationStats:
     seconds: float = 0.0
     forward_calls: int = 0
     prefill_tokens: int = 0  # token positions run through prefill, padding included (hf backend; 0: unknown)
+    decoded_row_steps: int = 0  # rows x decode steps the forward passes ran (hf backend; 0: unknown)
+
+    @property
+    def row_fill(self) -> float:
+        """Generated tokens per decoded row-step (1.0: no row decoded past its end; 0.0: unknown)."""
+        return self.completion_tokens / self.decoded_row_steps if self.decoded_row_steps else 0.0
 
     @property
     def tokens_per_second(self) -> float:
@@ -95,6 +101,7 @@ class GenerationStats:
             "seconds",
             "forward_calls",
             "prefill_tokens",
+            "decoded_row_steps",
         ):
             setattr(self, f, getattr(self, f) + getattr(other, f))
 

@@ -5,7 +5,8 @@ Prompts are chat-templated, sorted by length (less padding), left-padded and dec
 samples (`prefill_once`), instead of prefilling n identical copies as `num_return_sequences` does.
 A prompt prefix every row of a chunk shares (the Solver's system prompt) is prefilled once for the chunk and
 its KV cache reused (`share_prefix`; rows are laid out prefix, padding, own suffix).
-Decoding stops per row on a stop string (kept in the text) or eos. Seeded per call, so a call is
+Decoding stops per row on a stop string (kept in the text) or eos; a finished row leaves the batch
+(``inference.decode``, ``drop_finished``), with the same tokens as ``generate()`` gives. Seeded per call, so a call is
 deterministic for the same inputs. Works with a plain model or a PEFT model holding named adapters
 (`adapter=` switches per call, None disables adapters), including a model object owned by a trainer.
 """
@@ -28,6 +29,7 @@ from toolr0.inference.base import (
     SamplingParams,
     cut_at_stop,
 )
+from toolr0.inference.decode import decode, sampling_processors
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ class HFSampler(BaseSampler):
         sort_by_length: bool = True,
         prefill_once: bool = True,
         share_prefix: bool = True,
+        drop_finished: bool = True,
         checkpoint_id: str | None = None,
         logits_processor_factory: LogitsProcessorFactory | None = None,
     ) -> None:
@@ -102,6 +105,7 @@ class HFSampler(BaseSampler):
         self.sort_by_length = sort_by_length
         self.prefill_once = prefill_once
         self.share_prefix = share_prefix
+        self.drop_finished = drop_finished
         self.logits_processor_factory = logits_processor_factory
         self.checkpoint_id = checkpoint_id or str(getattr(model, "name_or_path", "") or "in-memory-model")
         if tokenizer.pad_token_id is None:
@@ -262,17 +266,14 @@ class HFSampler(BaseSampler):
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             if seed is not None:
                 torch.manual_seed(seed)
-            if prefilled or shared:
-                out = self._generate_prefilled(input_ids, mask, n, gen_kwargs, shared)
+            cache = self._prefill(input_ids, mask, n, shared) if prefilled or shared else None
+            if cache is not None:
                 stats.prefill_tokens = shared + len(ids) * (width - shared)
-            else:
-                # same as num_return_sequences=n (which greedy decoding refuses): n copies prefilled
-                out = self.model.generate(
-                    input_ids=input_ids.repeat_interleave(n, dim=0),
-                    attention_mask=mask.repeat_interleave(n, dim=0),
-                    **gen_kwargs,
-                )
+            else:  # same as num_return_sequences=n (which greedy decoding refuses): n copies prefilled
                 stats.prefill_tokens = len(ids) * n * width
+            out, stats.decoded_row_steps = self._decode(
+                input_ids.repeat_interleave(n, dim=0), mask.repeat_interleave(n, dim=0), gen_kwargs, cache
+            )
         gen = out[:, width:].tolist()
         stats.forward_calls = len(gen[0]) + (1 if prefilled or shared else 0) + (1 if shared else 0)
         rows: list[list[Completion]] = []
@@ -294,11 +295,9 @@ class HFSampler(BaseSampler):
             k += 1
         return k if k >= min_tokens else 0
 
-    def _generate_prefilled(
-        self, input_ids: Any, mask: Any, n: int, gen_kwargs: dict[str, Any], shared: int = 0
-    ) -> Any:
-        """Prefill all but the last prompt token once (the first ``shared`` tokens once for the whole
-        batch), expand the KV cache n-fold, then decode."""
+    def _prefill(self, input_ids: Any, mask: Any, n: int, shared: int = 0) -> Any:
+        """A KV cache of all but the last prompt token, prefilled once (the first ``shared`` tokens once for the
+        whole batch) and expanded n-fold."""
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.model.config)
@@ -316,11 +315,28 @@ class HFSampler(BaseSampler):
             )
         if n > 1:
             cache.batch_repeat_interleave(n)
-        return self.model.generate(
-            input_ids=input_ids.repeat_interleave(n, dim=0),
-            attention_mask=mask.repeat_interleave(n, dim=0),
-            past_key_values=cache,
-            **gen_kwargs,
+        return cache
+
+    def _decode(self, input_ids: Any, mask: Any, gen_kwargs: dict[str, Any], cache: Any) -> tuple[Any, int]:
+        """``generate(**gen_kwargs)`` from the (optionally prefilled) cache; finished rows leave the batch unless
+        ``drop_finished`` is off (``inference.decode``: same tokens either way). Returns (sequences, row-steps)."""
+        if not self.drop_finished:
+            out = self.model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=cache, **gen_kwargs)
+            return out, int(out.shape[0]) * (int(out.shape[1]) - int(input_ids.shape[1]))
+        procs, sample = sampling_processors(
+            self.model, gen_kwargs, list(gen_kwargs.get("logits_processor") or [])
+        )
+        return decode(
+            self.model,
+            input_ids,
+            mask,
+            max_new_tokens=int(gen_kwargs["max_new_tokens"]),
+            pad_id=self.pad_id,
+            eos_ids=self.eos_ids,
+            processors=procs,
+            sample=sample,
+            stopping=list(gen_kwargs.get("stopping_criteria") or []),
+            cache=cache,
         )
 
     def _completion(self, tokens: list[int], stop_step: int | None, params: SamplingParams) -> Completion:
