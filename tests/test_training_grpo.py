@@ -242,3 +242,55 @@ def test_structured_decoding_hook_reaches_trl_generation(tmp_path, monkeypatch):
     res = train_generator(cfg, tmp_path / "gen", models=rm)
     assert res.global_step == 1 and len(seen) == 4
     assert all(t.startswith("<think>") for t in seen)  # the xgrammar task grammar shaped every rollout
+
+
+def test_rollouts_drop_finished_rows_with_the_same_tokens(tmp_path, monkeypatch):
+    """Speed change only: TRL's transformers rollout goes through our decode loop, which drops finished rows;
+    under one seed the rollouts (and so the rewards and the update) equal those of `model.generate()`."""
+    from toolr0.training import grpo
+    from toolr0.training import reward_funcs as rf
+    from toolr0.training.run import train_solver
+
+    real_funcs, real_class = rf.solver_reward_funcs, grpo._trainer_class
+    seen: list[str] = []
+    calls: list[int] = []
+
+    def recording(*a, **k):
+        funcs = real_funcs(*a, **k)
+
+        def solver_format(completions, **kw):
+            seen.extend(rf.completion_text(c) for c in completions)
+            return funcs[0](completions, **kw)
+
+        return [solver_format, *funcs[1:]]
+
+    def run(drop: bool) -> tuple[list[str], dict]:
+        seen.clear()
+        cls = real_class()
+        cls.drop_finished_rows = drop
+        monkeypatch.setattr(grpo, "_trainer_class", lambda: cls)
+        if drop:  # count the decode loop's use (it runs instead of model.generate)
+            from toolr0.inference import decode as dec
+
+            real_decode = dec.decode
+            monkeypatch.setattr(dec, "decode", lambda *a, **k: calls.append(1) or real_decode(*a, **k))
+        cfg = small_cfg(sol={"max_steps": 1})
+        rm = _fresh_roles(cfg)
+        train_solver(
+            cfg,
+            weather_tasks(),
+            tmp_path / f"solver-{drop}",
+            models=rm,
+            logits_processor_factory=choice_factory(rm.tokenizer, SOLVER_CHOICES),
+        )
+        return list(seen), rm.role_state("solver")
+
+    monkeypatch.setattr(rf, "solver_reward_funcs", recording)
+    dropped, state_on = run(True)
+    plain, state_off = run(False)
+    assert calls and len(dropped) == 4
+    assert dropped == plain
+    assert len({len(t) for t in dropped}) > 1  # rows ended at different steps, so some were dropped
+    import torch
+
+    assert all(torch.equal(state_on[k], state_off[k]) for k in state_on)

@@ -17,13 +17,51 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from toolr0.errors import ToolR0Error
 
-def sampling_processors(model: Any, gen_kwargs: dict[str, Any], custom: list[Any] | None) -> tuple[Any, bool]:
-    """The logits processors ``generate(**gen_kwargs, logits_processor=custom)`` would apply, in its order
-    (repetition penalty, the caller's processors, then temperature, top-k, top-p, min-p when sampling), and
-    whether it samples. The model's own generation config fills what ``gen_kwargs`` leaves unset."""
+#: generate() settings this loop does not reproduce: when one is set, callers use generate() itself.
+_UNSUPPORTED = {
+    "no_repeat_ngram_size": (None, 0),
+    "bad_words_ids": (None,),
+    "suppress_tokens": (None,),
+    "begin_suppress_tokens": (None,),
+    "min_new_tokens": (None, 0),
+    "forced_bos_token_id": (None,),
+    "forced_eos_token_id": (None,),
+    "sequence_bias": (None,),
+    "typical_p": (None, 1.0),
+    "epsilon_cutoff": (None, 0.0),
+    "eta_cutoff": (None, 0.0),
+    "top_h": (None,),
+    "num_beams": (None, 1),
+    "guidance_scale": (None, 1.0),
+    "renormalize_logits": (None, False),
+    "exponential_decay_length_penalty": (None,),
+    "encoder_repetition_penalty": (None, 1.0),
+    "watermarking_config": (None,),
+}
+
+
+def generation_settings(model: Any, gen_kwargs: dict[str, Any], generation_config: Any = None) -> Any:
+    """The GenerationConfig ``generate(generation_config, **gen_kwargs)`` would run with: the call's settings,
+    then the model's generation config, then transformers' defaults."""
+    from transformers import GenerationConfig
+
+    skip = {"logits_processor", "stopping_criteria", "past_key_values", "use_cache"}
+    kwargs = {k: v for k, v in gen_kwargs.items() if k not in skip}
+    if hasattr(model, "_prepare_generation_config"):
+        return model._prepare_generation_config(generation_config, **kwargs)[0]
+    cfg = copy.deepcopy(generation_config or getattr(model, "generation_config", None) or GenerationConfig())
+    cfg.update(**kwargs)  # pragma: no cover - a model without transformers' generation mixin
+    return cfg
+
+
+def sampling_processors(cfg: Any, custom: list[Any] | None) -> tuple[Any, bool] | None:
+    """The logits processors ``generate()`` applies under ``cfg`` with the caller's ``custom`` ones, in its
+    order (repetition penalty, the caller's processors, then temperature, top-k, top-p, min-p when sampling),
+    and whether it samples. None when a setting outside this loop's reach is on (``_UNSUPPORTED``: beams,
+    n-gram bans, suppressed tokens ...)."""
     from transformers import (
-        GenerationConfig,
         LogitsProcessorList,
         MinPLogitsWarper,
         RepetitionPenaltyLogitsProcessor,
@@ -32,9 +70,10 @@ def sampling_processors(model: Any, gen_kwargs: dict[str, Any], custom: list[Any
         TopPLogitsWarper,
     )
 
-    base = getattr(model, "generation_config", None)
-    cfg = copy.deepcopy(base) if base is not None else GenerationConfig()
-    cfg.update(**{k: v for k, v in gen_kwargs.items() if k in cfg.to_dict() or hasattr(cfg, k)})
+    if any(getattr(cfg, k, None) not in ok for k, ok in _UNSUPPORTED.items()):
+        return None
+    if (getattr(cfg, "min_length", None) or 0) > 0:
+        return None
     procs = LogitsProcessorList()
     if cfg.repetition_penalty is not None and cfg.repetition_penalty != 1.0:
         procs.append(RepetitionPenaltyLogitsProcessor(penalty=cfg.repetition_penalty))
@@ -98,6 +137,8 @@ def decode(
             logits_to_keep=1,
         )
         row_steps += int(live.numel())
+        if cache.get_seq_length() != mask.shape[1]:
+            raise ToolR0Error("decode: the model did not extend the KV cache (use_cache off?)")
         logits = out.logits[:, -1].to(dtype=torch.float32)
         del out
         if live.numel() == batch:
@@ -127,3 +168,42 @@ def decode(
             live = live[keep]
         feed = seqs[live, -1:]
     return seqs, row_steps
+
+
+def generate_dropping(
+    model: Any,
+    input_ids: Any,
+    attention_mask: Any,
+    *,
+    generation_config: Any = None,
+    logits_processor: list[Any] | None = None,
+    stopping_criteria: list[Any] | None = None,
+    cache: Any = None,
+    **gen_kwargs: Any,
+) -> tuple[Any, int] | None:
+    """``model.generate(input_ids, attention_mask, ...)`` with finished rows dropped: (sequences, row-steps), or
+    None when the call's settings are outside this loop (then call ``generate()`` itself)."""
+    cfg = generation_settings(model, gen_kwargs, generation_config)
+    chosen = sampling_processors(cfg, list(logits_processor or []))
+    if chosen is None:
+        return None
+    eos = cfg.eos_token_id
+    eos_ids = {int(eos)} if isinstance(eos, int) else {int(x) for x in (eos or [])}
+    pad = cfg.pad_token_id if cfg.pad_token_id is not None else min(eos_ids, default=None)
+    if pad is None:
+        return None
+    width = int(input_ids.shape[1])
+    steps = cfg.max_new_tokens if cfg.max_new_tokens is not None else (cfg.max_length or width) - width
+    procs, sample = chosen
+    return decode(
+        model,
+        input_ids,
+        attention_mask,
+        max_new_tokens=max(0, int(steps)),
+        pad_id=int(pad),
+        eos_ids=eos_ids,
+        processors=procs,
+        sample=sample,
+        stopping=list(stopping_criteria or []),
+        cache=cache,
+    )

@@ -29,7 +29,7 @@ from toolr0.inference.base import (
     SamplingParams,
     cut_at_stop,
 )
-from toolr0.inference.decode import decode, sampling_processors
+from toolr0.inference.decode import generate_dropping
 
 log = logging.getLogger(__name__)
 
@@ -320,24 +320,12 @@ class HFSampler(BaseSampler):
     def _decode(self, input_ids: Any, mask: Any, gen_kwargs: dict[str, Any], cache: Any) -> tuple[Any, int]:
         """``generate(**gen_kwargs)`` from the (optionally prefilled) cache; finished rows leave the batch unless
         ``drop_finished`` is off (``inference.decode``: same tokens either way). Returns (sequences, row-steps)."""
-        if not self.drop_finished:
-            out = self.model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=cache, **gen_kwargs)
-            return out, int(out.shape[0]) * (int(out.shape[1]) - int(input_ids.shape[1]))
-        procs, sample = sampling_processors(
-            self.model, gen_kwargs, list(gen_kwargs.get("logits_processor") or [])
-        )
-        return decode(
-            self.model,
-            input_ids,
-            mask,
-            max_new_tokens=int(gen_kwargs["max_new_tokens"]),
-            pad_id=self.pad_id,
-            eos_ids=self.eos_ids,
-            processors=procs,
-            sample=sample,
-            stopping=list(gen_kwargs.get("stopping_criteria") or []),
-            cache=cache,
-        )
+        if self.drop_finished:
+            done = generate_dropping(self.model, input_ids, mask, cache=cache, **gen_kwargs)
+            if done is not None:
+                return done
+        out = self.model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=cache, **gen_kwargs)
+        return out, int(out.shape[0]) * (int(out.shape[1]) - int(input_ids.shape[1]))
 
     def _completion(self, tokens: list[int], stop_step: int | None, params: SamplingParams) -> Completion:
         length, reason = len(tokens), "length"

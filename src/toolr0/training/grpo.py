@@ -211,7 +211,8 @@ def _trainer_class() -> type:
     from trl import GRPOTrainer
 
     class ToolR0GRPOTrainer(GRPOTrainer):
-        """`GRPOTrainer` plus a structured-decoding hook for the transformers generation path.
+        """`GRPOTrainer` plus a structured-decoding hook and row-dropping decode for the transformers
+        generation path.
 
         When `logits_processor_factory` is set, each generation round calls it with one spec per completion
         row (from the `spec_json` column) and passes the returned processor to `model.generate`. With vLLM,
@@ -219,6 +220,7 @@ def _trainer_class() -> type:
         """
 
         logits_processor_factory: LogitsProcessorFactory | None = None
+        drop_finished_rows: bool = True  # rollouts: finished rows leave the batch (same tokens, fewer forwards)
         _row_specs: list[Any] | None = None
 
         def _load_optimizer_and_scheduler(self, checkpoint):  # noqa: ANN001 - transformers signature
@@ -248,21 +250,35 @@ def _trainer_class() -> type:
             return super()._generate_and_score_completions(inputs)
 
         def _generate_single_turn(self, prompt_ids, *args, **kwargs):  # noqa: ANN001 - TRL signature
-            factory = self.logits_processor_factory
-            if factory is None or self.use_vllm:
+            # TRL's transformers rollout calls `model.generate()`; it is routed through our decode loop, which
+            # drops finished rows (same tokens under a seed, inference/decode.py), plus the grammar processor.
+            if self.use_vllm or getattr(self, "use_transformers_continuous_batching", False):
                 return super()._generate_single_turn(prompt_ids, *args, **kwargs)
-            specs = self._row_specs if self._row_specs and len(self._row_specs) == len(prompt_ids) else None
-            processor = factory(specs or [None] * len(prompt_ids))
-            if processor is None:
+            procs: list[Any] = []
+            if self.logits_processor_factory is not None:
+                rows = self._row_specs
+                specs = rows if rows and len(rows) == len(prompt_ids) else None
+                processor = self.logits_processor_factory(specs or [None] * len(prompt_ids))
+                if processor is not None:
+                    procs = processor if isinstance(processor, list) else [processor]
+            if not procs and not self.drop_finished_rows:
                 return super()._generate_single_turn(prompt_ids, *args, **kwargs)
             from transformers import LogitsProcessorList
 
-            procs = LogitsProcessorList(processor if isinstance(processor, list) else [processor])
+            from toolr0.inference.decode import generate_dropping
+
             target = self.accelerator.unwrap_model(self.model_wrapped)
             original = target.generate
+            drop = self.drop_finished_rows
 
             def generate(*a: Any, **k: Any) -> Any:
-                k.setdefault("logits_processor", procs)
+                if procs:
+                    k.setdefault("logits_processor", LogitsProcessorList(procs))
+                if drop and not a and set(k) <= {"input_ids", "attention_mask", "generation_config", "logits_processor"}:
+                    rest = {key: v for key, v in k.items() if key not in ("input_ids", "attention_mask")}
+                    done = generate_dropping(target, k["input_ids"], k["attention_mask"], **rest)
+                    if done is not None:
+                        return done[0]
                 return original(*a, **k)
 
             target.generate = generate  # instance attribute shadows the method for this round only
