@@ -8,11 +8,12 @@ update (forward+backward of a group's tokens, LoRA) against the rollout that pro
 The bound of a sampling stage is the same engine on the same prompts, batch and n, decoding without the
 grammar, stop strings or eos for exactly as many steps as the stage's longest row: the most generated
 tokens per second this engine gives for that batch. Per stage it prints generated tokens/s, the prompt
-tokens actually prefilled, and ratio = stage tok/s / bound tok/s, split into its two causes:
-row fill (generated tokens / (rows × decode steps): padding waste of rows that finished early) and step
-speed (bound time / stage time for the same number of steps: grammar masking, stop checks, other per-step
-work). Stage and bound runs are interleaved and repeated (``--repeats``) so a shared machine's noise hits
-both alike; read the ratios, not the seconds.
+tokens actually prefilled, ratio = stage tok/s / bound tok/s, and the same stage as a static batch
+(``drop_finished=False``: ``model.generate()`` decoding every row until the longest ends, the engine before
+finished rows were dropped), with whether both gave the same tokens. Row fill = generated tokens / (rows ×
+decode steps): the share of a static batch's slots that are real tokens; row-steps run = the share of those
+slots the stage's forward passes actually computed. Stage, static and bound runs are interleaved and
+repeated (``--repeats``) so a shared machine's noise hits all alike; read the ratios, not the seconds.
 
     OMP_NUM_THREADS=2 flock /tmp/toolr0_heavy.lock python bench/iteration.py --label after
     python bench/iteration.py --model tiny --no-results      # smoke run on a random tiny model (seconds)
@@ -51,6 +52,7 @@ class Row:
     steps: int = 0
     rows: int = 0
     slots: int = 0  # rows × decode steps: what the batch could have generated
+    row_steps: int = 0  # rows × steps the forward passes actually ran (finished rows dropped or not)
 
     def add(self, res: GenerationResult, rows: int) -> None:
         st = res.stats
@@ -58,6 +60,7 @@ class Row:
         self.tokens += st.completion_tokens
         self.prompt_tokens += st.prompt_tokens
         self.prefill_tokens += getattr(st, "prefill_tokens", st.prompt_tokens)
+        self.row_steps += st.decoded_row_steps
         steps = max((c.completion_tokens for row in res.completions for c in row), default=0)
         self.steps += steps
         self.rows += rows
@@ -87,17 +90,28 @@ def run_stage(
     repeats: int,
     specs: list[Any] | None = None,
     scfg: StructuredConfig | None = None,
-) -> tuple[Row, Row, list[list[str]]]:
-    """(stage, bound, first stage texts): interleaved stage and bound runs, `repeats` times each."""
-    stage, bound = Row(), Row()
+) -> tuple[Row, Row, Row, list[list[str]], bool]:
+    """(stage, stage without dropping finished rows, bound, first stage texts, same tokens both ways):
+    interleaved stage, static-batch stage and bound runs, `repeats` times each."""
+    stage, static, bound = Row(), Row(), Row()
     texts: list[list[str]] = []
+    same = True
     sampler.batch_size = len(prompts)
     sampler.max_batch_sequences = len(prompts) * params.n
     for r in range(repeats):
         p = params.replace(seed=(params.seed or 0) + r)
-        with constrained(sampler, specs or [], scfg):
-            res = sampler.generate_detailed(prompts, p)
+        runs = []
+        for drop in (True, False):
+            sampler.drop_finished = drop
+            try:
+                with constrained(sampler, specs or [], scfg):
+                    runs.append(sampler.generate_detailed(prompts, p))
+            finally:
+                sampler.drop_finished = True
+        res = runs[0]
         stage.add(res, len(prompts) * p.n)
+        static.add(runs[1], len(prompts) * p.n)
+        same = same and res.texts() == runs[1].texts()
         texts = texts or res.texts()
         steps = max((c.completion_tokens for row in res.completions for c in row), default=1)
         previous = sampler.logits_processor_factory
@@ -107,7 +121,7 @@ def run_stage(
         finally:
             sampler.logits_processor_factory = previous
         bound.add(b, len(prompts) * p.n)
-    return stage, bound, texts
+    return stage, static, bound, texts, same
 
 
 def grpo_bound(sampler: HFSampler, prompts: list[list[dict[str, str]]], completions: list[str]) -> float:
@@ -216,18 +230,20 @@ def main() -> None:
     gen_texts: list[list[str]] = []
     for name in args.stages.split(","):
         prompts, params, sp, cfg = plan[name]
-        stage, bound, texts = run_stage(sampler, prompts, params, args.repeats, sp, cfg)
+        stage, static, bound, texts, same = run_stage(sampler, prompts, params, args.repeats, sp, cfg)
         if name == "generate":
             gen_texts = texts
         fill = stage.tokens / max(1, stage.slots)
-        step_speed = sum(bound.seconds) / sum(stage.seconds) if stage.seconds else 0.0
+        rows_run = stage.row_steps / max(1, stage.slots)
         ratio = stage.tps / bound.tps if bound.tps else 0.0
-        table.append((name, stage, bound, ratio, fill, step_speed))
+        static_ratio = static.tps / bound.tps if bound.tps else 0.0
+        table.append((name, stage, bound, ratio, fill, static, static_ratio, rows_run, same))
         print(
-            f"{name}: {stage.tokens} tokens in {sum(stage.seconds):.1f} s = {stage.tps:.2f} tok/s; bound "
-            f"{bound.tokens} in {sum(bound.seconds):.1f} s = {bound.tps:.2f} tok/s; ratio {ratio:.2f} "
-            f"(row fill {fill:.2f} x step speed {step_speed:.2f}); prefilled {stage.prefill_tokens} of "
-            f"{stage.prompt_tokens} prompt tokens",
+            f"{name}: {stage.tokens} tokens in {sum(stage.seconds):.1f} s = {stage.tps:.2f} tok/s; static batch "
+            f"{sum(static.seconds):.1f} s = {static.tps:.2f} tok/s; bound {bound.tokens} in "
+            f"{sum(bound.seconds):.1f} s = {bound.tps:.2f} tok/s; ratio {ratio:.2f} (static {static_ratio:.2f}); "
+            f"row fill {fill:.2f}, row-steps run {rows_run:.2f} of the static batch's; same tokens {same}; "
+            f"prefilled {stage.prefill_tokens} of {stage.prompt_tokens} prompt tokens",
             flush=True,
         )
     grpo_line = None
@@ -245,17 +261,20 @@ def main() -> None:
         f"{args.label + ': ' if args.label else ''}model `{args.model}` ({dtype}), {torch.get_num_threads()} "
         f"threads, CPU {cpu_line()}; {args.prompts} prompts per stage in one batch, {args.repeats} interleaved "
         f"repeats; Generator {args.gen_tokens} tokens (grammar budget {args.gen_tokens}, ground_calls), "
-        f"Solver {args.solver_tokens} tokens, K={args.k}, k_verify={args.k_verify}. The machine was shared "
-        "with other jobs: read the ratios (stage and bound interleaved), not the seconds.",
+        f"Solver {args.solver_tokens} tokens, K={args.k}, k_verify={args.k_verify}. Stage = finished rows "
+        "dropped (HFSampler default); static = the same call with `drop_finished=False` (model.generate(), "
+        "every row to the end); bound = the same prompts unconstrained, eos banned, as many steps as the "
+        "stage's longest row. Stage, static and bound runs are interleaved.",
         "",
-        "| stage | rows | generated tokens | s | tok/s | bound tok/s | ratio | row fill | step speed "
-        "| prompt tokens | prefilled |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| stage | rows | generated tokens | s | tok/s | static-batch s | static tok/s | bound tok/s "
+        "| ratio | static ratio | row fill | row-steps run | same tokens | prompt tokens | prefilled |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, st, bd, ratio, fill, speed in table:
+    for name, st, bd, ratio, fill, sta, sratio, run, same in table:
         lines.append(
-            f"| {name} | {st.rows} | {st.tokens} | {sum(st.seconds):.1f} | {st.tps:.2f} | {bd.tps:.2f} | "
-            f"{ratio:.2f} | {fill:.2f} | {speed:.2f} | {st.prompt_tokens} | {st.prefill_tokens} |"
+            f"| {name} | {st.rows} | {st.tokens} | {sum(st.seconds):.1f} | {st.tps:.2f} | "
+            f"{sum(sta.seconds):.1f} | {sta.tps:.2f} | {bd.tps:.2f} | **{ratio:.2f}** | {sratio:.2f} | "
+            f"{fill:.2f} | {run:.2f} | {'yes' if same else 'NO'} | {st.prompt_tokens} | {st.prefill_tokens} |"
         )
     lines += ["", compile_line + " (cold process; not in the stage rows)"]
     if grpo_line:
