@@ -96,6 +96,20 @@ class Timer:
         self.s = time.perf_counter() - self.t0
 
 
+def cpu_line() -> str:
+    """The CPU model and its SIMD flags (timings depend on them: AVX2-only, AVX-512, AMX)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return "unknown CPU"
+    name = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), "?")
+    flags = next((ln.split(":", 1)[1].split() for ln in out.splitlines() if ln.startswith("Flags")), [])
+    simd = [f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c")]
+    return f"{name}, flags {' '.join(simd) or 'none of avx/amx'}"
+
+
 def machine() -> str:
     import torch
 

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from _inference_util import append_results, solver_tasks
+from _inference_util import append_results, cpu_line, solver_tasks
 
 from toolr0.core.prompts import generator_messages, solver_messages
 from toolr0.core.spec import SpecSampler, load_spec_file
@@ -143,17 +142,6 @@ def grpo_bound(sampler: HFSampler, prompts: list[list[dict[str, str]]], completi
     sampler.model = model.unload()
     sampler.model.eval()
     return secs
-
-
-def cpu_line() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return "unknown CPU"
-    name = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), "?")
-    flags = next((ln.split(":", 1)[1].split() for ln in out.splitlines() if ln.startswith("Flags")), [])
-    simd = [f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c")]
-    return f"{name}, flags {' '.join(simd) or 'none of avx/amx'}"
 
 
 def load_sampler(args: argparse.Namespace) -> HFSampler:

@@ -31,6 +31,11 @@ class ModelConfig(BaseModel):
     threads: int | None = Field(
         None, ge=1, description="torch intra-op threads on CPU (None: keep OMP_NUM_THREADS / torch default)."
     )
+    cpu_matmul: Literal["auto", "onednn", "default"] = Field(
+        "auto",
+        description="fp32 CPU models: decode-sized matmuls through oneDNN (onednn), the default BLAS (default), "
+        "or whichever a one-off timing on this CPU finds faster (auto). toolr0.inference.cpu_matmul.",
+    )
 
 
 class InferenceConfig(BaseModel):

@@ -121,6 +121,7 @@ class HFSampler(BaseSampler):
         threads: int | None = None,
         merge_adapter: bool = False,
         device: str = "auto",
+        cpu_matmul: str = "auto",
         **kwargs: Any,
     ) -> HFSampler:
         """Load `name_or_path` ("default", folder, cached HF id, adapter folder) on `device` and wrap it; an
@@ -128,7 +129,12 @@ class HFSampler(BaseSampler):
         from toolr0.inference.models import load_model
 
         model, tokenizer = load_model(
-            name_or_path, dtype=dtype, threads=threads, merge_adapter=merge_adapter, device=device
+            name_or_path,
+            dtype=dtype,
+            threads=threads,
+            merge_adapter=merge_adapter,
+            device=device,
+            cpu_matmul=cpu_matmul,
         )
         kwargs.setdefault("checkpoint_id", str(name_or_path))
         return cls(model, tokenizer, **kwargs)
@@ -140,6 +146,7 @@ class HFSampler(BaseSampler):
             dtype=model_cfg.dtype,
             threads=model_cfg.threads,
             device=model_cfg.device,
+            cpu_matmul=model_cfg.cpu_matmul,
             batch_size=inference_cfg.batch_size,
             max_batch_sequences=inference_cfg.max_batch_sequences,
             sort_by_length=inference_cfg.sort_by_length,

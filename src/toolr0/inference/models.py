@@ -327,12 +327,14 @@ def load_model(
     adapter_name: str = "default",
     merge_adapter: bool = False,
     device: str = "auto",
+    cpu_matmul: str = "auto",
 ) -> tuple[Any, Any]:
     """(model, tokenizer) ready for generation on `device` (see `toolr0.inference.device`: auto = CUDA when
     present); an adapter folder loads its base then the adapter. The dtype follows the device.
 
     ``merge_adapter`` folds a LoRA adapter into the base weights (a plain model, no adapter left): same
-    function up to rounding, and generation no longer pays for the extra low-rank matmuls."""
+    function up to rounding, and generation no longer pays for the extra low-rank matmuls. ``cpu_matmul``:
+    see ``toolr0.inference.cpu_matmul`` (fp32 CPU models only)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -355,4 +357,9 @@ def load_model(
             model = model.merge_and_unload()
     model = place(model, target)
     model.eval()
+    from toolr0.inference import cpu_matmul as cm
+
+    switched = cm.apply(model, cpu_matmul)
+    if switched:
+        log.info("cpu_matmul: %d fp32 linear layers decode through oneDNN", switched)
     return model, tokenizer

@@ -203,11 +203,9 @@ class RoleEngine:
             from toolr0.inference.models import load_model
 
             key = "shared" if self.shared else role
+            mc = self.cfg.model
             model, _ = load_model(
-                str(ck or self.cfg.model.name),
-                dtype="fp32",
-                threads=self.cfg.model.threads,
-                device=self.cfg.model.device,
+                str(ck or mc.name), dtype="fp32", threads=mc.threads, device=mc.device, cpu_matmul=mc.cpu_matmul
             )
             model.train()
             for p in model.parameters():

@@ -117,7 +117,11 @@ def dry_run(
         from toolr0.training.grpo import build_grpo_config
 
         build_grpo_config(
-            rc, Path(out_dir) / "checkpoints", reward_weights=weights, n_processes=n_processes, seed=kw["seed"]
+            rc,
+            Path(out_dir) / "checkpoints",
+            reward_weights=weights,
+            n_processes=n_processes,
+            seed=kw["seed"],
         )
         validated = "GRPOConfig built by the installed TRL"
     else:
@@ -279,7 +283,9 @@ def train_role(
             device=device,
         )
     tokenizer = models.tokenizer
-    if role == "solver" and solver_format.native:  # rendered with each task's own tools= (needs the tokenizer)
+    if (
+        role == "solver" and solver_format.native
+    ):  # rendered with each task's own tools= (needs the tokenizer)
         dataset = tdata.solver_dataset(
             tasks, cfg.prompts.solver_variant, solver_format, lambda m: render_prompt(tokenizer, m)
         )
@@ -415,7 +421,13 @@ def _load_frozen_full_solver(cfg: ToolR0Config, init: RoleInit | None, device: s
     from toolr0.inference.models import load_model
 
     src = (init or {}).get("solver") or cfg.model.name
-    model, _ = load_model(str(src), dtype=cfg.model.dtype, threads=cfg.model.threads, device=device)
+    model, _ = load_model(
+        str(src),
+        dtype=cfg.model.dtype,
+        threads=cfg.model.threads,
+        device=device,
+        cpu_matmul=cfg.model.cpu_matmul,
+    )
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

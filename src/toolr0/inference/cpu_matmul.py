@@ -1,0 +1,140 @@
+"""Decode-sized fp32 matmuls on the CPU through oneDNN instead of the default BLAS (``model.cpu_matmul``).
+
+A decode step multiplies a few rows (the live batch) by every weight matrix. On an AVX2-only AMD EPYC the
+default fp32 path (MKL) ran those at 4-16 GFLOP/s; oneDNN's packed linear (the kernel torch.compile's CPU
+backend uses) ran the same shapes 2-5x faster, and ~0.85x for prefill-sized inputs (bench/RESULTS.md,
+bench/decode_profile.py). So ``nn.Linear`` layers of an fp32 CPU model switch, per call, to oneDNN when the
+input has at most ``MAX_ROWS`` rows and no gradient is needed; everything else (prefill, training forward
+and backward) stays on the default path. The packed copy of a weight is made on first use and made again
+when the weight changes (new storage, an in-place update, or a changed sample of its values, which catches
+``.data`` writes such as LoRA merges).
+
+``auto`` times both kernels once per process on the model's largest weight at batch 8 and keeps oneDNN only
+where it is faster. Results differ from the default kernel by float rounding only; ``default`` switches it
+off.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MAX_ROWS = 64  # above this (prefill), the default kernel was as fast or faster (measured crossover ~100-600)
+_PACKED: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
+_CLASS: type | None = None
+
+
+def available() -> bool:
+    """Whether this torch build has oneDNN's packed linear ops."""
+    try:
+        import torch
+
+        return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    except Exception:  # noqa: BLE001 - any import/attribute problem means "not available"
+        return False
+
+
+def _key(weight: Any) -> tuple[Any, ...]:
+    flat = weight.detach().reshape(-1)
+    step = max(1, flat.numel() // 61)
+    return (weight.data_ptr(), weight._version, tuple(weight.shape), flat[::step][:64].sum().item())
+
+
+def _packed(layer: Any) -> Any:
+    import torch
+
+    key = _key(layer.weight)
+    hit = _PACKED.get(layer)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    packed = torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach(), 8)
+    _PACKED[layer] = (key, packed)
+    return packed
+
+
+def _linear_class() -> type:
+    global _CLASS
+    if _CLASS is None:
+        import torch
+
+        class OneDNNDecodeLinear(torch.nn.Linear):
+            """``nn.Linear`` whose small, gradient-free fp32 CPU calls run through oneDNN's packed linear."""
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                w = self.weight
+                if (
+                    x.dtype != torch.float32
+                    or w.dtype != torch.float32
+                    or x.device.type != "cpu"
+                    or w.device.type != "cpu"
+                    or x.dim() == 0
+                    or x.numel() // max(1, x.shape[-1]) > MAX_ROWS
+                    or (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad))
+                ):
+                    return torch.nn.functional.linear(x, w, self.bias)
+                bias = None if self.bias is None else self.bias.detach()
+                return torch.ops.mkldnn._linear_pointwise(x, _packed(self), bias, "none", [], "")
+
+        OneDNNDecodeLinear.__module__ = __name__  # findable by pickle once made
+        globals()["OneDNNDecodeLinear"] = _CLASS = OneDNNDecodeLinear
+    return _CLASS
+
+
+def onednn_faster(model: Any, rows: int = 8, repeats: int = 3) -> tuple[bool, float, float]:
+    """(oneDNN faster?, default ms, oneDNN ms) for the model's largest fp32 linear weight at ``rows`` rows."""
+    import torch
+
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    if not linears:
+        return False, 0.0, 0.0
+    w = max((m.weight for m in linears), key=lambda t: t.numel()).detach()
+    x = torch.randn(rows, w.shape[1], dtype=w.dtype)
+    packed = torch.ops.mkldnn._reorder_linear_weight(w, rows)
+
+    def best(fn: Any) -> float:
+        fn()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times) * 1000
+
+    with torch.no_grad():
+        default = best(lambda: torch.nn.functional.linear(x, w))
+        onednn = best(lambda: torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], ""))
+    return onednn < default, default, onednn
+
+
+def apply(model: Any, mode: str = "auto") -> int:
+    """Switch the fp32 CPU ``nn.Linear`` layers of ``model`` per ``mode`` (auto / onednn / default); returns
+    how many layers were switched (0 when off, not fp32 on the CPU, or oneDNN is not available)."""
+    if mode == "default" or not available():
+        return 0
+    import torch
+
+    linears = [
+        m
+        for m in model.modules()
+        if type(m) is torch.nn.Linear and m.weight.dtype == torch.float32 and m.weight.device.type == "cpu"
+    ]
+    if not linears:
+        return 0
+    if mode == "auto":
+        faster, default_ms, onednn_ms = onednn_faster(model)
+        log.info(
+            "cpu_matmul auto: largest weight at batch 8: default %.1f ms, oneDNN %.1f ms -> %s",
+            default_ms,
+            onednn_ms,
+            "oneDNN" if faster else "default",
+        )
+        if not faster:
+            return 0
+    cls = _linear_class()
+    for m in linears:
+        m.__class__ = cls
+    return len(linears)

@@ -1,0 +1,78 @@
+"""fp32 CPU decode matmuls through oneDNN (inference/cpu_matmul.py): same function up to float rounding, only
+small gradient-free calls switch, a changed weight is re-packed, and the switch can be turned off."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from toolr0.inference import cpu_matmul as cm  # noqa: E402
+from toolr0.inference.models import tiny_random_model  # noqa: E402
+
+pytestmark = [
+    pytest.mark.usefixtures("torch_one_thread"),
+    pytest.mark.skipif(not cm.available(), reason="torch built without oneDNN"),
+]
+
+
+def _layer(rows_out: int = 48, rows_in: int = 32, bias: bool = True) -> torch.nn.Linear:
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(rows_in, rows_out, bias=bias)
+    layer.__class__ = cm._linear_class()
+    return layer
+
+
+def test_small_inputs_match_the_default_kernel_up_to_rounding():
+    layer = _layer()
+    for shape in [(1, 32), (8, 32), (2, 3, 32), (2, 40, 32)]:  # the last one (80 rows) takes the default path
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            got = layer(x)
+            want = torch.nn.functional.linear(x, layer.weight, layer.bias)
+        assert got.shape == want.shape
+        assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
+    assert layer in cm._PACKED  # the small calls really used the packed weight
+
+
+def test_gradients_take_the_default_path():
+    layer = _layer(bias=False)
+    x = torch.randn(4, 32, requires_grad=True)
+    layer(x).sum().backward()
+    assert x.grad is not None and torch.allclose(x.grad, layer.weight.sum(0).expand(4, -1), atol=1e-6)
+    assert layer not in cm._PACKED
+
+
+def test_a_changed_weight_is_packed_again():
+    layer = _layer()
+    x = torch.randn(2, 32)
+    with torch.no_grad():
+        layer(x)
+        layer.weight.data += 0.5  # a `.data` write (as a LoRA merge does) bumps no version counter
+        got = layer(x)
+        assert torch.allclose(got, torch.nn.functional.linear(x, layer.weight, layer.bias), atol=1e-5)
+        layer.weight.add_(1.0)  # an in-place update (optimizer step)
+        got = layer(x)
+        assert torch.allclose(got, torch.nn.functional.linear(x, layer.weight, layer.bias), atol=1e-5)
+
+
+def test_apply_modes_and_greedy_generation_on_the_tiny_model():
+    model, tok = tiny_random_model(seed=0)
+    n_linear = sum(type(m) is torch.nn.Linear for m in model.modules())
+    assert cm.apply(model, "default") == 0
+    ids = tok(["hello world, book a table"], return_tensors="pt")
+    with torch.no_grad():
+        before = model.generate(**ids, max_new_tokens=16, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert cm.apply(model, "onednn") == n_linear > 0
+    with torch.no_grad():
+        after = model.generate(**ids, max_new_tokens=16, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert torch.equal(before, after)
+    assert cm.apply(model, "onednn") == 0  # already switched: nothing left to switch
+    faster, default_ms, onednn_ms = cm.onednn_faster(model, repeats=1)
+    assert isinstance(faster, bool) and default_ms > 0 and onednn_ms > 0
+
+
+def test_bf16_models_are_left_alone():
+    model, _ = tiny_random_model(seed=0)
+    model = model.to(torch.bfloat16)
+    assert cm.apply(model, "onednn") == 0
