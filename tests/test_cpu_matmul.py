@@ -76,3 +76,18 @@ def test_bf16_models_are_left_alone():
     model, _ = tiny_random_model(seed=0)
     model = model.to(torch.bfloat16)
     assert cm.apply(model, "onednn") == 0
+
+
+def test_eval_fingerprint_names_the_kernel():
+    """Rows decoded with oneDNN and with the default BLAS round differently: an eval folder records which."""
+    from types import SimpleNamespace
+
+    from toolr0.eval.fingerprint import FINGERPRINT_KEYS
+    from toolr0.eval.runner import matmul_kernel
+
+    model, _ = tiny_random_model(seed=0)
+    assert "matmul" in FINGERPRINT_KEYS
+    assert matmul_kernel(SimpleNamespace(model=model)) == "default"
+    cm.apply(model, "onednn")
+    assert matmul_kernel(SimpleNamespace(model=model)) == "onednn"
+    assert matmul_kernel(None) is None

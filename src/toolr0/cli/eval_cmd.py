@@ -77,6 +77,12 @@ def run(
     max_new_tokens: int = typer.Option(1024, "--max-new-tokens", min=1, help="Generation budget per item."),
     dtype: str = typer.Option("auto", "--dtype", help="auto, bf16 or fp32."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present, else CPU), cpu or cuda:N."),
+    cpu_matmul: str = typer.Option(
+        "auto",
+        "--cpu-matmul",
+        help="fp32 CPU: decode matmuls through oneDNN (onednn), the default BLAS (default) or the faster of the "
+        "two on this CPU (auto). Part of the folder's fingerprint.",
+    ),
     threads: int = typer.Option(
         None, "--threads", min=1, help="torch CPU threads (default: OMP_NUM_THREADS)."
     ),
@@ -114,6 +120,8 @@ def run(
         raise ToolR0Error(f"--predictions must be model, gold or corrupt, not {predictions!r}")
     if dtype not in ("auto", "bf16", "fp32"):
         raise ToolR0Error(f"--dtype must be auto, bf16 or fp32, not {dtype!r}")
+    if cpu_matmul not in ("auto", "onednn", "default"):
+        raise ToolR0Error(f"--cpu-matmul must be auto, onednn or default, not {cpu_matmul!r}")
     if solver_format not in ("reference", "native"):
         raise ToolR0Error(f"--solver-format must be reference or native, not {solver_format!r}")
     _load_families(benchmark_modules)
@@ -132,6 +140,7 @@ def run(
         dtype=dtype,
         threads=threads,
         device=check_device(device),
+        cpu_matmul=cpu_matmul,
         prompt_variant=prompt_variant,
         solver_format=solver_format,
         reason_first=reason_first,

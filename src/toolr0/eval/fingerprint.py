@@ -33,9 +33,10 @@ FINGERPRINT_KEYS = (
     "dtype",
     "solver_format",
     "prompt_sha256",
+    "matmul",
 )
 # Keys added after folders were already written without them: absent from an older folder, they are not checked.
-FINGERPRINT_KEYS_ADDED_LATER = ("dtype", "solver_format", "prompt_sha256")
+FINGERPRINT_KEYS_ADDED_LATER = ("dtype", "solver_format", "prompt_sha256", "matmul")
 
 # The menu the prompt hash renders: two tools, required and optional parameters of several types.
 SAMPLE_QUESTION = "{question}"

@@ -190,6 +190,7 @@ def markdown(summary: dict[str, Any]) -> str:
         "",
         f"decoding {m.get('decoding', 'greedy')}, max_new_tokens {m.get('max_new_tokens')}, "
         + (f"dtype {m['dtype']}, " if m.get("dtype") else "")
+        + (f"matmul {m['matmul']}, " if m.get("matmul") else "")
         + f"limit {m.get('limit')}, seed {m.get('seed')}, created {m.get('created', '')}",
         f"Solver format: {m.get('solver_format') or 'reference (spec §7.1 prompt)'}",
         "",

@@ -52,6 +52,7 @@ class EvalSettings:
     dtype: str = "auto"
     threads: int | None = None
     device: str = "auto"  # toolr0.inference.device: auto = CUDA when present, else CPU
+    cpu_matmul: str = "auto"  # toolr0.inference.cpu_matmul: auto | onednn | default (fp32 CPU models only)
     prompt_variant: str = "reference"
     solver_format: str = "reference"  # reference (spec §7.1 prompt) | native (chat template with tools=)
     reason_first: bool = False  # native only: a short <think> before the calls
@@ -138,6 +139,7 @@ def build_sampler(settings: EvalSettings, model_path: str) -> tuple[Any, str | N
         dtype=settings.dtype,
         threads=settings.threads,
         device=settings.device,
+        cpu_matmul=settings.cpu_matmul,
         batch_size=settings.batch_size,
         merge_adapter=merge,
     )
@@ -150,6 +152,15 @@ def build_sampler(settings: EvalSettings, model_path: str) -> tuple[Any, str | N
 # -------------------------------------------------------------------------------------------- outputs
 def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("_")[:80] or "model"
+
+
+def matmul_kernel(sampler: Any | None) -> str | None:
+    """'onednn' when the model's fp32 CPU decode matmuls run through oneDNN (``inference.cpu_matmul``), else
+    'default'; None without a loaded model."""
+    model = getattr(sampler, "model", None)
+    if model is None:
+        return None
+    return "onednn" if any(type(m).__name__ == "OneDNNDecodeLinear" for m in model.modules()) else "default"
 
 
 def weights_dtype(settings: EvalSettings, sampler: Any | None) -> str | None:
@@ -191,6 +202,7 @@ def rebuild_summary(out: str | Path) -> dict[str, Any]:
     meta.update(
         model_resolved=fingerprint.get("model"),
         dtype=fingerprint.get("dtype"),
+        matmul=fingerprint.get("matmul"),
         decoding="greedy",
         rebuilt_from_items=True,
         solver_format=SolverFormat(
@@ -271,6 +283,8 @@ def run_eval(
         if settings.predictions == "model" and merges_adapter(settings, model_path)
         else None,
         "dtype": weights_dtype(settings, sampler),
+        # oneDNN and the default BLAS round fp32 decode matmuls differently
+        "matmul": matmul_kernel(sampler) if settings.predictions == "model" else None,
     }
     out.mkdir(parents=True, exist_ok=True)
     check_fingerprint(out, fingerprint, overwrite)
@@ -353,6 +367,7 @@ def run_eval(
             "max_new_tokens": settings.max_new_tokens,
             "decoding": "greedy",
             "dtype": fingerprint["dtype"],
+            "matmul": fingerprint.get("matmul"),
             "prompt_variant": settings.prompt_variant,
             "solver_format": fmt.describe(),
             "wall_seconds_this_run": round(time.perf_counter() - t_start, 1),
