@@ -150,13 +150,16 @@ def load_sampler(args: argparse.Namespace) -> HFSampler:
 
         model, tok = tiny_random_model()
         return HFSampler(model, tok, checkpoint_id="tiny")
-    return HFSampler.from_pretrained(args.model, dtype=args.dtype, threads=args.threads)
+    return HFSampler.from_pretrained(
+        args.model, dtype=args.dtype, threads=args.threads, cpu_matmul=args.cpu_matmul
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="default", help="'default', a folder, or 'tiny' (random, smoke run)")
     ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--cpu-matmul", default="auto", choices=["auto", "onednn", "default"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--prompts", type=int, default=8, help="prompts per stage (one batch)")
     ap.add_argument("--gen-tokens", type=int, default=96, help="Generator max_new_tokens and grammar budget")
@@ -173,7 +176,10 @@ def main() -> None:
 
     sampler = load_sampler(args)
     dtype = str(next(sampler.model.parameters()).dtype).replace("torch.", "")
-    print(f"model {args.model} ({dtype}), {torch.get_num_threads()} threads; CPU: {cpu_line()}")
+    onednn = sum(type(m).__name__ == "OneDNNDecodeLinear" for m in sampler.model.modules())
+    print(
+        f"model {args.model} ({dtype}, {onednn} layers on oneDNN), {torch.get_num_threads()} threads; CPU: {cpu_line()}"
+    )
     specs = SpecSampler(load_spec_file(None), seed=args.seed).sample(args.prompts)
     tasks = solver_tasks(args.prompts)
     scfg = StructuredConfig(enabled=True, budget_tokens=args.gen_tokens, ground_calls=True)
@@ -246,7 +252,8 @@ def main() -> None:
         print(grpo_line)
 
     lines = [
-        f"{args.label + ': ' if args.label else ''}model `{args.model}` ({dtype}), {torch.get_num_threads()} "
+        f"{args.label + ': ' if args.label else ''}model `{args.model}` ({dtype}, cpu_matmul {args.cpu_matmul}: "
+        f"{onednn} layers on oneDNN), {torch.get_num_threads()} "
         f"threads, CPU {cpu_line()}; {args.prompts} prompts per stage in one batch, {args.repeats} interleaved "
         f"repeats; Generator {args.gen_tokens} tokens (grammar budget {args.gen_tokens}, ground_calls), "
         f"Solver {args.solver_tokens} tokens, K={args.k}, k_verify={args.k_verify}. Stage = finished rows "

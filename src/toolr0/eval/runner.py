@@ -158,7 +158,7 @@ def matmul_kernel(sampler: Any | None) -> str | None:
     """'onednn' when the model's fp32 CPU decode matmuls run through oneDNN (``inference.cpu_matmul``), else
     'default'; None without a loaded model."""
     model = getattr(sampler, "model", None)
-    if model is None:
+    if model is None or not hasattr(model, "modules"):
         return None
     return "onednn" if any(type(m).__name__ == "OneDNNDecodeLinear" for m in model.modules()) else "default"
 

@@ -357,8 +357,11 @@ def load_model(
             model = model.merge_and_unload()
     model = place(model, target)
     model.eval()
+    from toolr0.inference import attention
     from toolr0.inference import cpu_matmul as cm
 
+    if target == "cpu" and attention.apply(model):
+        log.info("attention: grouped-query decode steps without repeating the KV cache (inference.attention)")
     switched = cm.apply(model, cpu_matmul)
     if switched:
         log.info("cpu_matmul: %d fp32 linear layers decode through oneDNN", switched)

@@ -21,8 +21,9 @@ from toolr0.config import ToolR0Config
 CPU_DECODE_TOK_S = 30.0  # batched sum; ~27 tok/s measured for structured candidates in the quickstart
 CPU_TRAIN_TOK_S = 180.0
 # The CPU rates above were measured with bf16 on AMX; an AVX2-only CPU runs fp32 and took 2.3-3.0x longer per
-# stage in the quickstart (bench/RESULTS.md, "AVX2-only CPU").
-CPU_FP32_SLOWDOWN = 2.5
+# stage in the quickstart (bench/RESULTS.md, "AVX2-only CPU"); with finished rows dropped and decode matmuls on
+# oneDNN the quickstart took 19.6 min there against 22 min estimated at 2.5x (bench/RESULTS.md, issue 15).
+CPU_FP32_SLOWDOWN = 2.2
 GPU_DECODE_TOK_S = 4000.0  # vLLM, one GPU (guess)
 GPU_TRAIN_TOK_S = 20000.0  # one GPU, bf16 (guess)
 # typical completion lengths (tokens) when the max is larger
