@@ -91,3 +91,9 @@ def test_eval_fingerprint_names_the_kernel():
     cm.apply(model, "onednn")
     assert matmul_kernel(SimpleNamespace(model=model)) == "onednn"
     assert matmul_kernel(None) is None
+
+
+def test_auto_leaves_toy_models_alone():
+    model, _ = tiny_random_model(seed=0)
+    assert max(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear)) < cm.AUTO_MIN_WEIGHT
+    assert cm.apply(model, "auto") == 0
