@@ -28,9 +28,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--top", type=int, default=18, help="ops to print")
     ap.add_argument("--cpu-matmul", default="auto", choices=["auto", "onednn", "default"])
+    ap.add_argument("--cpu-attention", default="default", choices=["default", "grouped"])
     args = ap.parse_args()
 
-    sampler = HFSampler.from_pretrained(args.model, dtype=args.dtype, cpu_matmul=args.cpu_matmul)
+    sampler = HFSampler.from_pretrained(
+        args.model, dtype=args.dtype, cpu_matmul=args.cpu_matmul, cpu_attention=args.cpu_attention
+    )
     model, tok = sampler.model, sampler.tokenizer
     dtype = next(model.parameters()).dtype
     attn = getattr(model.config, "_attn_implementation", "?")
@@ -40,7 +43,9 @@ def main() -> None:
         f"oneDNN), {torch.get_num_threads()} threads; CPU {cpu_line()}"
     )
     prompts = [solver_messages(t.question, t.tools) for t in solver_tasks(args.batch)]
-    enc = tok([sampler.render(p) for p in prompts], return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = tok(
+        [sampler.render(p) for p in prompts], return_tensors="pt", padding=True, add_special_tokens=False
+    )
     ids, mask = enc["input_ids"], enc["attention_mask"]
     from transformers import DynamicCache, TopKLogitsWarper, TopPLogitsWarper
 
@@ -68,7 +73,9 @@ def main() -> None:
             for _ in range(args.steps):
                 nxt, mask = step(nxt, mask)
         wall = time.perf_counter() - t0
-        w = max((m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)), key=lambda t: t.numel())
+        w = max(
+            (m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)), key=lambda t: t.numel()
+        )
         w = w.detach()
         x = torch.randn(args.batch, w.shape[1], dtype=w.dtype)
         t0 = time.perf_counter()

@@ -54,3 +54,12 @@ def test_models_without_grouped_heads_are_left_alone():
     model, _ = tiny_random_model(seed=0)
     model.config.num_key_value_heads = model.config.num_attention_heads
     assert not attention.apply(model)
+
+
+def test_load_model_switches_only_when_asked(tiny_model_dir):
+    from toolr0.inference.models import load_model
+
+    plain, _ = load_model(str(tiny_model_dir), device="cpu")
+    grouped, _ = load_model(str(tiny_model_dir), device="cpu", cpu_attention="grouped")
+    assert plain.config._attn_implementation == "sdpa"
+    assert grouped.config._attn_implementation == attention.NAME

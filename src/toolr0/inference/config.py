@@ -36,6 +36,12 @@ class ModelConfig(BaseModel):
         description="fp32 CPU models: decode-sized matmuls through oneDNN (onednn), the default BLAS (default), "
         "or whichever a one-off timing on this CPU finds faster (auto). toolr0.inference.cpu_matmul.",
     )
+    cpu_attention: Literal["default", "grouped"] = Field(
+        "default",
+        description="CPU models with grouped-query heads: transformers' SDPA (default) or one-token decode steps "
+        "without repeating the KV cache (grouped; 1.9x per batch-32 decode step, but a whole quickstart was "
+        "not faster, bench/RESULTS.md). toolr0.inference.attention.",
+    )
 
 
 class InferenceConfig(BaseModel):

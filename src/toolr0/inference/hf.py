@@ -73,12 +73,14 @@ def _stop_criteria_cls() -> type:
     return StopOnStrings
 
 
-
 def render_prompt(tokenizer: Any, messages: Messages) -> str:
     """A conversation as the model's chat-templated prompt text (generation prompt appended); a native Solver
     conversation's menu (``core.solver_format``) goes to the template as ``tools=``."""
     msgs, tools = split_tools(messages)
-    return tokenizer.apply_chat_template(msgs, tools=tools or None, tokenize=False, add_generation_prompt=True)
+    return tokenizer.apply_chat_template(
+        msgs, tools=tools or None, tokenize=False, add_generation_prompt=True
+    )
+
 
 class HFSampler(BaseSampler):
     """Batched sampling with a transformers causal LM (optionally PEFT-wrapped)."""
@@ -122,6 +124,7 @@ class HFSampler(BaseSampler):
         merge_adapter: bool = False,
         device: str = "auto",
         cpu_matmul: str = "auto",
+        cpu_attention: str = "default",
         **kwargs: Any,
     ) -> HFSampler:
         """Load `name_or_path` ("default", folder, cached HF id, adapter folder) on `device` and wrap it; an
@@ -135,6 +138,7 @@ class HFSampler(BaseSampler):
             merge_adapter=merge_adapter,
             device=device,
             cpu_matmul=cpu_matmul,
+            cpu_attention=cpu_attention,
         )
         kwargs.setdefault("checkpoint_id", str(name_or_path))
         return cls(model, tokenizer, **kwargs)
@@ -147,6 +151,7 @@ class HFSampler(BaseSampler):
             threads=model_cfg.threads,
             device=model_cfg.device,
             cpu_matmul=model_cfg.cpu_matmul,
+            cpu_attention=model_cfg.cpu_attention,
             batch_size=inference_cfg.batch_size,
             max_batch_sequences=inference_cfg.max_batch_sequences,
             sort_by_length=inference_cfg.sort_by_length,
@@ -331,7 +336,9 @@ class HFSampler(BaseSampler):
             done = generate_dropping(self.model, input_ids, mask, cache=cache, **gen_kwargs)
             if done is not None:
                 return done
-        out = self.model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=cache, **gen_kwargs)
+        out = self.model.generate(
+            input_ids=input_ids, attention_mask=mask, past_key_values=cache, **gen_kwargs
+        )
         return out, int(out.shape[0]) * (int(out.shape[1]) - int(input_ids.shape[1]))
 
     def _completion(self, tokens: list[int], stop_step: int | None, params: SamplingParams) -> Completion:

@@ -328,13 +328,14 @@ def load_model(
     merge_adapter: bool = False,
     device: str = "auto",
     cpu_matmul: str = "auto",
+    cpu_attention: str = "default",
 ) -> tuple[Any, Any]:
     """(model, tokenizer) ready for generation on `device` (see `toolr0.inference.device`: auto = CUDA when
     present); an adapter folder loads its base then the adapter. The dtype follows the device.
 
     ``merge_adapter`` folds a LoRA adapter into the base weights (a plain model, no adapter left): same
     function up to rounding, and generation no longer pays for the extra low-rank matmuls. ``cpu_matmul``:
-    see ``toolr0.inference.cpu_matmul`` (fp32 CPU models only)."""
+    see ``toolr0.inference.cpu_matmul`` (fp32 CPU models only); ``cpu_attention``: ``toolr0.inference.attention``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -360,7 +361,7 @@ def load_model(
     from toolr0.inference import attention
     from toolr0.inference import cpu_matmul as cm
 
-    if target == "cpu" and attention.apply(model):
+    if target == "cpu" and cpu_attention == "grouped" and attention.apply(model):
         log.info("attention: grouped-query decode steps without repeating the KV cache (inference.attention)")
     switched = cm.apply(model, cpu_matmul)
     if switched:
