@@ -320,6 +320,21 @@ def model_sources(path: Path) -> tuple[Path, Path | None, Path]:
     return base_path, path, path if own_tokenizer else base_path
 
 
+def load_model_for(
+    model_cfg: Any, name: Any = None, *, dtype: str | None = None, device: str | None = None
+) -> tuple[Any, Any]:
+    """:func:`load_model` with every knob of a ``model`` config section (threads, cpu_matmul, cpu_attention, and
+    dtype/device unless given); ``name`` (a checkpoint or role init) replaces ``model_cfg.name``."""
+    return load_model(
+        str(name or model_cfg.name),
+        dtype=dtype or model_cfg.dtype,
+        threads=model_cfg.threads,
+        device=device or model_cfg.device,
+        cpu_matmul=model_cfg.cpu_matmul,
+        cpu_attention=model_cfg.cpu_attention,
+    )
+
+
 def load_model(
     name_or_path: str,
     dtype: str = "auto",

@@ -200,13 +200,10 @@ class RoleEngine:
                 _zero_lora_b(pm, name)
             pm.set_adapter(name)
         else:
-            from toolr0.inference.models import load_model
+            from toolr0.inference.models import load_model_for
 
             key = "shared" if self.shared else role
-            mc = self.cfg.model
-            model, _ = load_model(
-                str(ck or mc.name), dtype="fp32", threads=mc.threads, device=mc.device, cpu_matmul=mc.cpu_matmul
-            )
+            model, _ = load_model_for(self.cfg.model, ck, dtype="fp32")
             model.train()
             for p in model.parameters():
                 p.requires_grad_(True)

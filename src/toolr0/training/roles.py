@@ -303,7 +303,7 @@ def load_role_models(
     the CPU and the trainer places and shards them.
     """
     from toolr0.inference.device import distributed_engine, resolve_device
-    from toolr0.inference.models import load_model
+    from toolr0.inference.models import load_model_for
 
     device = "cpu" if distributed_engine() else (device or resolve_device(model_cfg.device))
     rc = roles_cfg
@@ -311,22 +311,14 @@ def load_role_models(
     full = rc.mode == "full" or (rc.mode == "shared" and not rc.shared_use_lora)
     dtype = "fp32" if full else model_cfg.dtype
     if not full:
-        model, tok = load_model(
-            model_cfg.name,
-            dtype=dtype,
-            threads=model_cfg.threads,
-            device=device,
-            cpu_matmul=model_cfg.cpu_matmul,
-        )
+        model, tok = load_model_for(model_cfg, dtype=dtype, device=device)
         return wrap_roles(model, tok, rc, init=init, roles=roles, seed=seed)
     keys = ["shared"] if rc.mode == "shared" else list(roles)
     models: dict[str, Any] = {}
     tok = None
     for k in keys:
         src = init.get(k) or (init.get("generator") if k == "shared" else None) or model_cfg.name
-        m, t = load_model(
-            str(src), dtype=dtype, threads=model_cfg.threads, device=device, cpu_matmul=model_cfg.cpu_matmul
-        )
+        m, t = load_model_for(model_cfg, src, dtype=dtype, device=device)
         m.train()
         for p in m.parameters():
             p.requires_grad_(True)

@@ -283,9 +283,8 @@ def train_role(
             device=device,
         )
     tokenizer = models.tokenizer
-    if (
-        role == "solver" and solver_format.native
-    ):  # rendered with each task's own tools= (needs the tokenizer)
+    # a native Solver prompt is rendered with each task's own tools= (needs the tokenizer)
+    if role == "solver" and solver_format.native:
         dataset = tdata.solver_dataset(
             tasks, cfg.prompts.solver_variant, solver_format, lambda m: render_prompt(tokenizer, m)
         )
@@ -418,16 +417,9 @@ def _remote_service(cfg: ToolR0Config) -> SolverService:
 
 
 def _load_frozen_full_solver(cfg: ToolR0Config, init: RoleInit | None, device: str) -> Any:
-    from toolr0.inference.models import load_model
+    from toolr0.inference.models import load_model_for
 
-    src = (init or {}).get("solver") or cfg.model.name
-    model, _ = load_model(
-        str(src),
-        dtype=cfg.model.dtype,
-        threads=cfg.model.threads,
-        device=device,
-        cpu_matmul=cfg.model.cpu_matmul,
-    )
+    model, _ = load_model_for(cfg.model, (init or {}).get("solver"), device=device)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
