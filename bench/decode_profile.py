@@ -17,6 +17,7 @@ import torch
 from _inference_util import cpu_line, solver_tasks
 
 from toolr0.core.prompts import solver_messages
+from toolr0.inference import cpu_matmul
 from toolr0.inference.hf import HFSampler
 
 
@@ -37,7 +38,7 @@ def main() -> None:
     model, tok = sampler.model, sampler.tokenizer
     dtype = next(model.parameters()).dtype
     attn = getattr(model.config, "_attn_implementation", "?")
-    switched = sum(type(m).__name__ == "OneDNNDecodeLinear" for m in model.modules())
+    switched = cpu_matmul.switched(model)
     print(
         f"model {args.model} ({dtype}, attention {attn}, cpu_matmul {args.cpu_matmul}: {switched} layers on "
         f"oneDNN), {torch.get_num_threads()} threads; CPU {cpu_line()}"

@@ -32,6 +32,7 @@ from _inference_util import append_results, cpu_line, solver_tasks
 
 from toolr0.core.prompts import generator_messages, solver_messages
 from toolr0.core.spec import SpecSampler, load_spec_file
+from toolr0.inference import cpu_matmul
 from toolr0.inference.base import GenerationResult, SamplingParams
 from toolr0.inference.grammar import StructuredConfig, build_ebnf
 from toolr0.inference.hf import HFSampler
@@ -176,7 +177,7 @@ def main() -> None:
 
     sampler = load_sampler(args)
     dtype = str(next(sampler.model.parameters()).dtype).replace("torch.", "")
-    onednn = sum(type(m).__name__ == "OneDNNDecodeLinear" for m in sampler.model.modules())
+    onednn = cpu_matmul.switched(sampler.model)
     print(
         f"model {args.model} ({dtype}, {onednn} layers on oneDNN), {torch.get_num_threads()} threads; CPU: {cpu_line()}"
     )

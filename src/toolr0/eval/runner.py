@@ -157,10 +157,12 @@ def _slug(s: str) -> str:
 def matmul_kernel(sampler: Any | None) -> str | None:
     """'onednn' when the model's fp32 CPU decode matmuls run through oneDNN (``inference.cpu_matmul``), else
     'default'; None without a loaded model."""
+    from toolr0.inference import cpu_matmul
+
     model = getattr(sampler, "model", None)
     if model is None or not hasattr(model, "modules"):
         return None
-    return "onednn" if any(type(m).__name__ == "OneDNNDecodeLinear" for m in model.modules()) else "default"
+    return "onednn" if cpu_matmul.switched(model) else "default"
 
 
 def weights_dtype(settings: EvalSettings, sampler: Any | None) -> str | None:

@@ -86,6 +86,13 @@ def _linear_class() -> type:
     return _CLASS
 
 
+def switched(model: Any) -> int:
+    """How many layers of ``model`` run their decode matmuls through oneDNN (0: none, or not a torch model)."""
+    if not hasattr(model, "modules"):
+        return 0
+    return sum(_CLASS is not None and isinstance(m, _CLASS) for m in model.modules())
+
+
 def onednn_faster(model: Any, rows: int = 8, repeats: int = 3) -> tuple[bool, float, float]:
     """(oneDNN faster?, default ms, oneDNN ms) for the model's largest fp32 linear weight at ``rows`` rows."""
     import torch
