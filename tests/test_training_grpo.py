@@ -42,6 +42,24 @@ def _fresh_roles(cfg):
     return wrap_roles(model, tok, cfg.roles, seed=0)
 
 
+def _recording_first_reward(factory, seen):
+    """Wrap a reward-functions factory so its first function (name kept) also records each completion's text."""
+    from toolr0.training import reward_funcs as rf
+
+    def recording(*a, **k):
+        funcs = factory(*a, **k)
+        first = funcs[0]
+
+        def recorded(completions, **kw):
+            seen.extend(rf.completion_text(c) for c in completions)
+            return first(completions, **kw)
+
+        recorded.__name__ = first.__name__
+        return [recorded, *funcs[1:]]
+
+    return recording
+
+
 def _changed(before, after):
     import torch
 
@@ -225,18 +243,9 @@ def test_structured_decoding_hook_reaches_trl_generation(tmp_path, monkeypatch):
     from toolr0.training.run import train_generator
 
     seen = []
-    real = rf.generator_reward_funcs
-
-    def recording(*a, **k):
-        funcs = real(*a, **k)
-
-        def generator_format(completions, **kw):
-            seen.extend(rf.completion_text(c) for c in completions)
-            return funcs[0](completions, **kw)
-
-        return [generator_format, *funcs[1:]]
-
-    monkeypatch.setattr(rf, "generator_reward_funcs", recording)
+    monkeypatch.setattr(
+        rf, "generator_reward_funcs", _recording_first_reward(rf.generator_reward_funcs, seen)
+    )
     cfg = small_cfg(gen={"max_steps": 1, "max_completion_length": 48}, structured={"enabled": True})
     rm = _fresh_roles(cfg)
     res = train_generator(cfg, tmp_path / "gen", models=rm)
@@ -251,18 +260,9 @@ def test_rollouts_drop_finished_rows_with_the_same_tokens(tmp_path, monkeypatch)
     from toolr0.training import reward_funcs as rf
     from toolr0.training.run import train_solver
 
-    real_funcs, real_class = rf.solver_reward_funcs, grpo._trainer_class
+    real_class = grpo._trainer_class
     seen: list[str] = []
     calls: list[int] = []
-
-    def recording(*a, **k):
-        funcs = real_funcs(*a, **k)
-
-        def solver_format(completions, **kw):
-            seen.extend(rf.completion_text(c) for c in completions)
-            return funcs[0](completions, **kw)
-
-        return [solver_format, *funcs[1:]]
 
     def run(drop: bool) -> tuple[list[str], dict]:
         seen.clear()
@@ -285,7 +285,7 @@ def test_rollouts_drop_finished_rows_with_the_same_tokens(tmp_path, monkeypatch)
         )
         return list(seen), rm.role_state("solver")
 
-    monkeypatch.setattr(rf, "solver_reward_funcs", recording)
+    monkeypatch.setattr(rf, "solver_reward_funcs", _recording_first_reward(rf.solver_reward_funcs, seen))
     dropped, state_on = run(True)
     plain, state_off = run(False)
     assert calls and len(dropped) == 4

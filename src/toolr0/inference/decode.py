@@ -8,8 +8,7 @@ unfinished rows only: a finished row is dropped from the KV cache and the batch.
 
 The processors, the stop criteria and the random stream still see the full batch: finished rows are padded as
 ``generate()`` pads them, and the sampling draw is made over all rows, so a seeded call gives the same tokens
-with or without dropping (``drop_finished=False`` keeps every row to the end; tests compare both with
-``generate()``).
+as ``generate()`` (``HFSampler(drop_finished=False)`` calls ``generate()`` itself; tests compare the two).
 """
 
 from __future__ import annotations
@@ -103,7 +102,6 @@ def decode(
     sample: bool,
     stopping: list[Any] | None = None,
     cache: Any = None,
-    drop_finished: bool = True,
 ) -> tuple[Any, int]:
     """Decode up to ``max_new_tokens`` after ``input_ids`` (left-padded, ``attention_mask`` 1 on real tokens).
 
@@ -163,7 +161,7 @@ def decode(
         if not bool(unfinished.any()):
             break
         keep = unfinished[live]
-        if drop_finished and not bool(keep.all()):
+        if not bool(keep.all()):
             cache.batch_select_indices(keep.nonzero().flatten())
             live = live[keep]
         feed = seqs[live, -1:]
