@@ -110,12 +110,13 @@ def decode(
     prompt + generated tokens, finished rows padded, as many columns as steps run; the number of row-steps the
     forward passes computed)."""
     import torch
-    from transformers import DynamicCache
+
+    from toolr0.inference.kv_cache import new_cache
 
     batch, width = input_ids.shape
     device = input_ids.device
     if cache is None:
-        cache = DynamicCache(config=model.config)
+        cache = new_cache(model)
     done_prefill = cache.get_seq_length()
     unfinished = torch.ones(batch, dtype=torch.bool, device=device)
     live = torch.arange(batch, device=device)  # rows still in the cache, in cache order

@@ -310,9 +310,9 @@ class HFSampler(BaseSampler):
     def _prefill(self, input_ids: Any, mask: Any, n: int, shared: int = 0) -> Any:
         """A KV cache of all but the last prompt token, prefilled once (the first ``shared`` tokens once for the
         whole batch) and expanded n-fold."""
-        from transformers import DynamicCache
+        from toolr0.inference.kv_cache import new_cache
 
-        cache = DynamicCache(config=self.model.config)
+        cache = new_cache(self.model)
         pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
         if shared:
             self.model(input_ids=input_ids[:1, :shared], position_ids=pos[:1, :shared], past_key_values=cache)
