@@ -152,7 +152,11 @@ def load_sampler(args: argparse.Namespace) -> HFSampler:
         model, tok = tiny_random_model()
         return HFSampler(model, tok, checkpoint_id="tiny")
     return HFSampler.from_pretrained(
-        args.model, dtype=args.dtype, threads=args.threads, cpu_matmul=args.cpu_matmul
+        args.model,
+        dtype=args.dtype,
+        threads=args.threads,
+        cpu_matmul=args.cpu_matmul,
+        cpu_attention=args.cpu_attention,
     )
 
 
@@ -161,6 +165,7 @@ def main() -> None:
     ap.add_argument("--model", default="default", help="'default', a folder, or 'tiny' (random, smoke run)")
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--cpu-matmul", default="auto", choices=["auto", "onednn", "default"])
+    ap.add_argument("--cpu-attention", default="default", choices=["default", "grouped"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--prompts", type=int, default=8, help="prompts per stage (one batch)")
     ap.add_argument("--gen-tokens", type=int, default=96, help="Generator max_new_tokens and grammar budget")
@@ -253,7 +258,7 @@ def main() -> None:
         print(grpo_line)
 
     lines = [
-        f"{args.label + ': ' if args.label else ''}model `{args.model}` ({dtype}, cpu_matmul {args.cpu_matmul}: "
+        f"{args.label + ': ' if args.label else ''}model `{args.model}` ({dtype}, cpu_matmul {args.cpu_matmul}, attention {args.cpu_attention}: "
         f"{onednn} layers on oneDNN), {torch.get_num_threads()} "
         f"threads, CPU {cpu_line()}; {args.prompts} prompts per stage in one batch, {args.repeats} interleaved "
         f"repeats; Generator {args.gen_tokens} tokens (grammar budget {args.gen_tokens}, ground_calls), "

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The measured result of the native Solver format (RESULTS.md): the cpu preset's self-play, the frozen-Generator
+# ablation at the same budget, and base / trained / ablation evaluated on the same seeded items in the native
+# format (Hammer 100-item subsets; BFCL simple_python, multiple, parallel, irrelevance, 50 each), then the paired
+# comparisons. Every step resumes where it stopped: run the same command again after an interruption.
+#
+#   bash scripts/native_experiment.sh                 # everything, in order (many hours on 2 CPU cores)
+#   STEPS="base" bash scripts/native_experiment.sh    # only some steps: base, train, ablation, eval, compare
+#
+# Knobs (environment): RUNS (runs), ITERATIONS (1), HAMMER_LIMIT (100), BFCL_LIMIT (50).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-runs}
+ITERATIONS=${ITERATIONS:-1}
+HAMMER_LIMIT=${HAMMER_LIMIT:-100}
+BFCL_LIMIT=${BFCL_LIMIT:-50}
+STEPS=${STEPS:-"base train ablation eval compare"}
+BFCL="bfcl_simple_python,bfcl_multiple,bfcl_parallel,bfcl_irrelevance"
+EVAL=(--seed 0 --max-new-tokens 256 --batch-size 8 --solver-format native)
+
+evaluate() {  # <model> <name>: Hammer and BFCL folders runs/eval/<name>_{hammer,bfcl}
+    toolr0 eval run --model "$1" -b hammer --limit "$HAMMER_LIMIT" "${EVAL[@]}" --out "$RUNS/eval/$2_hammer"
+    toolr0 eval run --model "$1" -b "$BFCL" --limit "$BFCL_LIMIT" "${EVAL[@]}" --out "$RUNS/eval/$2_bfcl"
+}
+
+for step in $STEPS; do
+    case $step in
+    base) evaluate default base_native ;;
+    train)
+        toolr0 selfplay --config configs/cpu.yaml --out "$RUNS/cpu_native" --set loop.iterations="$ITERATIONS" ;;
+    ablation)
+        toolr0 selfplay --config configs/cpu.yaml --out "$RUNS/cpu_native_frozen_gen" \
+            --set loop.iterations="$ITERATIONS" --set loop.freeze_generator=true ;;
+    eval)
+        evaluate "$RUNS/cpu_native" trained_native
+        evaluate "$RUNS/cpu_native_frozen_gen" frozen_gen_native ;;
+    compare)
+        for suite in hammer bfcl; do
+            toolr0 eval compare "$RUNS/eval/base_native_$suite" "$RUNS/eval/trained_native_$suite"
+            toolr0 eval compare "$RUNS/eval/frozen_gen_native_$suite" "$RUNS/eval/trained_native_$suite"
+        done ;;
+    *) echo "unknown step: $step (base, train, ablation, eval, compare)" >&2; exit 2 ;;
+    esac
+done
