@@ -25,6 +25,7 @@ def main() -> None:
     ap.add_argument("--model", default="default")
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--decode-only", action="store_true", help="skip the prefill and training timings")
     args = ap.parse_args()
 
     sampler = HFSampler.from_pretrained(args.model, dtype="auto")
@@ -69,12 +70,14 @@ def main() -> None:
     for rep in range(args.repeats):
         for impl in ("sdpa", attention.register()):
             model.set_attn_implementation(impl)
-            t0 = time.perf_counter()
-            prefill()
-            t_prefill = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            train()
-            t_train = time.perf_counter() - t0
+            t_prefill = t_train = float("nan")
+            if not args.decode_only:
+                t0 = time.perf_counter()
+                prefill()
+                t_prefill = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                train()
+                t_train = time.perf_counter() - t0
             print(
                 f"repeat {rep} {impl:12s} prefill {t_prefill:6.2f} s  train fwd+bwd {t_train:6.2f} s  "
                 f"decode step ({4 * args.prompts} rows) {decode():6.3f} s",
