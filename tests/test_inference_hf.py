@@ -146,3 +146,26 @@ def test_shared_prefix_prefilled_once_gives_the_same_outputs(tiny):
     assert HFSampler._shared_prefix([[1] * 20 + [2], [1] * 20 + [3, 4]]) == 20
     assert HFSampler._shared_prefix([[1] * 20], min_tokens=16) == 19  # one own token is always left
     assert HFSampler._shared_prefix([[1, 2] * 10, [2, 1] * 10]) == 0
+
+
+def test_cache_prefill_asks_for_one_logit_row_only(tiny):
+    """Speed change only: the prefill that fills the KV cache (shared prefix, prefill once) asks the model for
+    logits at one position instead of the lm_head over every prompt position; outputs are unchanged (the tests
+    above compare them with full prefills)."""
+    model, tok = tiny
+    seen = []
+    hook = model.register_forward_pre_hook(
+        lambda mod, args, kwargs: seen.append((kwargs["input_ids"].shape[1], kwargs.get("logits_to_keep"))),
+        with_kwargs=True,
+    )
+    try:
+        system = {"role": "system", "content": "You call tools. Answer with one JSON call and nothing else."}
+        prompts = [[system, {"role": "user", "content": "book " * k}] for k in (1, 9, 4)]
+        HFSampler(model, tok, batch_size=3).generate(
+            prompts, SamplingParams(n=2, temperature=1.0, max_new_tokens=3, seed=1)
+        )
+    finally:
+        hook.remove()
+    prefills = [keep for width, keep in seen if width > 1]
+    assert len(prefills) == 2  # the shared system prompt once, then the rows' own suffixes
+    assert all(keep == 1 for keep in prefills)
