@@ -9,6 +9,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from toolr0.core.schema import Task, Tool, ToolCall
 
@@ -135,3 +136,13 @@ def append_results(title: str, lines: list[str]) -> None:
         )
     with open(RESULTS, "a", encoding="utf-8") as fh:
         fh.write(text)
+
+
+def solver_batch(sampler: Any, n: int) -> tuple[Any, Any]:
+    """(input_ids, attention_mask) of ``n`` Solver prompts from :func:`solver_tasks`, rendered by ``sampler`` and
+    left-padded into one batch."""
+    from toolr0.core.prompts import solver_messages
+
+    prompts = [sampler.render(solver_messages(t.question, t.tools)) for t in solver_tasks(n)]
+    enc = sampler.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    return enc["input_ids"], enc["attention_mask"]

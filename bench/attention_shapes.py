@@ -12,10 +12,9 @@ import argparse
 import time
 
 import torch
-from _inference_util import cpu_line, solver_tasks
+from _inference_util import cpu_line, solver_batch
 from transformers import DynamicCache
 
-from toolr0.core.prompts import solver_messages
 from toolr0.inference import attention
 from toolr0.inference.hf import HFSampler
 
@@ -29,10 +28,8 @@ def main() -> None:
     args = ap.parse_args()
 
     sampler = HFSampler.from_pretrained(args.model, dtype="auto")
-    model, tok = sampler.model, sampler.tokenizer
-    prompts = [sampler.render(solver_messages(t.question, t.tools)) for t in solver_tasks(args.prompts)]
-    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    ids, mask = enc["input_ids"], enc["attention_mask"]
+    model = sampler.model
+    ids, mask = solver_batch(sampler, args.prompts)
     print(
         f"{next(model.parameters()).dtype}, {torch.get_num_threads()} threads, CPU {cpu_line()}; width {ids.shape[1]}"
     )

@@ -13,10 +13,9 @@ import argparse
 import time
 
 import torch
-from _inference_util import cpu_line, solver_tasks
+from _inference_util import cpu_line, solver_batch
 from transformers import DynamicCache
 
-from toolr0.core.prompts import solver_messages
 from toolr0.inference.hf import HFSampler
 from toolr0.inference.kv_cache import new_cache
 
@@ -33,10 +32,8 @@ def main() -> None:
     args = ap.parse_args()
 
     sampler = HFSampler.from_pretrained(args.model, dtype=args.dtype, cpu_attention=args.cpu_attention)
-    model, tok = sampler.model, sampler.tokenizer
-    prompts = [sampler.render(solver_messages(t.question, t.tools)) for t in solver_tasks(args.prompts)]
-    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    ids, mask = enc["input_ids"], enc["attention_mask"]
+    model = sampler.model
+    ids, mask = solver_batch(sampler, args.prompts)
     with torch.no_grad():
         base = DynamicCache(config=model.config)
         first = model(input_ids=ids, attention_mask=mask, past_key_values=base, logits_to_keep=1)

@@ -14,9 +14,8 @@ import argparse
 import time
 
 import torch
-from _inference_util import cpu_line, solver_tasks
+from _inference_util import cpu_line, solver_batch
 
-from toolr0.core.prompts import solver_messages
 from toolr0.inference.hf import HFSampler
 from toolr0.inference.kv_cache import new_cache
 
@@ -29,10 +28,8 @@ def main() -> None:
     args = ap.parse_args()
 
     sampler = HFSampler.from_pretrained(args.model, dtype="auto")
-    model, tok = sampler.model, sampler.tokenizer
-    prompts = [sampler.render(solver_messages(t.question, t.tools)) for t in solver_tasks(args.prompts)]
-    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    ids, mask = enc["input_ids"], enc["attention_mask"]
+    model = sampler.model
+    ids, mask = solver_batch(sampler, args.prompts)
     n_tokens = int(mask.sum())
     print(
         f"model {args.model} ({next(model.parameters()).dtype}), {torch.get_num_threads()} threads, CPU {cpu_line()}; "
