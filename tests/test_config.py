@@ -183,6 +183,8 @@ def test_presets_validate(name):
         assert cfg.prompts.generator_variant == ("compact_named" if name == "cpu" else "compact_noexample")
     if name == "cpu":  # the RESULTS.md run: faithful strict Solver format reward, p̂ = 0 kept as hard (spec §11)
         assert not cfg.rewards.allow_unclosed_answer and cfg.curriculum.keep_zero
+        # cross-verification back on with the native Solver format (it keeps the coherent tasks there)
+        assert cfg.loop.cross_verify and cfg.prompts.solver_format == "native"
     if name == "quickstart":
         assert cfg.loop.iterations == 1 and cfg.loop.n_candidates <= 24 and cfg.solver_sampling.k == 4
         assert cfg.generator.max_steps == 1
