@@ -294,3 +294,33 @@ def test_rollouts_drop_finished_rows_with_the_same_tokens(tmp_path, monkeypatch)
     import torch
 
     assert all(torch.equal(state_on[k], state_off[k]) for k in state_on)
+
+
+def test_activation_checkpointing_off_gives_the_same_update(tmp_path, monkeypatch):
+    """Speed change only (the CPU presets turn activation checkpointing off): one Solver GRPO step with and
+    without it leaves the same adapter weights under one seed."""
+    import torch
+    import transformers.modeling_utils as mu
+
+    from toolr0.training.run import train_solver
+
+    real, recomputed = mu.checkpoint, []
+    monkeypatch.setattr(mu, "checkpoint", lambda *a, **k: recomputed.append(1) or real(*a, **k))
+    states, counts = [], []
+    for checkpointing in (True, False):
+        recomputed.clear()
+        cfg = small_cfg(sol={"max_steps": 1, "gradient_checkpointing": checkpointing})
+        rm = _fresh_roles(cfg)
+        train_solver(
+            cfg,
+            weather_tasks(),
+            tmp_path / f"solver-{checkpointing}",
+            models=rm,
+            logits_processor_factory=choice_factory(rm.tokenizer, SOLVER_CHOICES),
+        )
+        states.append(rm.role_state("solver"))
+        counts.append(len(recomputed))
+    assert counts[0] > 0 and counts[1] == 0  # the switch really turned checkpointed layers on and off
+    before = _fresh_roles(small_cfg()).role_state("solver")
+    assert any(not torch.equal(states[0][k], before[k]) for k in before)  # the step moved the adapter
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
