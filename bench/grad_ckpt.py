@@ -102,7 +102,12 @@ def main() -> None:
             out = subprocess.run(base + (["--checkpointing"] if ckpt else []), capture_output=True, text=True)
             line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
             if line is None:
-                sys.exit(f"variant checkpointing={ckpt} failed:\n{out.stderr[-3000:]}")
+                why = (
+                    f"killed by signal {-out.returncode} (9: most likely out of memory)"
+                    if out.returncode < 0
+                    else ""
+                )
+                sys.exit(f"variant checkpointing={ckpt} failed {why}:\n{out.stderr[-3000:]}")
             res = json.loads(line[7:]) | {"repeat": rep}
             runs.append(res)
             print(
