@@ -22,8 +22,6 @@ from pathlib import Path
 
 from _inference_util import append_results, cpu_line
 
-HERE = Path(__file__).resolve().parent
-
 
 def one_variant(args: argparse.Namespace) -> dict:
     import torch

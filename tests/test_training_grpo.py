@@ -253,12 +253,26 @@ def test_structured_decoding_hook_reaches_trl_generation(tmp_path, monkeypatch):
     assert all(t.startswith("<think>") for t in seen)  # the xgrammar task grammar shaped every rollout
 
 
+def _one_solver_step(cfg, out):
+    """The adapter state after `cfg`'s Solver GRPO run on fresh tiny roles (weather tasks, fixed choices)."""
+    from toolr0.training.run import train_solver
+
+    rm = _fresh_roles(cfg)
+    train_solver(
+        cfg,
+        weather_tasks(),
+        out,
+        models=rm,
+        logits_processor_factory=choice_factory(rm.tokenizer, SOLVER_CHOICES),
+    )
+    return rm.role_state("solver")
+
+
 def test_rollouts_drop_finished_rows_with_the_same_tokens(tmp_path, monkeypatch):
     """Speed change only: TRL's transformers rollout goes through our decode loop, which drops finished rows;
     under one seed the rollouts (and so the rewards and the update) equal those of `model.generate()`."""
     from toolr0.training import grpo
     from toolr0.training import reward_funcs as rf
-    from toolr0.training.run import train_solver
 
     real_class = grpo._trainer_class
     seen: list[str] = []
@@ -274,16 +288,8 @@ def test_rollouts_drop_finished_rows_with_the_same_tokens(tmp_path, monkeypatch)
 
             real_decode = dec.decode
             monkeypatch.setattr(dec, "decode", lambda *a, **k: calls.append(1) or real_decode(*a, **k))
-        cfg = small_cfg(sol={"max_steps": 1})
-        rm = _fresh_roles(cfg)
-        train_solver(
-            cfg,
-            weather_tasks(),
-            tmp_path / f"solver-{drop}",
-            models=rm,
-            logits_processor_factory=choice_factory(rm.tokenizer, SOLVER_CHOICES),
-        )
-        return list(seen), rm.role_state("solver")
+        state = _one_solver_step(small_cfg(sol={"max_steps": 1}), tmp_path / f"solver-{drop}")
+        return list(seen), state
 
     monkeypatch.setattr(rf, "solver_reward_funcs", _recording_first_reward(rf.solver_reward_funcs, seen))
     dropped, state_on = run(True)
@@ -297,12 +303,11 @@ def test_rollouts_drop_finished_rows_with_the_same_tokens(tmp_path, monkeypatch)
 
 
 def test_activation_checkpointing_off_gives_the_same_update(tmp_path, monkeypatch):
-    """Speed change only (the CPU presets turn activation checkpointing off): one Solver GRPO step with and
-    without it leaves the same adapter weights under one seed."""
+    """Activation checkpointing is a memory/compute trade only (kept on in the presets: without it the cpu preset's
+    micro-batch needs > 16 GB, bench/RESULTS.md): one Solver GRPO step with and without it leaves the same adapter
+    weights under one seed."""
     import torch
     import transformers.modeling_utils as mu
-
-    from toolr0.training.run import train_solver
 
     real, recomputed = mu.checkpoint, []
     monkeypatch.setattr(mu, "checkpoint", lambda *a, **k: recomputed.append(1) or real(*a, **k))
@@ -310,15 +315,7 @@ def test_activation_checkpointing_off_gives_the_same_update(tmp_path, monkeypatc
     for checkpointing in (True, False):
         recomputed.clear()
         cfg = small_cfg(sol={"max_steps": 1, "gradient_checkpointing": checkpointing})
-        rm = _fresh_roles(cfg)
-        train_solver(
-            cfg,
-            weather_tasks(),
-            tmp_path / f"solver-{checkpointing}",
-            models=rm,
-            logits_processor_factory=choice_factory(rm.tokenizer, SOLVER_CHOICES),
-        )
-        states.append(rm.role_state("solver"))
+        states.append(_one_solver_step(cfg, tmp_path / f"solver-{checkpointing}"))
         counts.append(len(recomputed))
     assert counts[0] > 0 and counts[1] == 0  # the switch really turned checkpointed layers on and off
     before = _fresh_roles(small_cfg()).role_state("solver")
