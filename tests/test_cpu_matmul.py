@@ -95,5 +95,83 @@ def test_eval_fingerprint_names_the_kernel():
 
 def test_auto_leaves_toy_models_alone():
     model, _ = tiny_random_model(seed=0)
-    assert max(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear)) < cm.AUTO_MIN_WEIGHT
+    assert (
+        max(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear)) < cm.AUTO_MIN_WEIGHT
+    )
     assert cm.apply(model, "auto") == 0
+
+
+int8_only = pytest.mark.skipif(not cm.int8_available(), reason="torch built without quantized CPU linear ops")
+
+
+@int8_only
+def test_int8_runs_only_inside_sampling_and_without_gradients():
+    """int8 is for our samplers: outside ``sampling()`` (TRL rollouts) and with gradients, calls stay fp32."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(64, 48)
+    ref = torch.nn.Linear(64, 48)
+    ref.load_state_dict(layer.state_dict())
+    model = torch.nn.Sequential(layer)
+    assert cm.apply(model, "int8") == 1 and cm.kernel(model) == "int8"
+    x = torch.randn(3, 5, 64)  # 15 rows, 3-D: reshaped for the quantized op and back
+    with torch.no_grad():
+        want = ref(x)
+        outside = layer(x)
+        with cm.sampling():
+            inside = layer(x)
+    assert torch.allclose(outside, want, atol=1e-5)  # fp32 (oneDNN) path
+    assert layer in cm._PACKED_INT8 and inside.shape == want.shape
+    assert not torch.allclose(inside, want, atol=1e-6)  # really quantized ...
+    assert torch.allclose(inside, want, atol=0.05 * want.abs().max().item())  # ... and close
+    with cm.sampling():
+        xg = torch.randn(2, 64, requires_grad=True)
+        layer(xg).sum().backward()  # a gradient call inside sampling() still takes the fp32 path
+    assert torch.allclose(xg.grad, ref.weight.sum(0).expand(2, -1), atol=1e-6)
+
+
+@int8_only
+def test_int8_leaves_the_down_projection_in_fp32_and_follows_weight_changes():
+    torch.manual_seed(0)
+    model = torch.nn.ModuleDict({"up_proj": torch.nn.Linear(32, 64), "down_proj": torch.nn.Linear(64, 32)})
+    assert cm.apply(model, "int8") == 2
+    assert model["up_proj"] in cm._INT8 and model["down_proj"] not in cm._INT8
+    x = torch.randn(4, 64)
+    with torch.no_grad(), cm.sampling():
+        exact = model["down_proj"](x)
+        assert torch.allclose(
+            exact,
+            torch.nn.functional.linear(x, model["down_proj"].weight, model["down_proj"].bias),
+            atol=1e-5,
+        )
+        up = model["up_proj"]
+        y = torch.randn(4, 32)
+        up(y)
+        up.weight.data *= 2.0  # a LoRA merge writes .data: the int8 copy is made again
+        want = torch.nn.functional.linear(y, up.weight, up.bias)
+        assert torch.allclose(up(y), want, atol=0.05 * want.abs().max().item())
+
+
+@int8_only
+def test_int8_sampler_generates_and_the_eval_records_the_kernel():
+    from types import SimpleNamespace
+
+    from toolr0.eval.runner import matmul_kernel
+    from toolr0.inference.base import SamplingParams
+    from toolr0.inference.hf import HFSampler
+
+    model, tok = tiny_random_model(seed=0)
+    cm.apply(model, "int8")
+    assert matmul_kernel(SimpleNamespace(model=model)) == "int8"
+    sampler = HFSampler(model, tok, batch_size=2)
+    out = sampler.generate(
+        [[{"role": "user", "content": "hi"}], [{"role": "user", "content": "book a table"}]],
+        SamplingParams(max_new_tokens=6, temperature=0.0),
+    )
+    assert len(out) == 2 and all(len(c) == 1 for c in out)
+    assert any(layer in cm._PACKED_INT8 for layer in model.modules())  # the sampler really ran int8
+
+
+def test_unknown_mode_is_refused():
+    model, _ = tiny_random_model(seed=0)
+    with pytest.raises(ValueError, match="cpu_matmul"):
+        cm.apply(model, "int4")

@@ -81,7 +81,8 @@ def run(
         "auto",
         "--cpu-matmul",
         help="fp32 CPU: decode matmuls through oneDNN (onednn), the default BLAS (default) or the faster of the "
-        "two on this CPU (auto). Part of the folder's fingerprint.",
+        "two on this CPU (auto); int8: dynamically quantized int8 matmuls (faster, changes answers). Part of the "
+        "folder's fingerprint.",
     ),
     threads: int = typer.Option(
         None, "--threads", min=1, help="torch CPU threads (default: OMP_NUM_THREADS)."
@@ -120,8 +121,8 @@ def run(
         raise ToolR0Error(f"--predictions must be model, gold or corrupt, not {predictions!r}")
     if dtype not in ("auto", "bf16", "fp32"):
         raise ToolR0Error(f"--dtype must be auto, bf16 or fp32, not {dtype!r}")
-    if cpu_matmul not in ("auto", "onednn", "default"):
-        raise ToolR0Error(f"--cpu-matmul must be auto, onednn or default, not {cpu_matmul!r}")
+    if cpu_matmul not in ("auto", "onednn", "default", "int8"):
+        raise ToolR0Error(f"--cpu-matmul must be auto, onednn, default or int8, not {cpu_matmul!r}")
     if solver_format not in ("reference", "native"):
         raise ToolR0Error(f"--solver-format must be reference or native, not {solver_format!r}")
     _load_families(benchmark_modules)

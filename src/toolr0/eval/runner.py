@@ -52,7 +52,7 @@ class EvalSettings:
     dtype: str = "auto"
     threads: int | None = None
     device: str = "auto"  # toolr0.inference.device: auto = CUDA when present, else CPU
-    cpu_matmul: str = "auto"  # toolr0.inference.cpu_matmul: auto | onednn | default (fp32 CPU models only)
+    cpu_matmul: str = "auto"  # toolr0.inference.cpu_matmul: auto | onednn | default | int8 (fp32 CPU models only)
     prompt_variant: str = "reference"
     solver_format: str = "reference"  # reference (spec §7.1 prompt) | native (chat template with tools=)
     reason_first: bool = False  # native only: a short <think> before the calls
@@ -155,14 +155,11 @@ def _slug(s: str) -> str:
 
 
 def matmul_kernel(sampler: Any | None) -> str | None:
-    """'onednn' when the model's fp32 CPU decode matmuls run through oneDNN (``inference.cpu_matmul``), else
-    'default'; None without a loaded model."""
+    """'int8', 'onednn' or 'default': how the model's gradient-free CPU matmuls run (``inference.cpu_matmul``);
+    None without a loaded model."""
     from toolr0.inference import cpu_matmul
 
-    model = getattr(sampler, "model", None)
-    if model is None or not hasattr(model, "modules"):
-        return None
-    return "onednn" if cpu_matmul.switched(model) else "default"
+    return cpu_matmul.kernel(getattr(sampler, "model", None))
 
 
 def weights_dtype(settings: EvalSettings, sampler: Any | None) -> str | None:

@@ -31,10 +31,12 @@ class ModelConfig(BaseModel):
     threads: int | None = Field(
         None, ge=1, description="torch intra-op threads on CPU (None: keep OMP_NUM_THREADS / torch default)."
     )
-    cpu_matmul: Literal["auto", "onednn", "default"] = Field(
+    cpu_matmul: Literal["auto", "onednn", "default", "int8"] = Field(
         "auto",
         description="fp32 CPU models: decode-sized matmuls through oneDNN (onednn), the default BLAS (default), "
-        "or whichever a one-off timing on this CPU finds faster (auto). toolr0.inference.cpu_matmul.",
+        "or whichever a one-off timing on this CPU finds faster (auto); int8: onednn, and our samplers "
+        "(not TRL rollouts) run dynamically quantized int8 matmuls (faster, changes outputs). "
+        "toolr0.inference.cpu_matmul.",
     )
     cpu_attention: Literal["default", "grouped"] = Field(
         "default",

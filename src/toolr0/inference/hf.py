@@ -29,6 +29,7 @@ from toolr0.inference.base import (
     SamplingParams,
     cut_at_stop,
 )
+from toolr0.inference.cpu_matmul import sampling as matmul_sampling
 from toolr0.inference.decode import generate_dropping
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ class HFSampler(BaseSampler):
         was_training = self.model.training
         self.model.eval()
         try:
-            with self._adapter(adapter), torch.no_grad():
+            with self._adapter(adapter), torch.no_grad(), matmul_sampling():
                 for ci, chunk in enumerate(self._chunks([len(e) for e in encoded], params.n)):
                     seed = None if params.seed is None else params.seed * 1_000_003 + ci
                     rows, stats = self._generate_chunk([encoded[i] for i in chunk], chunk, params, seed)

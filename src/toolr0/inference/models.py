@@ -380,5 +380,5 @@ def load_model(
         log.info("attention: grouped-query decode steps without repeating the KV cache (inference.attention)")
     switched = cm.apply(model, cpu_matmul)
     if switched:
-        log.info("cpu_matmul: %d fp32 linear layers decode through oneDNN", switched)
+        log.info("cpu_matmul %s: %d fp32 linear layers switched", cm.kernel(model), switched)
     return model, tokenizer
