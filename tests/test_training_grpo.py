@@ -321,3 +321,34 @@ def test_activation_checkpointing_off_gives_the_same_update(tmp_path, monkeypatc
     before = _fresh_roles(small_cfg()).role_state("solver")
     assert any(not torch.equal(states[0][k], before[k]) for k in before)  # the step moved the adapter
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_shared_prompt_forward_gives_the_same_update(tmp_path, monkeypatch):
+    """Speed change only: the loss forward packs each prompt's completions behind one copy of the prompt
+    (training/shared_prompt.py); one Solver GRPO step leaves the same adapter weights as TRL's one row per
+    completion, up to float rounding, and the packed path really ran."""
+    import torch
+
+    from toolr0.training import grpo
+    from toolr0.training import shared_prompt as sp
+
+    real_class, real_logps, packed_calls = grpo._trainer_class, sp.shared_prompt_logps, []
+
+    def recording(*a, **k):
+        out = real_logps(*a, **k)
+        packed_calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(sp, "shared_prompt_logps", recording)
+    states = []
+    for share in (True, False):
+        cls = real_class()
+        cls.share_prompt_forward = share
+        monkeypatch.setattr(grpo, "_trainer_class", lambda cls=cls: cls)
+        states.append(_one_solver_step(small_cfg(sol={"max_steps": 1}), tmp_path / f"solver-{share}"))
+        if share:
+            assert packed_calls and all(packed_calls)  # the packed forward computed the loss
+    before = _fresh_roles(small_cfg()).role_state("solver")
+    assert any(not torch.equal(states[0][k], before[k]) for k in before)  # the step moved the adapter
+    for k in states[0]:
+        assert torch.allclose(states[0][k], states[1][k], atol=1e-6, rtol=1e-4), k

@@ -221,6 +221,8 @@ def _trainer_class() -> type:
 
         logits_processor_factory: LogitsProcessorFactory | None = None
         drop_finished_rows: bool = True  # rollouts: finished rows leave the batch (same tokens, fewer forwards)
+        # loss forward: a prompt's completions packed behind one copy of it (same function; shared_prompt.py)
+        share_prompt_forward: bool = True
         _row_specs: list[Any] | None = None
 
         def _load_optimizer_and_scheduler(self, checkpoint):  # noqa: ANN001 - transformers signature
@@ -241,6 +243,24 @@ def _trainer_class() -> type:
                 return super()._load_optimizer_and_scheduler(checkpoint)
             finally:
                 torch.load = original
+
+        def _get_per_token_logps_and_entropies(  # noqa: ANN001, ANN202 - TRL signature
+            self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False,
+            compute_aux_loss=False, **extra,
+        ):
+            from toolr0.training import shared_prompt as sp
+
+            if self.share_prompt_forward and not compute_aux_loss and sp.can_pack(model, extra):
+                with self.accelerator.autocast():
+                    done = sp.shared_prompt_logps(
+                        model, input_ids, attention_mask, logits_to_keep, compute_entropy
+                    )
+                if done is not None:
+                    return done[0], done[1], None
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, compute_aux_loss,
+                **extra,
+            )
 
         def _generate_and_score_completions(self, inputs):  # noqa: ANN001 - TRL signature
             if self.logits_processor_factory is not None:
