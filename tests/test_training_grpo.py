@@ -352,3 +352,55 @@ def test_shared_prompt_forward_gives_the_same_update(tmp_path, monkeypatch):
     assert any(not torch.equal(states[0][k], before[k]) for k in before)  # the step moved the adapter
     for k in states[0]:
         assert torch.allclose(states[0][k], states[1][k], atol=1e-6, rtol=1e-4), k
+
+
+def test_rollouts_prefill_each_prompt_once_with_the_same_tokens(tmp_path, monkeypatch):
+    """Speed change only: TRL's rollout repeats each prompt G times; its KV cache is prefilled once per distinct
+    prompt and repeated (inference/decode.py `prefill_repeated`). Under one seed the rollouts and the update
+    equal those of prefilling every row."""
+    import torch
+
+    from toolr0.inference import decode as dec
+    from toolr0.training import grpo
+    from toolr0.training import reward_funcs as rf
+
+    real_class, real_prefill = grpo._trainer_class, dec.prefill_repeated
+    seen: list[str] = []
+    prefilled: list[bool] = []
+
+    def recording(*a, **k):
+        cache = real_prefill(*a, **k)
+        prefilled.append(cache is not None)
+        return cache
+
+    monkeypatch.setattr(dec, "prefill_repeated", recording)
+    monkeypatch.setattr(rf, "solver_reward_funcs", _recording_first_reward(rf.solver_reward_funcs, seen))
+    runs = []
+    for share in (True, False):
+        seen.clear()
+        cls = real_class()
+        cls.share_prompt_prefill = share
+        monkeypatch.setattr(grpo, "_trainer_class", lambda cls=cls: cls)
+        state = _one_solver_step(small_cfg(sol={"max_steps": 1}), tmp_path / f"solver-{share}")
+        runs.append((list(seen), state))
+        if share:
+            assert prefilled and all(prefilled)  # the rollout's prompts were prefilled once each
+    (texts_on, state_on), (texts_off, state_off) = runs
+    assert len(texts_on) == 4 and texts_on == texts_off
+    assert all(torch.equal(state_on[k], state_off[k]) for k in state_on)
+
+
+def test_repeat_factor_finds_runs_of_identical_rows():
+    import torch
+
+    from toolr0.inference.decode import repeat_factor
+
+    a, b = [0, 1, 2], [0, 3, 4]
+    ids = torch.tensor([a, a, b, b])
+    mask = torch.ones_like(ids)
+    assert repeat_factor(ids, mask) == 2
+    assert repeat_factor(torch.tensor([a, b, a, b]), mask) == 1  # not consecutive
+    assert repeat_factor(torch.tensor([a, a, a, a]), mask) == 4
+    mask2 = mask.clone()
+    mask2[1, 0] = 0
+    assert repeat_factor(ids, mask2) == 1  # same ids, another mask: not the same prompt

@@ -206,3 +206,40 @@ def generate_dropping(
         stopping=list(stopping_criteria or []),
         cache=cache,
     )
+
+
+def repeat_factor(input_ids: Any, attention_mask: Any) -> int:
+    """n when the batch is runs of n identical consecutive rows (GRPO's G completions per prompt), else 1."""
+    batch = int(input_ids.shape[0])
+    for n in range(batch, 1, -1):
+        if batch % n:
+            continue
+        ids = input_ids.view(batch // n, n, -1)
+        mask = attention_mask.view(batch // n, n, -1)
+        if bool((ids == ids[:, :1]).all()) and bool((mask == mask[:, :1]).all()):
+            return n
+    return 1
+
+
+def prefill_repeated(model: Any, input_ids: Any, attention_mask: Any) -> Any:
+    """A KV cache of all but the last prompt position, each distinct prompt run once and its cache repeated for
+    its copies (as ``HFSampler`` does for n samples of a prompt); None when no row repeats. Decoding from it
+    gives the rows the same tokens as prefilling every row (the same positions and mask, tests)."""
+    from toolr0.inference.kv_cache import new_cache
+
+    n = repeat_factor(input_ids, attention_mask)
+    if n == 1 or input_ids.shape[1] < 2:
+        return None
+    ids, mask = input_ids[::n], attention_mask[::n]
+    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    cache = new_cache(model)
+    model(
+        input_ids=ids[:, :-1],
+        attention_mask=mask[:, :-1],
+        position_ids=pos[:, :-1],
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    cache.batch_repeat_interleave(n)
+    return cache

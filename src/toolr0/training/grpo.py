@@ -223,6 +223,8 @@ def _trainer_class() -> type:
         drop_finished_rows: bool = True  # rollouts: finished rows leave the batch (same tokens, fewer forwards)
         # loss forward: a prompt's completions packed behind one copy of it (same function; shared_prompt.py)
         share_prompt_forward: bool = True
+        # rollouts: each distinct prompt prefilled once, its KV cache repeated for its G copies (same tokens)
+        share_prompt_prefill: bool = True
         _row_specs: list[Any] | None = None
 
         def _load_optimizer_and_scheduler(self, checkpoint):  # noqa: ANN001 - transformers signature
@@ -285,18 +287,20 @@ def _trainer_class() -> type:
                 return super()._generate_single_turn(prompt_ids, *args, **kwargs)
             from transformers import LogitsProcessorList
 
-            from toolr0.inference.decode import generate_dropping
+            from toolr0.inference.decode import generate_dropping, prefill_repeated
 
             target = self.accelerator.unwrap_model(self.model_wrapped)
             original = target.generate
-            drop = self.drop_finished_rows
+            drop, share = self.drop_finished_rows, self.share_prompt_prefill
 
             def generate(*a: Any, **k: Any) -> Any:
                 if procs:
                     k.setdefault("logits_processor", LogitsProcessorList(procs))
                 if drop and not a and set(k) <= {"input_ids", "attention_mask", "generation_config", "logits_processor"}:
                     rest = {key: v for key, v in k.items() if key not in ("input_ids", "attention_mask")}
-                    done = generate_dropping(target, k["input_ids"], k["attention_mask"], **rest)
+                    ids, mask = k["input_ids"], k["attention_mask"]
+                    cache = prefill_repeated(target, ids, mask) if share else None
+                    done = generate_dropping(target, ids, mask, cache=cache, **rest)
                     if done is not None:
                         return done[0]
                 return original(*a, **k)
