@@ -90,7 +90,8 @@ def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
             decode = comps * gen_tok
             # frozen-Solver pass rates for r_curr: K samples per completion (upper bound: every task valid)
             solver_q = comps * ss.k * solver_tok
-            train = comps * (gen_tok + _gen_prompt_tokens(cfg))
+            # the loss forward runs each prompt once per group of num_generations (training/shared_prompt.py)
+            train = comps * gen_tok + (comps // max(1, g.num_generations)) * _gen_prompt_tokens(cfg)
             secs = (decode + solver_q) / dec + train / tr
             rows.append(
                 PlanRow(
@@ -140,7 +141,7 @@ def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
         s = cfg.solver
         comps = s.max_steps * s.per_device_train_batch_size * s.gradient_accumulation_steps
         decode = comps * sol_tok
-        train = comps * (sol_tok + TYP_SOLVER_PROMPT)
+        train = comps * sol_tok + (comps // max(1, s.num_generations)) * TYP_SOLVER_PROMPT
         rows.append(
             PlanRow(
                 t,
