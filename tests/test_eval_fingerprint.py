@@ -128,3 +128,12 @@ def test_oracle_predictions_hash_the_messages_only(tmp_path, toy_hammer):
     assert summary["benchmarks"]["fp_toy"]["accuracy"] == 100.0
     fp = json.loads((tmp_path / "g" / "eval_config.json").read_text())["fingerprint"]
     assert fp["prompt_sha256"] == prompt_sha256(NATIVE)
+
+
+def test_an_int8_request_is_in_the_fingerprint_before_the_model_loads():
+    """`eval run --cpu-matmul int8` changes answers: its folder must refuse fp32 rows (and the reverse) even
+    though the sampler, built after the fingerprint, is not there yet."""
+    from toolr0.eval.runner import requested_int8
+
+    assert requested_int8(EvalSettings(cpu_matmul="int8")) == "int8"
+    assert requested_int8(EvalSettings(cpu_matmul="auto")) is None  # fp32 kernels: recorded as before

@@ -355,3 +355,27 @@ def test_report_rebuild_from_items_of_a_stopped_run(tmp_path):
     assert s["meta"]["rebuilt_from_items"] and "| Seal-Tools | 3/294 | 100.00 |" in res.output
     res = r.invoke(app, ["eval", "report", str(tmp_path / "nope"), "--rebuild"])
     assert isinstance(res.exception, ToolR0Error)
+
+
+@needs_data
+def test_report_rescore_scores_stored_replies_again(tmp_path):
+    """A stored verdict that this scorer would not give (an older reader of replies) is replaced; the replies,
+    token counts and the folder's other rows are kept, and nothing is generated."""
+    from toolr0.cli import app
+    from toolr0.eval.items import load_rows
+
+    r = CliRunner()
+    out = tmp_path / "gold"
+    args = ["eval", "run", "--predictions", "gold", "-b", "sealtool", "--limit", "4", "--out", str(out)]
+    assert r.invoke(app, [*args, "--no-progress"]).exit_code == 0
+    rows = [json.loads(x) for x in (out / "items.jsonl").read_text().splitlines()]
+    rows[1].update(correct=False, reason="unclosed", completion_tokens=17)  # as an older scorer had it
+    (out / "items.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+    res = r.invoke(app, ["eval", "report", str(out), "--rescore"])
+    assert res.exit_code == 0, res.output
+    assert "rescored 4 stored replies: 1 verdict(s) changed" in res.output
+    again = load_rows(out)
+    fixed = again[rows[1]["id"]]
+    assert fixed["correct"] and fixed["reason"] == rows[0]["reason"] and fixed["completion_tokens"] == 17
+    assert fixed["raw_output"] == rows[1]["raw_output"]
+    assert load_summary(out)["benchmarks"]["sealtool"]["accuracy"] == 100.0

@@ -118,6 +118,17 @@ def test_cut_and_malformed_blocks() -> None:
     assert some.parsed and some.calls and not some.strict_ok
 
 
+def test_a_complete_call_after_an_unclosed_tag_counts_leniently_only() -> None:
+    """Seen from a trained 0.5B Solver on BFCL: the closing tag dropped inside a code fence. The call is complete,
+    so the headline reads it; the strict figure (the template's own blocks) does not, and it stays unclosed."""
+    fenced = '```json\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Lisbon"}}\n```'
+    p = parse_native_output(fenced)
+    assert p.calls == [ToolCall("get_weather", {"city": "Lisbon"})] and p.parsed
+    assert p.unclosed and p.strict_calls == [] and not p.strict_ok and p.reason == "unclosed_tool_call"
+    cut = parse_native_output('```json\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Lis')
+    assert cut.calls == [] and not cut.parsed  # a call cut off mid-way is still no call
+
+
 def test_think_is_set_aside() -> None:
     p = parse_native_output('<think>The user wants {"name": "x", "arguments": {}}</think>No tool fits.')
     assert p.think and p.no_call

@@ -180,15 +180,23 @@ def report(
         "--rebuild",
         help="Re-summarise from items.jsonl first (a run stopped before it wrote its summary).",
     ),
+    rescore: bool = typer.Option(
+        False,
+        "--rescore",
+        help="Score the stored replies again with this version's scorer (no generation), then re-summarise. "
+        "Rescore both folders of a comparison.",
+    ),
     benchmark_modules: list[str] = _modules_option(),
 ) -> None:
     """Print the markdown report of a finished (or partial) evaluation folder."""
     from toolr0.eval.report import load_summary, markdown
-    from toolr0.eval.runner import rebuild_summary
+    from toolr0.eval.runner import rebuild_summary, rescore_items
 
     _load_families(benchmark_modules)
-
-    typer.echo(markdown(rebuild_summary(folder) if rebuild else load_summary(folder)))
+    if rescore:
+        n, changed = rescore_items(folder)
+        typer.echo(f"rescored {n} stored replies: {changed} verdict(s) changed", err=True)
+    typer.echo(markdown(rebuild_summary(folder) if rebuild or rescore else load_summary(folder)))
 
 
 @app.command("compare")

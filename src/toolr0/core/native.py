@@ -134,6 +134,10 @@ def _from_blocks(body: str, out: NativeParse) -> bool:
         r = parse_relaxed(raw)
         calls = _calls_of(r.value, need_shape=False) if r.ok else None
         closed = k < len(blocks)
+        if not calls and not closed:
+            # an opened, never-closed tag before a complete JSON call (e.g. ended by a code fence: "```json
+            # <tool_call> {...} ```"): the call is there, so the lenient reading takes it (the strict one never)
+            calls = [c for v in _json_values(raw) for c in (_calls_of(v, need_shape=True) or [])] or None
         if calls is None or not calls:
             if closed:
                 out.malformed_blocks += 1

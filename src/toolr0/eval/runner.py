@@ -162,6 +162,10 @@ def matmul_kernel(sampler: Any | None) -> str | None:
     return cpu_matmul.kernel(getattr(sampler, "model", None))
 
 
+def requested_int8(settings: EvalSettings) -> str | None:
+    return "int8" if settings.cpu_matmul == "int8" else None
+
+
 def weights_dtype(settings: EvalSettings, sampler: Any | None) -> str | None:
     """The dtype the model generates in ("bfloat16", "float32", ...): greedy outputs differ between them, so
     it is part of the fingerprint (``dtype: auto`` resolves per machine). None for oracle predictions."""
@@ -174,6 +178,42 @@ def weights_dtype(settings: EvalSettings, sampler: Any | None) -> str | None:
 
         dtype = select_dtype(settings.dtype, resolve_device(settings.device))
     return str(dtype).removeprefix("torch.")
+
+
+def rescore_items(out: str | Path) -> tuple[int, int]:
+    """Score every stored reply of an evaluation folder again with this code's scorer (same raw outputs, no
+    generation), rewriting ``items.jsonl`` atomically; returns (rows rescored, rows whose verdict changed).
+    For when the reader of replies improves: both folders of a paired comparison should be rescored alike."""
+    from toolr0.io import atomic_write_jsonl
+
+    out = Path(out)
+    cfg_path = out / "eval_config.json"
+    if not cfg_path.is_file():
+        raise ToolR0Error(f"{out}: no eval_config.json (not an evaluation folder)")
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ToolR0Error(f"{cfg_path}: unreadable ({exc})") from None
+    s = cfg.get("settings") or {}
+    selected, _ = select_items(
+        list(cfg.get("benchmarks") or []), s.get("data_dir"), s.get("limit"), int(s.get("seed", 0))
+    )
+    items = {it.id: it for b in selected.values() for it in b}
+    rows = list(load_rows(out).values())
+    changed = 0
+    new_rows = []
+    for row in rows:
+        item = items.get(row.get("id"))
+        if item is None:
+            new_rows.append(row)
+            continue
+        v = score_item(item, row.get("raw_output") or "", s.get("solver_format") or "reference")
+        keep = {k: row[k] for k in ("completion_tokens", "finish_reason", "seconds") if k in row}
+        fresh = _row(item, row.get("messages") or [], row.get("raw_output") or "", v, keep)
+        changed += (fresh["correct"], fresh["reason"]) != (row.get("correct"), row.get("reason"))
+        new_rows.append(fresh)
+    atomic_write_jsonl(out / ITEMS_FILE, new_rows)
+    return len(new_rows), changed
 
 
 def rebuild_summary(out: str | Path) -> dict[str, Any]:
@@ -282,8 +322,11 @@ def run_eval(
         if settings.predictions == "model" and merges_adapter(settings, model_path)
         else None,
         "dtype": weights_dtype(settings, sampler),
-        # oneDNN and the default BLAS round fp32 decode matmuls differently
-        "matmul": matmul_kernel(sampler) if settings.predictions == "model" else None,
+        # oneDNN and the default BLAS round fp32 decode matmuls differently; int8 changes answers. Before the
+        # model is loaded only the request is known: int8 is recorded from it (fp32 kernels as before)
+        "matmul": (matmul_kernel(sampler) if sampler is not None else requested_int8(settings))
+        if settings.predictions == "model"
+        else None,
     }
     out.mkdir(parents=True, exist_ok=True)
     check_fingerprint(out, fingerprint, overwrite)
