@@ -185,6 +185,8 @@ def test_presets_validate(name):
         assert not cfg.rewards.allow_unclosed_answer and cfg.curriculum.keep_zero
         # cross-verification back on with the native Solver format (it keeps the coherent tasks there)
         assert cfg.loop.cross_verify and cfg.prompts.solver_format == "native"
+        # ... except for no-call tasks, which the base Solver's eagerness to call would all drop
+        assert not cfg.loop.cross_verify_no_call
     if name == "quickstart":
         assert cfg.loop.iterations == 1 and cfg.loop.n_candidates <= 24 and cfg.solver_sampling.k == 4
         assert cfg.generator.max_steps == 1

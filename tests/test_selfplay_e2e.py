@@ -135,3 +135,37 @@ def test_no_call_tasks_through_every_stage(tmp_path, tiny_model_dir):
     nc = counts["no_call"]
     assert nc["asked"] == 4 and nc["verified"] == counts["verified"] and nc["selected"] == len(curriculum)
     assert "## No-call tasks (gold [])" in (out / "summary.md").read_text()
+
+
+def test_no_call_tasks_can_skip_cross_verification(tmp_path, tiny_model_dir):
+    """`loop.cross_verify_no_call: false` (small presets): gold-[] tasks are not put to the frozen Solver's vote
+    (a Solver that always calls a tool would drop them all) but still get a pass rate and reach the curriculum."""
+    from selfplay_fakes import FakeGeneratorEngine
+
+    spec = tmp_path / "no_call_only.yaml"
+    spec.write_text(
+        "domains: {travel: 1}\ncontext_type: {single_turn: 1}\nnum_calls: {single_turn: {0: 1}}\n"
+        "menu_size:\n  default: {values: {2: 1}}\n"
+    )
+    cfg = tiny_config(
+        tiny_model_dir,
+        **{
+            "spec_file": str(spec),
+            "loop.iterations": 1,
+            "loop.freeze_generator": True,
+            "loop.cross_verify": True,
+            "loop.cross_verify_no_call": False,
+            "loop.tau": 1.0,  # would drop any task the tiny Solver does not answer with no call every time
+            "curriculum.keep_zero": True,
+            "loop.n_candidates": 4,
+            "loop.gen_batch_size": 4,
+            "solver.max_steps": 1,
+        },
+    )
+    out = tmp_path / "run"
+    run_selfplay(cfg, out, progress=False, engine_factory=FakeGeneratorEngine)
+    it = out / "iter_01"
+    verified = [r for r in _lines(it / "candidates.jsonl") if r["ok"]]
+    assert verified and _lines(it / "crossverify.jsonl") == []  # none was put to the vote
+    assert len(_lines(it / "passrates.jsonl")) == len({r["task"]["question"] for r in verified})
+    assert _lines(it / "curriculum.jsonl")

@@ -221,3 +221,19 @@ def test_no_call_counts_and_summary_section(tmp_path):
     assert "## No-call tasks (gold [])" in md and "| 1 | 4 | 2 | 2 | 2 | 2 | 1 | 0.500 |" in md
     run.write_json(run.file(1, "stage_counts.json"), {"generated": 5})  # a run without no-call specs
     assert "No-call" not in summary_markdown(run)
+
+
+def test_a_setting_added_later_resumes_at_its_default_only(tmp_path):
+    """A run stored before a setting existed resumes under a newer toolr0 while that setting keeps its default
+    (the run was made with that behaviour); set to anything else it is a changed config like any other."""
+    run, _ = _open(tmp_path / "r")
+    state = json.loads(run.state_path.read_text())
+    del state["config"]["loop"]["cross_verify_no_call"]  # as written before the setting existed
+    run.state_path.write_text(json.dumps(state))
+    _, resumed = _open(tmp_path / "r")
+    assert resumed
+    state = json.loads(run.state_path.read_text())
+    del state["config"]["loop"]["cross_verify_no_call"]
+    run.state_path.write_text(json.dumps(state))
+    with pytest.raises(ConfigError, match="cross_verify_no_call"):
+        _open(tmp_path / "r", load_config(None, ["loop.cross_verify_no_call=false"]))

@@ -41,6 +41,12 @@ class LoopConfig(BaseModel):
     verify_top_p: float = Field(0.95, gt=0, le=1, description="Cross-verification top-p.")
     verify_max_tokens: int = Field(1024, ge=1, description="Cross-verification max new tokens.")
     tau: float = Field(0.2, ge=0, le=1, description="Keep a task if agreement >= tau.")
+    cross_verify_no_call: bool = Field(
+        True,
+        description="Cross-verify no-call tasks (gold []) too. False: they skip it, because a Solver that "
+        "calls a tool on every request (the 0.5B base model) rejects exactly the tasks that would teach it "
+        "restraint (RESULTS.md, issue 13); they still pass verification and pass@K.",
+    )
 
     # Phase B.4: difficulty (spec §6.5, §11): source = curriculum.difficulty_source, sampling = solver_sampling.
     filter_batch_size: int = Field(

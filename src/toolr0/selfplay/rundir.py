@@ -89,6 +89,27 @@ def _diff_keys(a: Any, b: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, 
     return [] if a == b else [prefix]
 
 
+_ABSENT = object()
+
+
+def _at(d: Any, key: tuple[str, ...]) -> Any:
+    for part in key:
+        if not isinstance(d, dict) or part not in d:
+            return _ABSENT
+        d = d[part]
+    return d
+
+
+def _new_setting_at_default(old: dict[str, Any], new: dict[str, Any], key: tuple[str, ...]) -> bool:
+    """A setting a later toolr0 added (absent from the run's stored config) left at its default: the run was made
+    with that behaviour, so resuming it under the new version is allowed."""
+    if _at(old, key) is not _ABSENT:
+        return False
+    from toolr0.config import ToolR0Config, config_to_dict
+
+    return _at(config_to_dict(ToolR0Config()), key) == _at(new, key)
+
+
 class RunDir:
     """One self-play run's folder: paths, resolved config, and the resume state (`state.json`)."""
 
@@ -145,7 +166,9 @@ class RunDir:
             changed = [
                 k
                 for k in _diff_keys(old, config_data)
-                if k not in RESUME_FREE_KEYS and not (k and k[0] in RESUME_FREE_SECTIONS)
+                if k not in RESUME_FREE_KEYS
+                and not (k and k[0] in RESUME_FREE_SECTIONS)
+                and not _new_setting_at_default(old, config_data, k)
             ]
             if changed:
                 names = ", ".join(".".join(k) for k in changed[:5])

@@ -161,10 +161,18 @@ def stage_cross_verify(
         ]
 
     n = len(unique)
-    rows = _run_batched(ctx, t, "cross_verify", "crossverify.jsonl", unique, label)
-    kept = {r["id"] for r in rows if r["kept"]}
+    exempt = set() if lp.cross_verify_no_call else {r["id"] for r in unique if not _gold_calls(r)}
+    checked = [r for r in unique if r["id"] not in exempt]
+    rows = _run_batched(ctx, t, "cross_verify", "crossverify.jsonl", checked, label)
+    kept = {r["id"] for r in rows if r["kept"]} | exempt
     ctx.reporter.update(acceptance={"cross-verify": _rate(len(kept), n)})
     return [r for r in unique if r["id"] in kept]
+
+
+def _gold_calls(row: dict[str, Any]) -> list[Any]:
+    task = row.get("task")
+    calls = task.get("calls") if isinstance(task, dict) else getattr(task, "calls", None)
+    return list(calls or [])
 
 
 def _run_batched(
