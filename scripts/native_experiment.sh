@@ -7,7 +7,9 @@
 #   bash scripts/native_experiment.sh                 # everything, in order (many hours on 2 CPU cores)
 #   STEPS="base" bash scripts/native_experiment.sh    # only some steps: base, train, ablation, eval, compare
 #
-# Knobs (environment): RUNS (runs), ITERATIONS (1), HAMMER_LIMIT (100), BFCL_LIMIT (50).
+# Knobs (environment): RUNS (runs), ITERATIONS (1), HAMMER_LIMIT (100), BFCL_LIMIT (50), TAG (v2: the run with
+# no-call tasks exempt from cross-verification; TAG="" names the first run's folders, runs/cpu_native and
+# runs/eval/trained_native_*, RESULTS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs}
@@ -15,6 +17,8 @@ ITERATIONS=${ITERATIONS:-1}
 HAMMER_LIMIT=${HAMMER_LIMIT:-100}
 BFCL_LIMIT=${BFCL_LIMIT:-50}
 STEPS=${STEPS:-"base train ablation eval compare"}
+TAG=${TAG-v2}
+SFX=${TAG:+_$TAG}
 BFCL="bfcl_simple_python,bfcl_multiple,bfcl_parallel,bfcl_irrelevance"
 EVAL=(--seed 0 --max-new-tokens 256 --batch-size 8 --solver-format native)
 
@@ -27,17 +31,17 @@ for step in $STEPS; do
     case $step in
     base) evaluate default base_native ;;
     train)
-        toolr0 selfplay --config configs/cpu.yaml --out "$RUNS/cpu_native" --set loop.iterations="$ITERATIONS" ;;
+        toolr0 selfplay --config configs/cpu.yaml --out "$RUNS/cpu_native$SFX" --set loop.iterations="$ITERATIONS" ;;
     ablation)
-        toolr0 selfplay --config configs/cpu.yaml --out "$RUNS/cpu_native_frozen_gen" \
+        toolr0 selfplay --config configs/cpu.yaml --out "$RUNS/cpu_native_frozen_gen$SFX" \
             --set loop.iterations="$ITERATIONS" --set loop.freeze_generator=true ;;
     eval)
-        evaluate "$RUNS/cpu_native" trained_native
-        evaluate "$RUNS/cpu_native_frozen_gen" frozen_gen_native ;;
+        evaluate "$RUNS/cpu_native$SFX" "trained_native$SFX"
+        evaluate "$RUNS/cpu_native_frozen_gen$SFX" "frozen_gen_native$SFX" ;;
     compare)
         for suite in hammer bfcl; do
-            toolr0 eval compare "$RUNS/eval/base_native_$suite" "$RUNS/eval/trained_native_$suite"
-            toolr0 eval compare "$RUNS/eval/frozen_gen_native_$suite" "$RUNS/eval/trained_native_$suite"
+            toolr0 eval compare "$RUNS/eval/base_native_$suite" "$RUNS/eval/trained_native${SFX}_$suite"
+            toolr0 eval compare "$RUNS/eval/frozen_gen_native${SFX}_$suite" "$RUNS/eval/trained_native${SFX}_$suite"
         done ;;
     *) echo "unknown step: $step (base, train, ablation, eval, compare)" >&2; exit 2 ;;
     esac
