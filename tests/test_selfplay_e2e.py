@@ -97,16 +97,21 @@ def test_ablations_reach_the_trainers(tmp_path, tiny_model_dir):
         assert ac["r"] == cfg.roles.lora_r
 
 
-def test_no_call_tasks_through_every_stage(tmp_path, tiny_model_dir):
-    """A spec distribution of only no-call specs: gold [] is verified, deduplicated, cross-verified, given a
-    pass rate, selected, trained on by the Solver and counted in stage_counts.json and summary.md."""
-    from selfplay_fakes import FakeGeneratorEngine
-
+def _no_call_only_spec(tmp_path):
     spec = tmp_path / "no_call_only.yaml"
     spec.write_text(
         "domains: {travel: 1}\ncontext_type: {single_turn: 1}\nnum_calls: {single_turn: {0: 1}}\n"
         "menu_size:\n  default: {values: {2: 1}}\n"
     )
+    return spec
+
+
+def test_no_call_tasks_through_every_stage(tmp_path, tiny_model_dir):
+    """A spec distribution of only no-call specs: gold [] is verified, deduplicated, cross-verified, given a
+    pass rate, selected, trained on by the Solver and counted in stage_counts.json and summary.md."""
+    from selfplay_fakes import FakeGeneratorEngine
+
+    spec = _no_call_only_spec(tmp_path)
     cfg = tiny_config(
         tiny_model_dir,
         **{
@@ -142,11 +147,7 @@ def test_no_call_tasks_can_skip_cross_verification(tmp_path, tiny_model_dir):
     (a Solver that always calls a tool would drop them all) but still get a pass rate and reach the curriculum."""
     from selfplay_fakes import FakeGeneratorEngine
 
-    spec = tmp_path / "no_call_only.yaml"
-    spec.write_text(
-        "domains: {travel: 1}\ncontext_type: {single_turn: 1}\nnum_calls: {single_turn: {0: 1}}\n"
-        "menu_size:\n  default: {values: {2: 1}}\n"
-    )
+    spec = _no_call_only_spec(tmp_path)
     cfg = tiny_config(
         tiny_model_dir,
         **{

@@ -52,7 +52,7 @@ class EvalSettings:
     dtype: str = "auto"
     threads: int | None = None
     device: str = "auto"  # toolr0.inference.device: auto = CUDA when present, else CPU
-    cpu_matmul: str = "auto"  # toolr0.inference.cpu_matmul: auto | onednn | default | int8 (fp32 CPU models only)
+    cpu_matmul: str = "auto"  # toolr0.inference.cpu_matmul: auto | onednn | default | int8 (fp32 CPU only)
     prompt_variant: str = "reference"
     solver_format: str = "reference"  # reference (spec §7.1 prompt) | native (chat template with tools=)
     reason_first: bool = False  # native only: a short <think> before the calls
@@ -180,13 +180,11 @@ def weights_dtype(settings: EvalSettings, sampler: Any | None) -> str | None:
     return str(dtype).removeprefix("torch.")
 
 
-def rescore_items(out: str | Path) -> tuple[int, int]:
-    """Score every stored reply of an evaluation folder again with this code's scorer (same raw outputs, no
-    generation), rewriting ``items.jsonl`` atomically; returns (rows rescored, rows whose verdict changed).
-    For when the reader of replies improves: both folders of a paired comparison should be rescored alike."""
-    from toolr0.io import atomic_write_jsonl
+StoredEval = tuple[dict[str, Any], dict[str, Any], dict[str, list[EvalItem]], dict[str, int]]
 
-    out = Path(out)
+
+def _stored_eval(out: Path) -> StoredEval:
+    """(eval_config.json, its settings, the seeded items it selected, benchmark sizes) of an evaluation folder."""
     cfg_path = out / "eval_config.json"
     if not cfg_path.is_file():
         raise ToolR0Error(f"{out}: no eval_config.json (not an evaluation folder)")
@@ -195,9 +193,20 @@ def rescore_items(out: str | Path) -> tuple[int, int]:
     except (OSError, ValueError) as exc:
         raise ToolR0Error(f"{cfg_path}: unreadable ({exc})") from None
     s = cfg.get("settings") or {}
-    selected, _ = select_items(
+    selected, totals = select_items(
         list(cfg.get("benchmarks") or []), s.get("data_dir"), s.get("limit"), int(s.get("seed", 0))
     )
+    return cfg, s, selected, totals
+
+
+def rescore_items(out: str | Path) -> tuple[int, int]:
+    """Score every stored reply of an evaluation folder again with this code's scorer (same raw outputs, no
+    generation), rewriting ``items.jsonl`` atomically; returns (rows rescored, rows whose verdict changed).
+    For when the reader of replies improves: both folders of a paired comparison should be rescored alike."""
+    from toolr0.io import atomic_write_jsonl
+
+    out = Path(out)
+    _, s, selected, _ = _stored_eval(out)
     items = {it.id: it for b in selected.values() for it in b}
     rows = list(load_rows(out).values())
     changed = 0
@@ -222,17 +231,7 @@ def rebuild_summary(out: str | Path) -> dict[str, Any]:
     from toolr0.eval.report import summarise, write_summary
 
     out = Path(out)
-    cfg_path = out / "eval_config.json"
-    if not cfg_path.is_file():
-        raise ToolR0Error(f"{out}: no eval_config.json (not an evaluation folder)")
-    try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ToolR0Error(f"{cfg_path}: unreadable ({exc})") from None
-    s = cfg.get("settings") or {}
-    selected, totals = select_items(
-        list(cfg.get("benchmarks") or []), s.get("data_dir"), s.get("limit"), int(s.get("seed", 0))
-    )
+    cfg, s, selected, totals = _stored_eval(out)
     chosen = scored_rows(selected, load_rows(out))
     meta = {
         k: s.get(k) for k in ("model", "predictions", "limit", "seed", "max_new_tokens", "prompt_variant")
