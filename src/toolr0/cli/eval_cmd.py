@@ -121,8 +121,10 @@ def run(
         raise ToolR0Error(f"--predictions must be model, gold or corrupt, not {predictions!r}")
     if dtype not in ("auto", "bf16", "fp32"):
         raise ToolR0Error(f"--dtype must be auto, bf16 or fp32, not {dtype!r}")
-    if cpu_matmul not in ("auto", "onednn", "default", "int8"):
-        raise ToolR0Error(f"--cpu-matmul must be auto, onednn, default or int8, not {cpu_matmul!r}")
+    from toolr0.inference.cpu_matmul import MODES as MATMUL_MODES
+
+    if cpu_matmul not in MATMUL_MODES:
+        raise ToolR0Error(f"--cpu-matmul must be one of {', '.join(MATMUL_MODES)}, not {cpu_matmul!r}")
     if solver_format not in ("reference", "native"):
         raise ToolR0Error(f"--solver-format must be reference or native, not {solver_format!r}")
     _load_families(benchmark_modules)

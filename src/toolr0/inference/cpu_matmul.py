@@ -211,30 +211,15 @@ def apply(model: Any, mode: str = "auto") -> int:
         return 0
     import torch
 
-    if mode == "int8":
-        if not int8_available():
-            log.warning("cpu_matmul int8: this torch has no quantized CPU linear ops; using auto")
-        else:
-            named = [
-                (name, m)
-                for name, m in model.named_modules()
-                if type(m) is torch.nn.Linear
-                and m.weight.dtype == torch.float32
-                and m.weight.device.type == "cpu"
-            ]
-            cls = _linear_class()
-            for name, m in named:
-                m.__class__ = cls
-                if not name.endswith(INT8_SKIP):
-                    _INT8.add(m)
-            return len(named)
-        mode = "auto"
-
-    linears = [
-        m
-        for m in model.modules()
+    named = [
+        (name, m)
+        for name, m in model.named_modules()
         if type(m) is torch.nn.Linear and m.weight.dtype == torch.float32 and m.weight.device.type == "cpu"
     ]
+    if mode == "int8" and not int8_available():
+        log.warning("cpu_matmul int8: this torch has no quantized CPU linear ops; using auto")
+        mode = "auto"
+    linears = [m for _, m in named]
     if not linears:
         return 0
     if mode == "auto":
@@ -250,6 +235,8 @@ def apply(model: Any, mode: str = "auto") -> int:
         if not faster:
             return 0
     cls = _linear_class()
-    for m in linears:
+    for name, m in named:
         m.__class__ = cls
+        if mode == "int8" and not name.endswith(INT8_SKIP):
+            _INT8.add(m)
     return len(linears)

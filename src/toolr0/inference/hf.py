@@ -30,7 +30,7 @@ from toolr0.inference.base import (
     cut_at_stop,
 )
 from toolr0.inference.cpu_matmul import sampling as matmul_sampling
-from toolr0.inference.decode import generate_dropping
+from toolr0.inference.decode import generate_dropping, prefill
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +279,7 @@ class HFSampler(BaseSampler):
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             if seed is not None:
                 torch.manual_seed(seed)
-            cache = self._prefill(input_ids, mask, n, shared) if prefilled or shared else None
+            cache = prefill(self.model, input_ids, mask, n, shared) if prefilled or shared else None
             if cache is not None:
                 stats.prefill_tokens = shared + len(ids) * (width - shared)
             else:  # same as num_return_sequences=n (which greedy decoding refuses): n copies prefilled
@@ -307,35 +307,6 @@ class HFSampler(BaseSampler):
         while k < limit and all(x[k] == first[k] for x in ids):
             k += 1
         return k if k >= min_tokens else 0
-
-    def _prefill(self, input_ids: Any, mask: Any, n: int, shared: int = 0) -> Any:
-        """A KV cache of all but the last prompt token, prefilled once (the first ``shared`` tokens once for the
-        whole batch) and expanded n-fold. Only the cache is wanted: ``logits_to_keep=1`` spares the lm_head over
-        every prompt position (a quarter of the 0.5B model's prefill FLOPs, and a batch × width × vocab tensor)."""
-        from toolr0.inference.kv_cache import new_cache
-
-        cache = new_cache(self.model)
-        pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        if shared:
-            self.model(
-                input_ids=input_ids[:1, :shared],
-                position_ids=pos[:1, :shared],
-                past_key_values=cache,
-                logits_to_keep=1,
-            )
-            cache.batch_repeat_interleave(input_ids.shape[0])
-        if input_ids.shape[1] - 1 > shared:
-            self.model(
-                input_ids=input_ids[:, shared:-1],
-                attention_mask=mask[:, :-1],
-                position_ids=pos[:, shared:-1],
-                past_key_values=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            )
-        if n > 1:
-            cache.batch_repeat_interleave(n)
-        return cache
 
     def _decode(self, input_ids: Any, mask: Any, gen_kwargs: dict[str, Any], cache: Any) -> tuple[Any, int]:
         """``generate(**gen_kwargs)`` from the (optionally prefilled) cache; finished rows leave the batch unless

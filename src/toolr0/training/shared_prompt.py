@@ -61,7 +61,7 @@ def pack_groups(input_ids: Any, attention_mask: Any, logits_to_keep: int) -> lis
     for key, rows in groups.items():
         prompt = torch.tensor(key, dtype=input_ids.dtype, device=input_ids.device)
         p = len(key)
-        ids, pos, labels, starts, lengths, segments = [prompt[:-1]], [torch.arange(p - 1)], [], [], [], []
+        ids, pos, labels, starts, lengths = [prompt[:-1]], [torch.arange(p - 1)], [], [], []
         labels.append(torch.full((p - 1,), -100, dtype=torch.long))
         offset = p - 1
         for r in rows:
@@ -73,12 +73,12 @@ def pack_groups(input_ids: Any, attention_mask: Any, logits_to_keep: int) -> lis
             labels.append(torch.cat([comp.cpu().long(), torch.full((1,), -100, dtype=torch.long)]))
             starts.append(offset)
             lengths.append(n)
-            segments.append((offset, offset + n + 1))
             offset += n + 1
         total = offset
         allowed = torch.zeros(total, total, dtype=torch.bool)
         allowed[: p - 1, : p - 1] = torch.ones(p - 1, p - 1, dtype=torch.bool).tril()
-        for a, b in segments:
+        for a, n in zip(starts, lengths, strict=True):
+            b = a + n + 1  # the segment: last prompt token, then the n completion tokens
             allowed[a:b, : p - 1] = True
             allowed[a:b, a:b] = torch.ones(b - a, b - a, dtype=torch.bool).tril()
         device = input_ids.device
