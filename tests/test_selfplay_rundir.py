@@ -186,6 +186,23 @@ def test_bench_stage_share_reads_run_dir(tmp_path):
     assert data["candidate_generation"]["tokens_per_s"] == 30.0
 
 
+#: stage seconds of whole runs on the 2-core AVX2 machine in fp32 at main ac8b386 (bench/RESULTS.md)
+MEASURED_FP32_STAGES = {
+    "quickstart": {"A generator GRPO": 169.4, "B1 generate": 214.6, "B5 difficulty": 110.8, "C solver GRPO": 66.7},
+}
+
+
+@pytest.mark.parametrize("preset", sorted(MEASURED_FP32_STAGES))
+def test_plan_follows_the_measured_stage_times(preset):
+    measured = MEASURED_FP32_STAGES[preset]
+    rows = build_plan(load_config(ROOT / "configs" / f"{preset}.yaml", ["loop.iterations=1"]), cpu_bf16=False)
+    planned = {r.stage: r.seconds for r in rows}
+    for stage, seconds in measured.items():
+        assert 0.5 < planned[stage] / seconds < 2.0, (stage, planned[stage], seconds)
+    total = sum(measured.values())
+    assert 0.75 < sum(planned[s] for s in measured) / total < 1.33
+
+
 def test_plan_scales_cpu_times_without_bf16_but_not_gpu_times():
     quick = load_config(ROOT / "configs" / "quickstart.yaml")
     fast, slow = plan_total(build_plan(quick)), plan_total(build_plan(quick, cpu_bf16=False))

@@ -17,20 +17,27 @@ from dataclasses import dataclass
 
 from toolr0.config import ToolR0Config
 
-# tokens per second for a 0.5B model: (decode, batched sum) and (training fwd+bwd)
-CPU_DECODE_TOK_S = 30.0  # batched sum; ~27 tok/s measured for structured candidates in the quickstart
-CPU_TRAIN_TOK_S = 180.0
-# The CPU rates above were measured with bf16 on AMX; an AVX2-only CPU runs fp32 and took 2.3-3.0x longer per
-# stage in the quickstart (bench/RESULTS.md, "AVX2-only CPU"); with finished rows dropped and decode matmuls on
-# oneDNN the quickstart took 19.6 min there against 22 min estimated at 2.5x (bench/RESULTS.md, issue 15).
+# Rates of the 0.5B default model in fp32 on the 2-core AVX2 development machine (oneDNN decode matmuls, 2 threads),
+# fitted to the stage times of whole runs at main ac8b386 (the quickstart: bench/RESULTS.md, "Quickstart before /
+# after, issue 15's whole set of changes"); tests/test_selfplay_rundir.py pins the plan to those measurements.
+CPU_SAMPLE_TOK_S = 36.0  # generated tokens/s summed over a sampler batch (24 candidates, K samples × tasks)
+CPU_ROLLOUT_TOK_S = 13.0  # generated tokens/s of a GRPO rollout (one micro-batch of a few rows)
+CPU_PREFILL_TOK_S = 150.0  # prompt tokens/s of a forward pass
+# positions/s of the GRPO loss forward + backward (packed shared prompt, activation checkpointing)
+CPU_TRAIN_TOK_S = 35.0
+# A CPU with AMX / AVX512-BF16 runs bf16; it ran the quickstart's stages 2.3-3.0x faster than fp32 on an
+# AVX2-only CPU at the time (bench/RESULTS.md, "AVX2-only CPU"); bf16 rates = fp32 rates × this factor.
 CPU_FP32_SLOWDOWN = 2.2
 GPU_DECODE_TOK_S = 4000.0  # vLLM, one GPU (guess)
+GPU_PREFILL_TOK_S = 40000.0  # (guess)
 GPU_TRAIN_TOK_S = 20000.0  # one GPU, bf16 (guess)
-# typical completion lengths (tokens) when the max is larger
-TYP_GEN_TOKENS = 350
-TYP_SOLVER_TOKENS = 120
-TYP_GEN_PROMPT = {"reference": 600, "compact": 300}
-TYP_SOLVER_PROMPT = 400
+# typical lengths in tokens of the default model's tokenizer (measured on the quickstart's tasks, 2026-12-03):
+# completions run to ~80 % of their limit up to these caps (candidates: 260 of 320, 324 of 448)
+TYP_GEN_TOKENS = 330
+TYP_SOLVER_TOKENS = 100
+TYP_GEN_PROMPT = {"reference": 520, "compact": 490, "compact_named": 300, "compact_noexample": 250}
+# the menu in the chat template's tools= (native) vs as JSON in the user turn (reference)
+TYP_SOLVER_PROMPT = {"native": 360, "reference": 440}
 # assumed acceptance of each filter (dry-run only; real runs record measured rates)
 ASSUMED_PASS = {"verify": 0.3, "dedup": 0.9, "cross_verify": 0.5, "difficulty": 0.6}
 
@@ -57,28 +64,63 @@ def uses_gpu(cfg: ToolR0Config) -> bool:
     return cfg.inference.backend in ("vllm", "openai") or cfg.generator.use_vllm
 
 
-def _rates(cfg: ToolR0Config, cpu_bf16: bool) -> tuple[float, float]:
+@dataclass(frozen=True)
+class Rates:
+    """Tokens per second of one engine on one machine for the model at hand."""
+
+    sample: float  # batched sampling, generated tokens summed over the batch
+    rollout: float  # GRPO rollout micro-batch
+    prefill: float  # prompt tokens through a forward pass
+    train: float  # positions through the loss forward + backward
+
+    def seconds(self, sample: float = 0, rollout: float = 0, prefill: float = 0, train: float = 0) -> float:
+        return sample / self.sample + rollout / self.rollout + prefill / self.prefill + train / self.train
+
+
+def _rates(cfg: ToolR0Config, cpu_bf16: bool) -> Rates:
     scale = max(model_billions(cfg.model.name), 0.01) / 0.5
     if uses_gpu(cfg):
-        return GPU_DECODE_TOK_S / scale, GPU_TRAIN_TOK_S / scale
-    scale *= 1.0 if cpu_bf16 else CPU_FP32_SLOWDOWN
-    return CPU_DECODE_TOK_S / scale, CPU_TRAIN_TOK_S / scale
+        return Rates(
+            *(r / scale for r in (GPU_DECODE_TOK_S, GPU_DECODE_TOK_S, GPU_PREFILL_TOK_S, GPU_TRAIN_TOK_S))
+        )
+    speed = (CPU_FP32_SLOWDOWN if cpu_bf16 else 1.0) / scale
+    return Rates(
+        *(r * speed for r in (CPU_SAMPLE_TOK_S, CPU_ROLLOUT_TOK_S, CPU_PREFILL_TOK_S, CPU_TRAIN_TOK_S))
+    )
 
 
 def _gen_prompt_tokens(cfg: ToolR0Config) -> int:
-    return TYP_GEN_PROMPT.get(str(getattr(cfg.prompts, "generator_variant", "reference")), 600)
+    return TYP_GEN_PROMPT.get(
+        str(getattr(cfg.prompts, "generator_variant", "reference")), TYP_GEN_PROMPT["reference"]
+    )
+
+
+def _solver_prompt_tokens(cfg: ToolR0Config) -> int:
+    return TYP_SOLVER_PROMPT.get(
+        str(getattr(cfg.prompts, "solver_format", "reference")), TYP_SOLVER_PROMPT["reference"]
+    )
+
+
+def _typical(limit: int, cap: int) -> int:
+    """Typical completion length under a token limit: ~80 % of it, at most ``cap``."""
+    return int(min(0.8 * limit, cap))
 
 
 def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
     """One row per stage per iteration, with expected counts under the assumed filter rates; ``cpu_bf16`` False
-    (a CPU without AMX/AVX512-BF16, which runs fp32) slows the CPU rates by ``CPU_FP32_SLOWDOWN``."""
+    (a CPU without AMX/AVX512-BF16, which runs fp32) uses the fp32 rates, ``CPU_FP32_SLOWDOWN`` slower.
+
+    Each sampling stage costs its generated tokens at the batched rate plus one prefill per prompt (the K samples
+    of a task share theirs); each GRPO step its rollout, one prompt prefill per group, the frozen Solver's K
+    samples (phase A) and the loss forward + backward over completions and one prompt per group."""
     lp = cfg.loop
-    dec, tr = _rates(cfg, cpu_bf16)
+    rate = _rates(cfg, cpu_bf16)
     ss = cfg.solver_sampling  # the same K samples per task in phase A's r_diff and stage B's pass@K
-    solver_tok = min(ss.max_tokens, TYP_SOLVER_TOKENS)
-    gen_tok = min(cfg.generator.max_completion_length, TYP_GEN_TOKENS)
-    cand_tok = min(lp.gen_max_tokens, TYP_GEN_TOKENS)
-    sol_tok = min(cfg.solver.max_completion_length, TYP_SOLVER_TOKENS)
+    solver_tok = _typical(ss.max_tokens, TYP_SOLVER_TOKENS)
+    gen_tok = _typical(cfg.generator.max_completion_length, TYP_GEN_TOKENS)
+    cand_tok = _typical(lp.gen_max_tokens, TYP_GEN_TOKENS)
+    sol_tok = _typical(cfg.solver.max_completion_length, TYP_SOLVER_TOKENS)
+    gen_prompt, solver_prompt = _gen_prompt_tokens(cfg), _solver_prompt_tokens(cfg)
     n_final = int(getattr(cfg.curriculum, "n_final", 2000))
     rows: list[PlanRow] = []
     for t in range(1, lp.iterations + 1):
@@ -87,12 +129,18 @@ def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
             rows.append(PlanRow(t, "A generator GRPO", "skipped", 0, 0.0, "freeze_generator"))
         else:
             comps = g.max_steps * g.per_device_train_batch_size * g.gradient_accumulation_steps
+            groups = comps // max(1, g.num_generations)
             decode = comps * gen_tok
             # frozen-Solver pass rates for r_curr: K samples per completion (upper bound: every task valid)
             solver_q = comps * ss.k * solver_tok
             # the loss forward runs each prompt once per group of num_generations (training/shared_prompt.py)
-            train = comps * gen_tok + (comps // max(1, g.num_generations)) * _gen_prompt_tokens(cfg)
-            secs = (decode + solver_q) / dec + train / tr
+            train = comps * gen_tok + groups * gen_prompt
+            secs = rate.seconds(
+                rollout=decode,
+                sample=solver_q,
+                prefill=groups * gen_prompt + comps * solver_prompt,
+                train=train,
+            )
             rows.append(
                 PlanRow(
                     t,
@@ -104,13 +152,14 @@ def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
                 )
             )
         n = lp.n_candidates
-        rows.append(PlanRow(t, "B1 generate", f"{n} candidates", n * cand_tok, n * cand_tok / dec))
+        secs = rate.seconds(sample=n * cand_tok, prefill=n * gen_prompt)
+        rows.append(PlanRow(t, "B1 generate", f"{n} candidates", n * cand_tok, secs))
         n_v = int(n * ASSUMED_PASS["verify"])
         rows.append(PlanRow(t, "B2 verify", f"~{n_v} pass", 0, 0.0, f"assumed {ASSUMED_PASS['verify']:.0%}"))
         n_d = int(n_v * ASSUMED_PASS["dedup"])
         rows.append(PlanRow(t, "B3 dedup", f"~{n_d} unique", 0, 0.0))
         if lp.cross_verify:
-            vt = n_d * lp.k_verify * min(lp.verify_max_tokens, TYP_SOLVER_TOKENS)
+            vt = n_d * lp.k_verify * _typical(lp.verify_max_tokens, TYP_SOLVER_TOKENS)
             n_c = int(n_d * ASSUMED_PASS["cross_verify"])
             rows.append(
                 PlanRow(
@@ -118,7 +167,7 @@ def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
                     "B4 cross-verify",
                     f"{n_d}×k={lp.k_verify} → ~{n_c}",
                     vt,
-                    vt / dec,
+                    rate.seconds(sample=vt, prefill=n_d * solver_prompt),
                     f"{lp.cross_verify_mode}, τ={lp.tau}",
                 )
             )
@@ -133,22 +182,23 @@ def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
                 "B5 difficulty",
                 f"{n_c}×K={ss.k} → ~{n_l}",
                 pt,
-                pt / dec,
+                rate.seconds(sample=pt, prefill=n_c * solver_prompt),
                 cfg.curriculum.difficulty_source,
             )
         )
         rows.append(PlanRow(t, "B6 select", f"{min(n_final, n_l)} of ~{n_l}", 0, 0.0, f"n_final={n_final}"))
         s = cfg.solver
         comps = s.max_steps * s.per_device_train_batch_size * s.gradient_accumulation_steps
+        groups = comps // max(1, s.num_generations)
         decode = comps * sol_tok
-        train = comps * sol_tok + (comps // max(1, s.num_generations)) * TYP_SOLVER_PROMPT
+        train = comps * sol_tok + groups * solver_prompt
         rows.append(
             PlanRow(
                 t,
                 "C solver GRPO",
                 f"{s.max_steps} steps × {comps // s.max_steps} compl.",
                 decode + train,
-                decode / dec + train / tr,
+                rate.seconds(rollout=decode, prefill=groups * solver_prompt, train=train),
             )
         )
     return rows
