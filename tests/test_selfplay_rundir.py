@@ -186,9 +186,11 @@ def test_bench_stage_share_reads_run_dir(tmp_path):
     assert data["candidate_generation"]["tokens_per_s"] == 30.0
 
 
-#: stage seconds of whole runs on the 2-core AVX2 machine in fp32 at main ac8b386 (bench/RESULTS.md)
+#: stage seconds of whole runs on the 2-core AVX2 machine in fp32 at main ac8b386 (quickstart: bench/RESULTS.md;
+#: cpu: RESULTS.md, native v2 run); the filter stages between depend on the run's pass rates, not the plan's
 MEASURED_FP32_STAGES = {
-    "quickstart": {"A generator GRPO": 169.4, "B1 generate": 214.6, "B5 difficulty": 110.8, "C solver GRPO": 66.7},
+    "quickstart": {"A generator GRPO": 169.4, "B1 generate": 214.6, "C solver GRPO": 66.7},
+    "cpu": {"A generator GRPO": 1196.7, "B1 generate": 1001.5, "C solver GRPO": 2796.9},
 }
 
 

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from toolr0.config import ToolR0Config
 
 # Rates of the 0.5B default model in fp32 on the 2-core AVX2 development machine (oneDNN decode matmuls, 2 threads),
-# fitted to the stage times of whole runs at main ac8b386 (the quickstart: bench/RESULTS.md, "Quickstart before /
-# after, issue 15's whole set of changes"); tests/test_selfplay_rundir.py pins the plan to those measurements.
-CPU_SAMPLE_TOK_S = 36.0  # generated tokens/s summed over a sampler batch (24 candidates, K samples × tasks)
+# fitted to the stage times of whole runs at main ac8b386: the quickstart (bench/RESULTS.md, "Quickstart before /
+# after, issue 15's whole set of changes") and one `cpu` iteration (RESULTS.md, "native format, v2");
+# tests/test_selfplay_rundir.py pins the plan to those measurements.
+CPU_SAMPLE_TOK_S = 30.0  # generated tokens/s summed over a sampler batch (24 candidates, K samples × tasks)
 CPU_ROLLOUT_TOK_S = 13.0  # generated tokens/s of a GRPO rollout (one micro-batch of a few rows)
 CPU_PREFILL_TOK_S = 150.0  # prompt tokens/s of a forward pass
 # positions/s of the GRPO loss forward + backward (packed shared prompt, activation checkpointing)
@@ -32,7 +33,8 @@ GPU_DECODE_TOK_S = 4000.0  # vLLM, one GPU (guess)
 GPU_PREFILL_TOK_S = 40000.0  # (guess)
 GPU_TRAIN_TOK_S = 20000.0  # one GPU, bf16 (guess)
 # typical lengths in tokens of the default model's tokenizer (measured on the quickstart's tasks, 2026-12-03):
-# completions run to ~80 % of their limit up to these caps (candidates: 260 of 320, 324 of 448)
+# completions run to ~80 % of their limit up to these caps (candidates: 260 of 320, 324 of 448); a Solver GRPO
+# rollout to ~80 % of its limit whatever the cap (the cpu run's Solver drifted to 140-160 of 192 tokens)
 TYP_GEN_TOKENS = 330
 TYP_SOLVER_TOKENS = 100
 TYP_GEN_PROMPT = {"reference": 520, "compact": 490, "compact_named": 300, "compact_noexample": 250}
@@ -119,7 +121,7 @@ def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
     solver_tok = _typical(ss.max_tokens, TYP_SOLVER_TOKENS)
     gen_tok = _typical(cfg.generator.max_completion_length, TYP_GEN_TOKENS)
     cand_tok = _typical(lp.gen_max_tokens, TYP_GEN_TOKENS)
-    sol_tok = _typical(cfg.solver.max_completion_length, TYP_SOLVER_TOKENS)
+    sol_tok = _typical(cfg.solver.max_completion_length, cfg.solver.max_completion_length)
     gen_prompt, solver_prompt = _gen_prompt_tokens(cfg), _solver_prompt_tokens(cfg)
     n_final = int(getattr(cfg.curriculum, "n_final", 2000))
     rows: list[PlanRow] = []
