@@ -103,7 +103,7 @@ def _solver_prompt_tokens(cfg: ToolR0Config) -> int:
     )
 
 
-def _typical(limit: int, cap: int) -> int:
+def _typical(limit: int, cap: float = math.inf) -> int:
     """Typical completion length under a token limit: ~80 % of it, at most ``cap``."""
     return int(min(0.8 * limit, cap))
 
@@ -121,7 +121,7 @@ def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
     solver_tok = _typical(ss.max_tokens, TYP_SOLVER_TOKENS)
     gen_tok = _typical(cfg.generator.max_completion_length, TYP_GEN_TOKENS)
     cand_tok = _typical(lp.gen_max_tokens, TYP_GEN_TOKENS)
-    sol_tok = _typical(cfg.solver.max_completion_length, cfg.solver.max_completion_length)
+    sol_tok = _typical(cfg.solver.max_completion_length)
     gen_prompt, solver_prompt = _gen_prompt_tokens(cfg), _solver_prompt_tokens(cfg)
     n_final = int(getattr(cfg.curriculum, "n_final", 2000))
     rows: list[PlanRow] = []

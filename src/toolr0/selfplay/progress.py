@@ -182,9 +182,10 @@ def print_plan(cfg: ToolR0Config, out: Path | None = None, console: Console | No
         + f"{'on' if getattr(cfg.structured, 'enabled', False) else 'off'}, "
         + f"generator prompt: {getattr(cfg.prompts, 'generator_variant', '?')}"
     )
-    if not uses_gpu(cfg) and not bf16:
+    if not uses_gpu(cfg):
         console.print(
-            f"this CPU lacks AMX/AVX512-BF16 (fp32): CPU times scaled by {CPU_FP32_SLOWDOWN}x (measured)"
+            "CPU times: rates measured in fp32 on 2 AVX2 cores"
+            + (f", divided by {CPU_FP32_SLOWDOWN}x for this CPU's bf16 (AMX/AVX512-BF16)" if bf16 else "")
         )
     from toolr0.selfplay.plan import memory_lines
 
