@@ -14,7 +14,7 @@ from toolr0.core.rewards.solver import (
     solver_accuracy_reward,
     solver_format_reward,
 )
-from toolr0.core.rewards.terms import solver_total
+from toolr0.core.rewards.terms import SOLVER_TERMS, SolverSample, solver_total
 from toolr0.core.schema import ToolCall
 from toolr0.core.solver_format import SolverFormat, split_tools
 from toolr0.eval.scoring import score_completion
@@ -171,6 +171,26 @@ def test_native_accuracy_keeps_the_spec_formula() -> None:
     assert solver_accuracy_reward(reply, [], fmt=NATIVE).value == 0.0
     assert solver_accuracy_reward("No tool fits.", GOLD, fmt=NATIVE).value == 0.0
     assert solver_total(reply, GOLD, fmt=NATIVE) == 2.0
+
+
+def test_a_native_reply_cut_at_the_limit_earns_nothing_unless_unclosed_answers_are_allowed() -> None:
+    # deliberate: a cut native reply is the reference format's unclosed answer (spec §7.2); read as plain
+    # "no call" it earned 1.6 of 2 on a no-call task and GRPO grew prose to the limit (RESULTS.md, v2 run)
+    cfg = RewardConfig()
+    prose = "I cannot help with that because " * 20
+    call = block("get_weather", {"city": "Lisbon", "unit": "celsius"})
+    for text, gold in ((prose, []), (prose, GOLD), (call, GOLD)):
+        cut = SolverSample.of(text, gold, cfg, NATIVE, cut=True)
+        assert cut.parse.reason == "cut_at_limit"
+        assert [t.score(cut, cfg).value for t in SOLVER_TERMS] == [0.0, 0.0]
+        whole = SolverSample.of(text, gold, cfg, NATIVE)
+        assert sum(t.score(whole, cfg).value for t in SOLVER_TERMS) > 0.5
+    lenient = RewardConfig(allow_unclosed_answer=True)
+    kept = SolverSample.of(prose, [], lenient, NATIVE, cut=True)
+    assert [t.score(kept, lenient).value for t in SOLVER_TERMS] == [0.6, 1.0]
+    ref = "<think>x</think><tool_call_answer>" + json.dumps([GOLD[0].to_dict()]) + "</tool_call_answer>"
+    ref_cut = SolverSample.of(ref, GOLD, cfg, cut=True)  # the reference format reads its own tags (spec)
+    assert [t.score(ref_cut, cfg).value for t in SOLVER_TERMS] == [1.0, 1.0]
 
 
 def test_reference_rewards_unchanged_by_default() -> None:

@@ -404,3 +404,19 @@ def test_repeat_factor_finds_runs_of_identical_rows():
     mask2 = mask.clone()
     mask2[1, 0] = 0
     assert repeat_factor(ids, mask2) == 1  # same ids, another mask: not the same prompt
+
+
+def test_native_solver_replies_cut_at_the_limit_earn_nothing(tmp_path):
+    """run.py hands the Solver rewards the completion limit and the tokenizer's end ids, and TRL's
+    `completion_ids` tell which replies were cut: with a 1-token limit every reply is cut (format 0), with
+    room for the forced choices and their end-of-turn none is."""
+    last = {}
+    for limit in (1, 120):
+        cfg = small_cfg(
+            sol={"max_steps": 1, "max_completion_length": limit}, prompts={"solver_format": "native"}
+        )
+        _one_solver_step(cfg, tmp_path / f"limit-{limit}")
+        rows = (tmp_path / f"limit-{limit}" / "metrics.jsonl").read_text().splitlines()
+        last[limit] = [json.loads(r) for r in rows if "solver/cut_rate" in r][-1]
+    assert last[1]["solver/cut_rate"] == 1.0 and last[1]["rewards/solver_format/mean"] == 0.0
+    assert last[120]["solver/cut_rate"] == 0.0 and last[120]["rewards/solver_format/mean"] > 0.0

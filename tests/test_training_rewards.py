@@ -347,6 +347,20 @@ def test_core_solver_total_is_the_weighted_sum_trl_computes(rows, w, fmt_name):
         assert solver_total(text, gold, cfg, fmt) == pytest.approx(got, abs=1e-12)
 
 
+def test_solver_rewards_read_cut_replies_from_trls_completion_ids():
+    cfg, native = RewardConfig(), SolverFormat(name="native")
+    fmt, acc = solver_reward_funcs(cfg, native, max_completion_length=4, end_token_ids=(0, 9))
+    texts = ["No tool applies here."] * 3
+    ids = [[5, 6, 7, 8], [5, 6, 7, 9], [5, 6]]  # cut at 4; ends with an end id at 4; finished early
+    logged: dict[str, float] = {}
+    kw = {"calls_json": ["[]"] * 3, "completion_ids": ids, "log_metric": logged.__setitem__}
+    assert fmt(_conv(texts), **kw) == [0.0, 0.6, 0.6]
+    assert acc(_conv(texts), **kw) == [0.0, 1.0, 1.0]
+    assert logged["solver/cut_rate"] == pytest.approx(1 / 3)
+    fmt, _ = solver_reward_funcs(cfg, native)  # no limit given: nothing counts as cut
+    assert fmt(_conv(texts), **kw) == [0.6, 0.6, 0.6]
+
+
 def test_adapters_and_weights_follow_the_declaration():
     cfg = RewardConfig(generator_validity_weight=0.25, solver_format_weight=0.5)
     for funcs, terms, weights in (

@@ -279,21 +279,41 @@ def solver_weights(cfg: RewardConfig) -> list[float]:
 
 
 def solver_reward_funcs(
-    cfg: RewardConfig | None = None, solver_format: SolverFormat | None = None
+    cfg: RewardConfig | None = None,
+    solver_format: SolverFormat | None = None,
+    max_completion_length: int | None = None,
+    end_token_ids: tuple[int, ...] = (),
 ) -> list[RewardFunc]:
     """One function per Solver term (`SOLVER_TERMS`: format, accuracy) for Solver GRPO in the Solver's format;
-    gold calls from the `calls_json` column (unreadable gold: accuracy 0)."""
+    gold calls from the `calls_json` column (unreadable gold: accuracy 0).
+
+    `max_completion_length` and `end_token_ids` (EOS and pad, as TRL's clipped-ratio uses them) tell from
+    TRL's `completion_ids` which replies were cut at the limit: in the native format those earn nothing
+    unless `allow_unclosed_answer` (`SolverSample.of`). None: no reply counts as cut."""
     c = cfg if cfg is not None else RewardConfig()
     fmt = solver_format or SolverFormat()
+    ends = set(end_token_ids)
+
+    def is_cut(ids: Any) -> bool:
+        if not max_completion_length or not isinstance(ids, list | tuple) or not ids:
+            return False
+        return len(ids) >= max_completion_length and ids[-1] not in ends
 
     def samples(texts: list[str], columns: dict[str, Any]) -> list[SolverSample]:
         calls_json = columns.get("calls_json")
+        ids = columns.get("completion_ids") or []
         return [
-            SolverSample.of(t, _gold(calls_json[i] if calls_json and i < len(calls_json) else None), c, fmt)
+            SolverSample.of(
+                t,
+                _gold(calls_json[i] if calls_json and i < len(calls_json) else None),
+                c,
+                fmt,
+                cut=is_cut(ids[i] if i < len(ids) else None),
+            )
             for i, t in enumerate(texts)
         ]
 
-    return _adapters(SOLVER_TERMS, _LastBatch(samples, ("calls_json",)), c)
+    return _adapters(SOLVER_TERMS, _LastBatch(samples, ("calls_json", "completion_ids")), c)
 
 
 def _gold(calls_json: str | None) -> Any:

@@ -162,6 +162,15 @@ class _MetricsCallbackFactory:
         return MetricsCallback()
 
 
+def end_token_ids(tokenizer: Any, model: Any) -> tuple[int, ...]:
+    """Token ids that end a completion (EOS of the tokenizer and of the generation config, and pad), as TRL
+    tells a finished completion from one cut at `max_completion_length`."""
+    ids: list[Any] = [getattr(tokenizer, "eos_token_id", None), getattr(tokenizer, "pad_token_id", None)]
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.extend(eos if isinstance(eos, list | tuple) else [eos])
+    return tuple(sorted({i for i in ids if isinstance(i, int)}))
+
+
 def _check_prompt_lengths(dataset: Any, tokenizer: Any, max_prompt_length: int | None) -> int:
     """Longest prompt in tokens; TRL 1.16 never truncates, so `max_prompt_length` is only a guard."""
     longest = 0
@@ -303,9 +312,11 @@ def train_role(
             funcs = rf.generator_reward_funcs(
                 cfg.rewards, service, scope=lambda: frozen_scope(models), max_failures=max_failures
             )
-    else:
-        funcs = rf.solver_reward_funcs(cfg.rewards, solver_format)
     model = models.model_for(role)
+    if role != "generator":
+        funcs = rf.solver_reward_funcs(
+            cfg.rewards, solver_format, rc.max_completion_length, end_token_ids(tokenizer, model)
+        )
 
     out.mkdir(parents=True, exist_ok=True)
     trainer = build_trainer(

@@ -87,7 +87,8 @@ class RewardConfig(BaseModel):
     extra_call_alpha: float = Field(0.25, ge=0, description="Extra-call penalty alpha: 1/(1+alpha*extra).")
     allow_unclosed_answer: bool = Field(
         False,
-        description="Accept a final <tool_call_answer> left unclosed at the end of generation (off = faithful to spec §7.2).",
+        description="Accept a final <tool_call_answer> left unclosed at the end of generation (off = faithful to spec §7.2); "
+        "in the native format, a Solver GRPO reply cut at max_completion_length (docs/solver_format.md).",
     )
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ chat template's own ``<tool_call>`` blocks (:func:`native_format_reward`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from toolr0.core.completions import SolverParse, parse_solver_output
@@ -38,6 +39,16 @@ def parse_reply(text: Any, c: RewardConfig, fmt: SolverFormat | None = None) -> 
     if f.native:
         return parse_native_output(text)
     return parse_solver_output(text, allow_unclosed=c.allow_unclosed_answer)
+
+
+def cut_at_limit(parse: SolverParse) -> SolverParse:
+    """The parse of a reply that hit the token limit without ending its turn: unclosed, no answer read.
+
+    The native analogue of the reference format's unclosed final tag (spec §7.2, off unless
+    ``allow_unclosed_answer``): without it a native reply cut mid-prose reads as a plain "no call" and earns
+    0.6 format (1.6 in all where the gold is empty), so GRPO drifted to ever longer prose (RESULTS.md, v2 run).
+    """
+    return replace(parse, parsed=False, unclosed=True, calls=[], value=None, reason="cut_at_limit")
 
 
 def native_format_reward(text: Any, cfg: RewardConfig | None = None) -> RewardValue:

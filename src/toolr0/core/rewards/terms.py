@@ -31,7 +31,12 @@ from toolr0.core.rewards.generator import (
     validity_reward,
 )
 from toolr0.core.rewards.judge import semantic_reward
-from toolr0.core.rewards.solver import parse_reply, solver_accuracy_reward, solver_format_reward
+from toolr0.core.rewards.solver import (
+    cut_at_limit,
+    parse_reply,
+    solver_accuracy_reward,
+    solver_format_reward,
+)
 from toolr0.core.schema import Task
 from toolr0.core.solver_format import SolverFormat
 
@@ -201,9 +206,17 @@ class SolverSample:
     fmt: SolverFormat
 
     @classmethod
-    def of(cls, text: Any, gold: Any, cfg: RewardConfig, fmt: SolverFormat | None = None) -> SolverSample:
+    def of(
+        cls, text: Any, gold: Any, cfg: RewardConfig, fmt: SolverFormat | None = None, cut: bool = False
+    ) -> SolverSample:
+        """`cut`: the reply hit the token limit without ending its turn; in the native format that is an
+        unclosed answer (no format, no accuracy reward) unless ``allow_unclosed_answer``. The reference format
+        reads it from its own tags, as the spec does."""
         f = fmt if fmt is not None else SolverFormat()
-        return cls(parse_reply(text, cfg, f), gold, f)
+        parse = parse_reply(text, cfg, f)
+        if cut and f.native and not cfg.allow_unclosed_answer:
+            parse = cut_at_limit(parse)
+        return cls(parse, gold, f)
 
 
 def _accuracy(s: SolverSample, c: RewardConfig) -> RewardValue:
@@ -218,7 +231,10 @@ SOLVER_TERMS: tuple[RewardTerm[SolverSample], ...] = (
         "fmt",
         attrgetter("solver_format_weight"),
         lambda s, c: solver_format_reward(s.parse, c, s.fmt),
-        lambda ss, vs, c: {"solver/answer_present_rate": _mean([float(v > 0) for v in vs])},
+        lambda ss, vs, c: {
+            "solver/answer_present_rate": _mean([float(v > 0) for v in vs]),
+            "solver/cut_rate": _mean([float(s.parse.reason == "cut_at_limit") for s in ss]),
+        },
     ),
     RewardTerm(
         "solver_accuracy",
