@@ -205,11 +205,22 @@ def test_every_reason_code(reason):
         {"amount": 250, "from_currency": "...", "to_currency": "euros"},
         {"amount": 250, "from_currency": "string", "to_currency": "euros"},
         {"amount": 250, "from_currency": "US dollars", "to_currency": "<currency code>"},
+        {"amount": 250, "from_currency": "from_currency", "to_currency": "euros"},
+        {"amount": 250, "from_currency": "US dollars", "to_currency": " Amount"},
     ],
-    ids=["schema-as-arguments", "ellipsis", "type-name-as-value", "angle"],
+    ids=["schema-as-arguments", "ellipsis", "type-name-as-value", "angle", "own-name", "other-param-name"],
 )
 def test_placeholder_values(args):
     assert verify_task(gen(calls=call_args(args))).reason == "placeholder_value"
+
+
+def test_a_parameter_name_listed_in_the_enum_is_a_value():
+    params = TOOLS[0]["parameters"]
+    enum_tool = tool_with(
+        parameters={**params, "to_currency": {"type": "string", "description": "x", "enum": ["amount", "euros"]}}
+    )
+    args = {"amount": 250, "from_currency": "US dollars", "to_currency": "amount"}
+    assert verify_task(gen(tools=enum_tool, calls=call_args(args))).ok
 
 
 def test_markdown_instead_of_tags_is_flagged_in_details():

@@ -145,9 +145,14 @@ def _check_tools(raw_tools: Any) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-def _is_placeholder_value(value: Any, declared_type: str, question: str = "") -> bool:
+def _is_placeholder_value(
+    value: Any, declared_type: str, question: str = "", tool: Tool | None = None, key: str = ""
+) -> bool:
     """Hardened: ``<city>``-style values (unless the question holds that exact text), a free-standing ``...``
-    (not one inside prose: "Running late... sorry"), a JSON-Schema fragment or the type name as a value."""
+    (not one inside prose: "Running late... sorry"), a JSON-Schema fragment or the type name as a value, and
+    the name of one of the tool's own parameters as a value (``{"city": "city"}``, ``{"location": "date"}``:
+    8 of the 10 tasks of the first no-call curriculum had such unfillable gold, RESULTS.md) unless the
+    argument's ``enum`` lists it."""
     if isinstance(value, dict):
         return bool({"type", "description"} & set(map(str, value)))
     if isinstance(value, str):
@@ -155,7 +160,11 @@ def _is_placeholder_value(value: Any, declared_type: str, question: str = "") ->
         slots = (m.group(0) for m in ANGLE_PLACEHOLDER.finditer(v))
         if SLOT_ELLIPSIS.search(v) or any(slot not in question for slot in slots):
             return True
-        return v.lower() == declared_type and declared_type in ALLOWED_PARAM_TYPES
+        if v.lower() == declared_type and declared_type in ALLOWED_PARAM_TYPES:
+            return True
+        if tool is not None and v.lower() in {str(p).strip().lower() for p in tool.properties}:
+            enum = tool.properties.get(key, {}).get("enum")
+            return not (isinstance(enum, list) and v in map(str, enum))
     return False
 
 
@@ -178,7 +187,7 @@ def _check_calls(
             if v is None:  # deliberate (spec §6.2 allows null primitives): a gold value must be a value
                 return "null_value", {"call": i, "argument": str(k)[:60]}
             declared = str(tool.properties.get(k, {}).get("type", "")).lower()
-            if _is_placeholder_value(v, declared, question):
+            if _is_placeholder_value(v, declared, question, tool, k):
                 return "placeholder_value", {"call": i, "argument": str(k)[:60]}
         if not all(isinstance(v, PRIMITIVES) for v in call.arguments.values()):
             return "call_args_not_flat", {"call": i, "name": call.name[:60]}
