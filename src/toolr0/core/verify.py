@@ -151,8 +151,8 @@ def _is_placeholder_value(
     """Hardened: ``<city>``-style values (unless the question holds that exact text), a free-standing ``...``
     (not one inside prose: "Running late... sorry"), a JSON-Schema fragment or the type name as a value, and
     the name of one of the tool's own parameters as a value (``{"city": "city"}``, ``{"location": "date"}``:
-    8 of the 10 tasks of the first no-call curriculum had such unfillable gold, RESULTS.md) unless the
-    argument's ``enum`` lists it."""
+    3 of the 10 tasks of the v2 native curriculum had such unfillable gold, RESULTS.md) unless the argument's
+    ``enum`` lists it."""
     if isinstance(value, dict):
         return bool({"type", "description"} & set(map(str, value)))
     if isinstance(value, str):

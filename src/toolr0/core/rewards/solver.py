@@ -41,6 +41,9 @@ def parse_reply(text: Any, c: RewardConfig, fmt: SolverFormat | None = None) -> 
     return parse_solver_output(text, allow_unclosed=c.allow_unclosed_answer)
 
 
+CUT_REASON = "cut_at_limit"  # the parse reason of a reply cut at the token limit (logged as solver/cut_rate)
+
+
 def cut_at_limit(parse: SolverParse) -> SolverParse:
     """The parse of a reply that hit the token limit without ending its turn: unclosed, no answer read.
 
@@ -48,7 +51,7 @@ def cut_at_limit(parse: SolverParse) -> SolverParse:
     ``allow_unclosed_answer``): without it a native reply cut mid-prose reads as a plain "no call" and earns
     0.6 format (1.6 in all where the gold is empty), so GRPO drifted to ever longer prose (RESULTS.md, v2 run).
     """
-    return replace(parse, parsed=False, unclosed=True, calls=[], value=None, reason="cut_at_limit")
+    return replace(parse, parsed=False, unclosed=True, calls=[], value=None, reason=CUT_REASON)
 
 
 def native_format_reward(text: Any, cfg: RewardConfig | None = None) -> RewardValue:

@@ -32,6 +32,7 @@ from toolr0.core.rewards.generator import (
 )
 from toolr0.core.rewards.judge import semantic_reward
 from toolr0.core.rewards.solver import (
+    CUT_REASON,
     cut_at_limit,
     parse_reply,
     solver_accuracy_reward,
@@ -233,7 +234,7 @@ SOLVER_TERMS: tuple[RewardTerm[SolverSample], ...] = (
         lambda s, c: solver_format_reward(s.parse, c, s.fmt),
         lambda ss, vs, c: {
             "solver/answer_present_rate": _mean([float(v > 0) for v in vs]),
-            "solver/cut_rate": _mean([float(s.parse.reason == "cut_at_limit") for s in ss]),
+            "solver/cut_rate": _mean([float(s.parse.reason == CUT_REASON) for s in ss]),
         },
     ),
     RewardTerm(
