@@ -38,11 +38,10 @@ for step in $STEPS; do
     eval)
         evaluate "$RUNS/cpu_native$SFX" "trained_native$SFX"
         evaluate "$RUNS/cpu_native_frozen_gen$SFX" "frozen_gen_native$SFX" ;;
-    compare)
-        for suite in hammer bfcl; do
-            toolr0 eval compare "$RUNS/eval/base_native_$suite" "$RUNS/eval/trained_native${SFX}_$suite"
-            toolr0 eval compare "$RUNS/eval/frozen_gen_native${SFX}_$suite" "$RUNS/eval/trained_native${SFX}_$suite"
-        done ;;
+    compare)  # per benchmark and pooled over Hammer and BFCL together
+        both() { echo "$RUNS/eval/$1_hammer,$RUNS/eval/$1_bfcl"; }
+        toolr0 eval compare "$(both base_native)" "$(both "trained_native$SFX")"
+        toolr0 eval compare "$(both "frozen_gen_native$SFX")" "$(both "trained_native$SFX")" ;;
     *) echo "unknown step: $step (base, train, ablation, eval, compare)" >&2; exit 2 ;;
     esac
 done

@@ -13,7 +13,15 @@ from toolr0.errors import ToolR0Error
 from toolr0.eval import runner as runner_mod
 from toolr0.eval.benchmarks import benchmarks_dir
 from toolr0.eval.corrupt import solver_text
-from toolr0.eval.report import NA, compare_markdown, compare_rows, load_summary, markdown, summarise
+from toolr0.eval.report import (
+    NA,
+    compare_markdown,
+    compare_rows,
+    load_summary,
+    markdown,
+    merge_summaries,
+    summarise,
+)
 from toolr0.eval.runner import EvalSettings, expand_benchmarks, load_rows, resolve_eval_model, run_eval
 
 try:
@@ -333,6 +341,37 @@ def test_cli_gold_run_and_compare(tmp_path):
     # paired table: 5 items right only in gold, exact McNemar p = 2 * 0.5**5
     assert "| sealtool | 5 | 0.00 | 100.00 | 0 | 5 | 0.062 |" in res.output
     res = r.invoke(app, ["eval", "compare", str(tmp_path / "corrupt"), str(tmp_path / "nope")])
+    assert isinstance(res.exception, ToolR0Error)
+
+
+@needs_data
+def test_cli_compare_pools_several_folders_per_side(tmp_path):
+    """Hammer and BFCL run apart (different limits) compare as one: both tables, one pooled McNemar row."""
+    from toolr0.cli import app
+
+    r = CliRunner()
+    runs = {
+        ("gold", "sealtool", 5),
+        ("corrupt", "sealtool", 5),
+        ("gold", "toolalpaca", 3),
+        ("corrupt", "toolalpaca", 3),
+    }
+    for mode, bench, n in runs:
+        args = ["eval", "run", "--predictions", mode, "-b", bench, "--limit", str(n)]
+        res = r.invoke(app, [*args, "--out", str(tmp_path / f"{mode}_{bench}"), "--no-progress"])
+        assert res.exit_code == 0, res.output
+    a = f"{tmp_path / 'corrupt_sealtool'},{tmp_path / 'corrupt_toolalpaca'}"
+    b = f"{tmp_path / 'gold_sealtool'},{tmp_path / 'gold_toolalpaca'}"
+    res = r.invoke(app, ["eval", "compare", a, b])
+    assert res.exit_code == 0, res.output
+    assert "| Seal-Tools | 0.00 | 100.00 |" in res.output and "| ToolAlpaca | 0.00 | 100.00 |" in res.output
+    assert "| all (pooled) | 8 | 0.00 | 100.00 | 0 | 8 | 0.008 |" in res.output
+    assert "corrupt_sealtool+corrupt_toolalpaca" in res.output
+    merged = merge_summaries(
+        [load_summary(tmp_path / "gold_sealtool"), load_summary(tmp_path / "gold_toolalpaca")]
+    )
+    assert set(merged["benchmarks"]) == {"sealtool", "toolalpaca"} and merged["meta"]
+    res = r.invoke(app, ["eval", "compare", " , ", b])
     assert isinstance(res.exception, ToolR0Error)
 
 

@@ -203,25 +203,48 @@ def report(
 
 @app.command("compare")
 def compare(
-    a: Path = typer.Argument(..., help="Evaluation folder or summary.json of the baseline (A)."),
-    b: Path = typer.Argument(..., help="Evaluation folder or summary.json to compare (B)."),
+    a: str = typer.Argument(
+        ...,
+        help="Evaluation folder or summary.json of the baseline (A); several folders of one model "
+        "comma-separated (e.g. its Hammer and BFCL runs) are compared, and paired, as one.",
+    ),
+    b: str = typer.Argument(..., help="Evaluation folder(s) or summary.json to compare (B), as for A."),
     json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON instead of markdown."),
     benchmark_modules: list[str] = _modules_option(),
 ) -> None:
-    """Two results side by side: accuracy of A and B, delta in points and relative change; for two evaluation
-    folders also the paired counts on the items both scored and McNemar's exact p-value."""
+    """Two results side by side: accuracy of A and B, delta in points and relative change; for evaluation
+    folders also the paired counts on the items both scored and McNemar's exact p-value, per benchmark and
+    pooled over all of them."""
     import json
 
     from toolr0.eval.paired import load_items, paired_markdown, paired_rows
-    from toolr0.eval.report import compare_markdown, compare_rows, load_summary
+    from toolr0.eval.report import compare_markdown, compare_rows, load_summary, merge_summaries
 
     _load_families(benchmark_modules)
-    sa, sb = load_summary(a), load_summary(b)
-    paired = paired_rows(load_items(a), load_items(b))
+    paths_a, paths_b = _folders(a), _folders(b)
+    sa = merge_summaries([load_summary(p) for p in paths_a])
+    sb = merge_summaries([load_summary(p) for p in paths_b])
+    paired = paired_rows(
+        [r for p in paths_a for r in load_items(p)], [r for p in paths_b for r in load_items(p)]
+    )
     if json_out:
         typer.echo(json.dumps({"summary": compare_rows(sa, sb), "paired": paired}, indent=2))
     else:
-        name_a, name_b = Path(a).name or "A", Path(b).name or "B"
+        name_a, name_b = _name(paths_a), _name(paths_b)
         typer.echo(compare_markdown(sa, sb, name_a, name_b))
         if paired:
             typer.echo(paired_markdown(paired, name_a, name_b))
+
+
+def _folders(arg: str) -> list[Path]:
+    """The comma-separated evaluation folders (or summary files) of one side of a comparison."""
+    from toolr0.errors import ToolR0Error
+
+    paths = [Path(x.strip()) for x in arg.split(",") if x.strip()]
+    if not paths:
+        raise ToolR0Error(f"no evaluation folder in {arg!r}")
+    return paths
+
+
+def _name(paths: list[Path]) -> str:
+    return "+".join(p.name or "A" for p in paths)

@@ -281,6 +281,19 @@ def load_summary(path: str | Path) -> dict[str, Any]:
         raise ToolR0Error(f"{p}: unreadable summary ({exc})") from None
 
 
+def merge_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One summary of several evaluation folders of one model (say Hammer and BFCL, run with different
+    limits): their benchmarks side by side (a later folder wins a benchmark both hold); every other field
+    from the first summary where it is set."""
+    out: dict[str, Any] = {}
+    for s in summaries:
+        for k, v in s.items():
+            if k != "benchmarks" and out.get(k) in (None, {}, []):
+                out[k] = v
+    out["benchmarks"] = {k: v for s in summaries for k, v in (s.get("benchmarks") or {}).items()}
+    return out
+
+
 def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     """Per-benchmark (and aggregate) accuracy of A and B, the delta in points and the relative change."""
     rows = []
