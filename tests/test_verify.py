@@ -19,7 +19,7 @@ from toolr0.core.dedup import dedup, dedup_fingerprint, task_quality
 from toolr0.core.question_gate import question_gate
 from toolr0.core.schema import Task, Tool, ToolCall
 from toolr0.core.spec import TaskSpec
-from toolr0.core.verify import verify_task
+from toolr0.core.verify import is_fragment_value, verify_task
 
 QUESTION = "Can you convert 250 US dollars to euros for my trip to Paris next week?"
 TOOLS = [
@@ -221,6 +221,70 @@ def test_a_parameter_name_listed_in_the_enum_is_a_value():
     )
     args = {"amount": 250, "from_currency": "US dollars", "to_currency": "amount"}
     assert verify_task(gen(tools=enum_tool, calls=call_args(args))).ok
+
+
+@pytest.mark.parametrize(
+    "value", ["for", "Please", "Save time and money with your", "build a real estate website with", "the"]
+)
+def test_fragment_values_are_rejected(value):
+    args = {"amount": 250, "from_currency": "US dollars", "to_currency": value}
+    assert verify_task(gen(calls=call_args(args))).reason == "fragment_value"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "euros",
+        "A",
+        "Portland, OR",
+        "10:00 AM",
+        "on",
+        "any",
+        "created_at",
+        "Tell me my balance, please",
+        "to Paris",
+    ],
+)
+def test_codes_states_and_whole_phrases_are_not_fragments(value):
+    assert not is_fragment_value(value)
+    args = {"amount": 250, "from_currency": "US dollars", "to_currency": value}
+    assert verify_task(gen(calls=call_args(args))).reason != "fragment_value"
+
+
+def test_a_function_word_listed_in_the_enum_is_a_value():
+    params = TOOLS[0]["parameters"]
+    enum_tool = tool_with(
+        parameters={**params, "to_currency": {"type": "string", "description": "x", "enum": ["for", "euros"]}}
+    )
+    args = {"amount": 250, "from_currency": "US dollars", "to_currency": "for"}
+    assert verify_task(gen(tools=enum_tool, calls=call_args(args))).ok
+
+
+@given(st.one_of(st.text(max_size=40), st.integers(), st.floats(), st.booleans(), st.none()))
+def test_fragment_check_never_raises(value):
+    assert is_fragment_value(value) in (True, False)
+
+
+def test_fragment_rule_spares_real_gold_values():
+    """Measured false-positive rate of the rule on real tool calls: 1 of the Hammer data's 1,851 string gold
+    values (a Seal-Tools ``text`` of "to")."""
+    from toolr0.errors import ToolR0Error
+    from toolr0.eval import registry
+    from toolr0.eval.runner import expand_benchmarks
+
+    try:
+        items = [it for b in expand_benchmarks(["hammer"])[0] for it in registry.get(b).load()]
+    except ToolR0Error:
+        pytest.skip("Hammer benchmark files (../shared/benchmarks) not present")
+    values = [
+        x
+        for it in items
+        for c in it.gold
+        for v in c.arguments.values()
+        for x in (v if isinstance(v, list) else [v])
+        if isinstance(x, str)
+    ]
+    assert len(values) == 1851 and sum(map(is_fragment_value, values)) == 1
 
 
 def test_markdown_instead_of_tags_is_flagged_in_details():
