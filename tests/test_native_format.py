@@ -185,7 +185,7 @@ def test_a_native_reply_cut_at_the_limit_earns_nothing_unless_unclosed_answers_a
         assert [t.score(cut, cfg).value for t in SOLVER_TERMS] == [0.0, 0.0]
         whole = SolverSample.of(text, gold, cfg, NATIVE)
         assert sum(t.score(whole, cfg).value for t in SOLVER_TERMS) > 0.5
-    lenient = RewardConfig(allow_unclosed_answer=True)
+    lenient = RewardConfig(allow_unclosed_answer=True, no_call_full_format=False)
     kept = SolverSample.of(prose, [], lenient, NATIVE, cut=True)
     assert [t.score(kept, lenient).value for t in SOLVER_TERMS] == [0.6, 1.0]
     ref = "<think>x</think><tool_call_answer>" + json.dumps([GOLD[0].to_dict()]) + "</tool_call_answer>"
@@ -229,3 +229,27 @@ def test_openai_reply_tool_calls_become_blocks() -> None:
 
 def test_openai_tools_skip_unusable_entries() -> None:
     assert [t["function"]["name"] for t in openai_tools([WEATHER, 17, {"x": 1}])] == ["get_weather"]
+
+
+def test_the_right_no_call_answer_earns_full_format_on_a_no_call_task() -> None:
+    """Deliberate, not in the paper (no no-call tasks there): on the spec §7.2 grid a wrong call in good form
+    (1.0 format) out-earned the right refusal (0.6) on a no-call task; the v3 run's Solver learned to call on
+    every request (RESULTS.md). ``no_call_full_format: false`` restores the grid."""
+    cfg, grid = RewardConfig(), RewardConfig(no_call_full_format=False)
+    prose = "No tool here can book a table; you could call the restaurant."
+    call = block("get_weather", {"city": "Lisbon", "unit": "celsius"})
+    assert solver_format_reward(prose, cfg, NATIVE, gold=[]).value == 1.0
+    assert solver_format_reward(prose, grid, NATIVE, gold=[]).value == 0.6
+    assert solver_total(prose, [], cfg, NATIVE) == 2.0 and solver_total(prose, [], grid, NATIVE) == 1.6
+    assert solver_total(call, [], cfg, NATIVE) == solver_total(call, [], grid, NATIVE) == 1.0
+    # call tasks, unknown gold and the format of a call are untouched
+    assert solver_format_reward(prose, cfg, NATIVE, gold=GOLD).value == 0.6
+    assert solver_format_reward(prose, cfg, NATIVE).value == 0.6
+    assert solver_format_reward(call, cfg, NATIVE, gold=GOLD).value == 1.0
+    # a cut reply is still nothing, and the reference format's explicit [] is the no-call answer there
+    cut = SolverSample.of(prose * 10, [], cfg, NATIVE, cut=True)
+    assert [t.score(cut, cfg).value for t in SOLVER_TERMS] == [0.0, 0.0]
+    ref_empty = "<think>Nothing fits.</think><tool_call_answer>[]</tool_call_answer>"
+    assert solver_format_reward(ref_empty, cfg, gold=[]).value == 1.0
+    assert solver_format_reward(ref_empty, grid, gold=[]).value == 0.6
+    assert solver_format_reward(ref_empty, cfg, gold=GOLD).value == 0.6

@@ -354,11 +354,15 @@ def test_solver_rewards_read_cut_replies_from_trls_completion_ids():
     ids = [[5, 6, 7, 8], [5, 6, 7, 9], [5, 6]]  # cut at 4; ends with an end id at 4; finished early
     logged: dict[str, float] = {}
     kw = {"calls_json": ["[]"] * 3, "completion_ids": ids, "log_metric": logged.__setitem__}
-    assert fmt(_conv(texts), **kw) == [0.0, 0.6, 0.6]
+    assert fmt(_conv(texts), **kw) == [0.0, 1.0, 1.0]  # gold [] here: the right no-call answer, full format
     assert acc(_conv(texts), **kw) == [0.0, 1.0, 1.0]
     assert logged["solver/cut_rate"] == pytest.approx(1 / 3)
     fmt, _ = solver_reward_funcs(cfg, native)  # no limit given: nothing counts as cut
-    assert fmt(_conv(texts), **kw) == [0.6, 0.6, 0.6]
+    assert fmt(_conv(texts), **kw) == [1.0, 1.0, 1.0]
+    grid = RewardConfig(no_call_full_format=False)
+    assert solver_reward_funcs(grid, native, max_completion_length=4, end_token_ids=(0, 9))[0](
+        _conv(texts), **kw
+    ) == [0.0, 0.6, 0.6]
 
 
 def test_adapters_and_weights_follow_the_declaration():

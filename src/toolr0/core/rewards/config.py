@@ -85,6 +85,12 @@ class RewardConfig(BaseModel):
     acc_keys_weight: float = Field(0.3, ge=0, description="Pair score weight of the key-set F1 k(p,c).")
     acc_values_weight: float = Field(0.5, ge=0, description="Pair score weight of the value match v(p,c).")
     extra_call_alpha: float = Field(0.25, ge=0, description="Extra-call penalty alpha: 1/(1+alpha*extra).")
+    no_call_full_format: bool = Field(
+        True,
+        description="On a no-call task (gold []), the right no-call answer earns the format reward's '>= 1 call' "
+        "share too (1.0, not 0.6). Not in the paper, which has no no-call tasks (its preset has none): on the "
+        "spec §7.2 grid a wrong call in good form out-earns the right refusal on format (RESULTS.md, v3 run).",
+    )
     allow_unclosed_answer: bool = Field(
         False,
         description="Accept a final <tool_call_answer> left unclosed at the end of generation (off = faithful to spec §7.2); "

@@ -75,12 +75,19 @@ def native_format_reward(text: Any, cfg: RewardConfig | None = None) -> RewardVa
 
 
 def solver_format_reward(
-    text: Any, cfg: RewardConfig | None = None, fmt: SolverFormat | None = None
+    text: Any, cfg: RewardConfig | None = None, fmt: SolverFormat | None = None, gold: Any = None
 ) -> RewardValue:
     """0 if the last <tool_call_answer> is missing/empty; else 0.3 (+0.3 parses relaxed) (+0.4 ≥ 1 call).
-    Native format: :func:`native_format_reward`."""
+    Native format: :func:`native_format_reward`. With ``gold`` empty (a no-call task) and
+    ``no_call_full_format``, the right no-call answer earns the full 1.0 (deliberate, not in the paper)."""
     c = _cfg(cfg)
-    if _fmt(fmt).native:
+    f = _fmt(fmt)
+    if gold is not None and c.no_call_full_format and not _gold_calls(gold):
+        sp = parse_reply(text, c, f)
+        if f.is_no_call(sp):
+            hi = c.sfmt_present_weight + c.sfmt_parse_weight + c.sfmt_norm_weight
+            return RewardValue(hi, "no_call_on_no_call_task")
+    if f.native:
         return native_format_reward(parse_reply(text, c, fmt), c)
     sp = parse_reply(text, c)
     if not sp.answer_text:

@@ -231,7 +231,7 @@ SOLVER_TERMS: tuple[RewardTerm[SolverSample], ...] = (
         "solver_format",
         "fmt",
         attrgetter("solver_format_weight"),
-        lambda s, c: solver_format_reward(s.parse, c, s.fmt),
+        lambda s, c: solver_format_reward(s.parse, c, s.fmt, s.gold),
         lambda ss, vs, c: {
             "solver/answer_present_rate": _mean([float(v > 0) for v in vs]),
             "solver/cut_rate": _mean([float(s.parse.reason == CUT_REASON) for s in ss]),
