@@ -230,7 +230,7 @@ def compare(
     if json_out:
         typer.echo(json.dumps({"summary": compare_rows(sa, sb), "paired": paired}, indent=2))
     else:
-        name_a, name_b = _name(paths_a), _name(paths_b)
+        name_a, name_b = _name(paths_a, "A"), _name(paths_b, "B")
         typer.echo(compare_markdown(sa, sb, name_a, name_b))
         if paired:
             typer.echo(paired_markdown(paired, name_a, name_b))
@@ -246,5 +246,5 @@ def _folders(arg: str) -> list[Path]:
     return paths
 
 
-def _name(paths: list[Path]) -> str:
-    return "+".join(p.name or "A" for p in paths)
+def _name(paths: list[Path], fallback: str) -> str:
+    return "+".join(p.name or fallback for p in paths)

@@ -55,7 +55,6 @@ MIN_NONTRIVIAL_QUESTION_CHARS = 25
 BANNED_PHRASES = ("capital of", "define ", "explain ", "summarize ", "write a poem", "tell me a joke")
 LOOKUP_PHRASES = ("what is", "who is", "when is", "where is")
 PRIMITIVES = (str, int, float, bool, type(None))
-# No-call questions that talk about the tools instead of making a request (the answer key leaks into the question).
 # Hardened (not in the paper): words a gold string value cannot end on. A value that is one of them, or a span
 # of the question cut after one ("Save time and money with your"), is a fragment the grammar's grounding let
 # through (5 of the v3 native run's 27 verified call tasks); 1 of the 6,863 string gold values of the Hammer and
@@ -66,6 +65,7 @@ FRAGMENT_END_WORDS = frozenset(
 )
 _WORDS = re.compile(r"\w+|[^\w\s]")
 
+# No-call questions that talk about the tools instead of making a request (the answer key leaks into the question).
 _NO_CALL_META = re.compile(
     r"\b(?:none|any) of (?:the|these|those|your|my) (?:available |given |provided )?(?:tools|functions)\b"
     r"|\b(?:available|given|provided) (?:tools|functions)\b|\bno (?:tool|function) (?:can|could|is|fits|will)\b"

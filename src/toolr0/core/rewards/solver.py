@@ -82,18 +82,15 @@ def solver_format_reward(
     ``no_call_full_format``, the right no-call answer earns the full 1.0 (deliberate, not in the paper)."""
     c = _cfg(cfg)
     f = _fmt(fmt)
-    if gold is not None and c.no_call_full_format and not _gold_calls(gold):
-        sp = parse_reply(text, c, f)
-        if f.is_no_call(sp):
-            hi = c.sfmt_present_weight + c.sfmt_parse_weight + c.sfmt_norm_weight
-            return RewardValue(hi, "no_call_on_no_call_task")
+    sp = parse_reply(text, c, f)
+    hi = c.sfmt_present_weight + c.sfmt_parse_weight + c.sfmt_norm_weight
+    if gold is not None and c.no_call_full_format and not _gold_calls(gold) and f.is_no_call(sp):
+        return RewardValue(hi, "no_call_on_no_call_task")
     if f.native:
-        return native_format_reward(parse_reply(text, c, fmt), c)
-    sp = parse_reply(text, c)
+        return native_format_reward(sp, c)
     if not sp.answer_text:
         return RewardValue(0.0, sp.reason if sp.reason != "ok" else "missing_answer")
     value = c.sfmt_present_weight + c.sfmt_parse_weight * sp.parsed + c.sfmt_norm_weight * sp.normalised
-    hi = c.sfmt_present_weight + c.sfmt_parse_weight + c.sfmt_norm_weight
     reason = sp.reason + (",unclosed" if sp.unclosed else "")
     return RewardValue(clip(value, 0.0, hi), reason)
 
