@@ -30,9 +30,10 @@ def _pvar(xs: list[float]) -> float:
 
 
 def run_config(sampler: Any, specs: list[Any], variant: str, decoding: str, args: argparse.Namespace) -> dict:
+    from toolr0.core.matching import names_match, partial_call_score
     from toolr0.core.prompts import generator_messages
     from toolr0.core.rewards.config import RewardConfig
-    from toolr0.core.rewards.generator import difficulty_reward, format_reward, validity_reward
+    from toolr0.core.rewards.generator import format_reward, validity_reward
     from toolr0.core.solver_format import SolverFormat
     from toolr0.core.solver_sampling import SolverSamplingConfig
     from toolr0.core.verify import verify_task
@@ -82,6 +83,8 @@ def run_config(sampler: Any, specs: list[Any], variant: str, decoding: str, args
                     "fmt": f,
                     "valid": val,
                     "complete": complete,
+                    "task": v.task,
+                    "calls": len(v.task.calls) if v.task is not None else None,
                 }
             )
             fg.append(f)
@@ -98,30 +101,32 @@ def run_config(sampler: Any, specs: list[Any], variant: str, decoding: str, args
     solve_s = 0.0
     frontier: dict[str, dict[str, Any]] = {}
     formats = [f.strip() for f in args.solver_formats.split(",") if f.strip()]
-    if valid_tasks and args.k > 0:
-        for fmt_name in formats:  # the same valid tasks, the frozen Solver asked in each format
+    # the funnel's tasks: every verified call task (validity aside), asked of the frozen Solver
+    call_rows = [r for r in rows if r["verify"] == "ok" and r["task"] is not None and r["task"].calls]
+    call_tasks = [r["task"] for r in call_rows]
+    if call_tasks and args.k > 0:
+        for fmt_name in formats:  # the same call tasks, the frozen Solver asked in each format
             t1 = time.perf_counter()
-            service = SolverService(
-                sampler, rcfg, seed=args.seed, solver_format=SolverFormat(fmt_name), sampling=sampling
-            )
-            detailed = service.pass_rates_detailed(valid_tasks, K=args.k)
+            fmt = SolverFormat(fmt_name)
+            service = SolverService(sampler, rcfg, seed=args.seed, solver_format=fmt, sampling=sampling)
+            detailed = service.pass_rates_detailed(call_tasks, K=args.k)
+            replies = service.pass_samples(call_tasks, K=args.k)  # cached: the same samples
             secs = time.perf_counter() - t1
-            ps = [d.p_hat for d in detailed]
-            for row, d in zip(task_rows, detailed, strict=True):  # why each sample failed, per format
-                row.setdefault("solver", {})[fmt_name] = {"p_hat": d.p_hat, "reasons": list(d.reasons)}
-            r_diff = [difficulty_reward(p, rcfg).value for p in ps]
-            frontier[fmt_name] = {
-                "p_hats": ps,
-                "hist": dict(sorted(Counter(round(p, 3) for p in ps).items())),
-                "between": sum(0 < p < 1 for p in ps) / len(ps),
-                "in_band": sum(rcfg.p_low <= p <= rcfg.p_high for p in ps) / len(ps),
-                # every other Generator sample is invalid, so its curriculum reward is 0
-                "rdiff_pos_share_samples": sum(r > 0 for r in r_diff) / len(rows),
-                "rdiff_mean_samples": sum(r_diff) / len(rows),
-                "seconds": secs,
-            }
+            for row, task, d, texts in zip(call_rows, call_tasks, detailed, replies, strict=True):
+                parses = [fmt.parse(t, allow_unclosed=True) for t in texts]
+                names = [p.parsed and names_match(p.calls, task.calls) for p in parses]
+                partial = [partial_call_score(p.calls, task.calls) if p.parsed else 0.0 for p in parses]
+                row.setdefault("solver", {})[fmt_name] = {
+                    "p_hat": d.p_hat,
+                    "p_names": sum(names) / len(names),
+                    "partial": statistics.fmean(partial),
+                    "reasons": list(d.reasons),
+                    "replies": texts[: args.keep_replies],
+                }
+            frontier[fmt_name] = _funnel(rows, call_rows, fmt_name, rcfg, secs)
         if formats:
-            p_hats, solve_s = frontier[formats[0]]["p_hats"], frontier[formats[0]]["seconds"]
+            p_hats = frontier[formats[0]]["p_hats"]
+            solve_s = frontier[formats[0]]["seconds"]
     n = len(rows)
     n_complete = sum(r["complete"] for r in rows)
     in_band = [p for p in p_hats if rcfg.p_low <= p <= rcfg.p_high]
@@ -152,8 +157,69 @@ def run_config(sampler: Any, specs: list[Any], variant: str, decoding: str, args
     if args.out:
         out = Path(args.out) / f"{variant}_{decoding}.jsonl"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        out.write_text(
+            "".join(json.dumps(_row_json(r), ensure_ascii=False) + "\n" for r in rows)
+        )
     return summary
+
+
+def _row_json(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if k != "task"}
+    task = row.get("task")
+    if task is not None:
+        out["parsed_task"] = task.to_dict() if hasattr(task, "to_dict") else str(task)
+    return out
+
+
+def _funnel(
+    rows: list[dict[str, Any]], call_rows: list[dict[str, Any]], fmt: str, rcfg: Any, secs: float
+) -> dict[str, Any]:
+    """completions → verified → call tasks → p̂ > 0 → 0 < p̂ < 1 (exact full-call p̂), the share of ≥ 2-call tasks
+    at each step, and p̂ three ways on the same call tasks (exact, names only, mean partial score)."""
+    from toolr0.core.rewards.generator import difficulty_reward
+
+    verified = [r for r in rows if r["verify"] == "ok"]
+    ps = [r["solver"][fmt]["p_hat"] for r in call_rows]
+    pn = [r["solver"][fmt]["p_names"] for r in call_rows]
+    partial = [r["solver"][fmt]["partial"] for r in call_rows]
+    solved = [r for r in call_rows if r["solver"][fmt]["p_hat"] > 0]
+    between = [r for r in solved if r["solver"][fmt]["p_hat"] < 1]
+
+    def multi(rs: list[dict[str, Any]]) -> float:
+        return sum((r.get("calls") or 0) >= 2 for r in rs) / len(rs) if rs else 0.0
+
+    r_diff = [difficulty_reward(p, rcfg).value for p in ps]
+    n_call = len(call_rows) or 1
+    return {
+        "p_hats": ps,
+        "hist": dict(sorted(Counter(round(p, 3) for p in ps).items())),
+        "funnel": {
+            "completions": len(rows),
+            "verified": len(verified),
+            "call_tasks": len(call_rows),
+            "solved": len(solved),
+            "between": len(between),
+        },
+        "multi_share": {
+            "completions": multi(rows),
+            "verified": multi(verified),
+            "call_tasks": multi(call_rows),
+            "solved": multi(solved),
+            "between": multi(between),
+        },
+        "solved_share": len(solved) / n_call,
+        "between": len(between) / n_call,
+        "in_band": sum(rcfg.p_low <= p <= rcfg.p_high for p in ps) / n_call,
+        "names_solved_share": sum(p > 0 for p in pn) / n_call,
+        "names_between": sum(0 < p < 1 for p in pn) / n_call,
+        "p_exact_mean": statistics.fmean(ps) if ps else 0.0,
+        "p_names_mean": statistics.fmean(pn) if pn else 0.0,
+        "partial_mean": statistics.fmean(partial) if partial else 0.0,
+        # every other Generator sample has no verified call task, so its curriculum reward is 0
+        "rdiff_pos_share_samples": sum(r > 0 for r in r_diff) / len(rows),
+        "rdiff_mean_samples": sum(r_diff) / len(rows),
+        "seconds": secs,
+    }
 
 
 def _table(summaries: list[dict], header: str) -> str:
@@ -181,6 +247,26 @@ def _table(summaries: list[dict], header: str) -> str:
         for s in summaries
         for name, f in s.get("frontier", {}).items()
     ]
+    funnel_rows = []
+    for s_ in summaries:
+        for name, f in s_.get("frontier", {}).items():
+            fu, ms = f["funnel"], f["multi_share"]
+            cells = " → ".join(
+                f"{fu[k]} ({ms[k]:.0%})" for k in ("completions", "verified", "call_tasks", "solved", "between")
+            )
+            funnel_rows.append(
+                f"| {s_['variant']}/{s_['decoding']} | {name} | {cells} | {f['solved_share']:.0%} | "
+                f"{f['between']:.0%} | {f['in_band']:.0%} | {f['names_solved_share']:.0%} / {f['names_between']:.0%} "
+                f"| {f['p_exact_mean']:.2f} / {f['p_names_mean']:.2f} / {f['partial_mean']:.2f} |"
+            )
+    funnel_table = (
+        "\n\nThe funnel (count, share with ≥ 2 calls): completions → verified → call tasks → p̂ > 0 → 0 < p̂ < 1 "
+        "(exact full-call p̂); shares of the verified call tasks; p̂ three ways on the same tasks:\n\n"
+        "| Generator | Solver format | funnel | p̂ > 0 | 0 < p̂ < 1 | in [p_low, p_high] | names-only p̂ > 0 / "
+        "0 < p̂ < 1 | mean p̂ exact / names / partial |\n|" + "---|" * 8 + "\n" + "\n".join(funnel_rows)
+        if funnel_rows
+        else ""
+    )
     front_table = (
         "\n\nThe frozen Solver on the same valid tasks, per Solver format (docs/solver_format.md):\n\n"
         "| Generator | Solver format | valid tasks | p̂ histogram | 0 < p̂ < 1 | in band | Generator samples "
@@ -189,7 +275,7 @@ def _table(summaries: list[dict], header: str) -> str:
         else ""
     )
     return (
-        f"{header}\n\n{cols}" + "\n".join(lines) + front_table + f"\n\nVerification outcomes:\n{reasons}\n"
+        f"{header}\n\n{cols}" + "\n".join(lines) + funnel_table + front_table + f"\n\nVerification outcomes:\n{reasons}\n"
     )
 
 
@@ -225,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         default="reference,native",
         help="comma list of Solver formats for the frozen Solver's pass rates (the first fills the main table)",
     )
+    p.add_argument("--keep-replies", type=int, default=3, help="Solver replies kept per task in --out")
+    p.add_argument("--spec-file", default="", help="task-spec file ('' = the default spec; cpu preset: no_call)")
+    p.add_argument("--gen-temperature", type=float, default=None, help="alias of --temperature")
     p.add_argument("--batch-size", type=int, default=8, help="prompts per generate() chunk")
     p.add_argument("--max-batch-sequences", type=int, default=32)
     p.add_argument("--seed", type=int, default=13)
@@ -246,7 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         max_batch_sequences=args.max_batch_sequences,
     )
-    specs = SpecSampler(load_spec_file(None), seed=args.seed).sample(args.specs)
+    if args.gen_temperature is not None:
+        args.temperature = args.gen_temperature
+    specs = SpecSampler(load_spec_file(args.spec_file or None), seed=args.seed).sample(args.specs)
     if args.configs:
         plan = [tuple(c.strip().split(":", 1)) for c in args.configs.split(",")]
     else:

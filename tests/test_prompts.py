@@ -205,7 +205,13 @@ def test_unknown_variant_name():
 
 
 def test_builtin_variants_listed():
-    assert set(prompts.BUILTIN_VARIANTS) == {"reference", "compact", "compact_noexample", "compact_named"}
+    assert set(prompts.BUILTIN_VARIANTS) == {
+        "reference",
+        "compact",
+        "compact_noexample",
+        "compact_named",
+        "answer_first",
+    }
 
 
 def test_noexample_variant_is_compact_without_the_illustration():

@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from toolr0.core.curriculum import CurriculumConfig
-from toolr0.core.prompts import PromptConfig
+from toolr0.core.prompts import PromptConfig, generator_order
 from toolr0.core.rewards.config import RewardConfig
 from toolr0.core.solver_sampling import SolverSamplingConfig
 from toolr0.core.yamlfile import parse_yaml, read_user_file
@@ -76,6 +76,18 @@ class ToolR0Config(BaseModel):
     def _sequential_curriculum(self) -> ToolR0Config:
         if self.curriculum.order == "easy_to_hard":
             self.solver.shuffle = False  # spec §11: a sorted curriculum needs a sequential sampler
+        return self
+
+    @model_validator(mode="after")
+    def _grammar_order_from_prompt(self) -> ToolR0Config:
+        """The grammar's block order is the Generator prompt variant's (one knob: prompts.generator_variant)."""
+        order = generator_order(self.prompts.generator_variant)
+        if "order" in self.structured.model_fields_set and self.structured.order != order:
+            raise ValueError(
+                f"structured.order {self.structured.order} contradicts the prompt variant "
+                f"{self.prompts.generator_variant}'s generator.order {order}; drop structured.order"
+            )
+        self.structured.__dict__["order"] = order  # derived: not marked as set, so a reload may re-derive it
         return self
 
     @model_validator(mode="after")

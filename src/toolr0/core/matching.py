@@ -330,3 +330,23 @@ def calls_equal_canonical(pred: list[ToolCall], gold: list[ToolCall], ordered: b
         return pk == gk if ordered else Counter(pk) == Counter(gk)
     except Exception:  # noqa: BLE001
         return False
+
+
+def names_match(pred: list[ToolCall], gold: list[ToolCall]) -> bool:
+    """The reference code's curriculum test (a looser success than :func:`calls_equal_canonical`): the same
+    multiset of tool names, arguments ignored."""
+    try:
+        return Counter(str(c.name).strip() for c in pred) == Counter(str(c.name).strip() for c in gold)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def partial_call_score(pred: list[ToolCall], gold: list[ToolCall]) -> float:
+    """Partial credit in [0, 1] (ToolRL-style: names, argument keys, values, via :func:`greedy_match`'s pair
+    score), divided by the longer of the two lists so extra or missing calls cost; both empty give 1."""
+    try:
+        if not pred and not gold:
+            return 1.0
+        return max(0.0, min(1.0, greedy_match(pred, gold).total / max(len(pred), len(gold))))
+    except Exception:  # noqa: BLE001
+        return 0.0

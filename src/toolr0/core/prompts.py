@@ -3,7 +3,8 @@
 Prompt text is data, not code: each variant is a YAML file in ``toolr0/core/data/prompts/`` (``reference``:
 faithful to spec §4/§5.4/§6.5/§7.1; ``compact``: short, for small models;
 ``compact_noexample``: compact without the format illustration, for structured decoding; ``compact_named``: that,
-with placeholder names so the model names parameters instead of copying a literal one). Users pass their own file path.
+with placeholder names so the model names parameters instead of copying a literal one; ``answer_first``: tools and
+gold calls first, then the question that states their values, ``generator.order: answer_first``). Users pass their own file path.
 Templates use ``{name}`` placeholders substituted in one pass; any other brace is literal, so JSON examples are
 written with plain quotes. A spec with ``num_calls`` 0 (a no-call task) uses the generator section's
 ``no_call_system`` / ``no_call_user`` pair (a variant without them borrows the reference variant's pair).
@@ -26,7 +27,10 @@ from toolr0.core.spec import TaskSpec
 from toolr0.core.yamlfile import parse_yaml, read_user_file
 from toolr0.errors import ConfigError
 
-BUILTIN_VARIANTS = ("reference", "compact", "compact_noexample", "compact_named")
+BUILTIN_VARIANTS = ("reference", "compact", "compact_noexample", "compact_named", "answer_first")
+#: Block orders of a Generator completion: the paper's (question, tools, calls) or answer-first (tools, calls,
+#: then the question, written knowing every value it must state; not in the paper).
+GENERATOR_ORDERS = ("question_first", "answer_first")
 GENERATOR_PLACEHOLDERS = {"domain", "context_type", "menu_size", "num_calls", "context_note"}
 REQUIRED_GENERATOR_PLACEHOLDERS = {"domain", "menu_size", "num_calls"}
 REQUIRED_NO_CALL_PLACEHOLDERS = {"domain", "menu_size"}  # the call count of a no-call task is always 0
@@ -40,7 +44,7 @@ SECTION_PLACEHOLDERS = {
 SECTION_KEYS_TOP = ("generator", "solver", "judge", "difficulty")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 _SECTION_KEYS = {
-    "generator": {"system", "user", "context_notes", *NO_CALL_KEYS},
+    "generator": {"system", "user", "context_notes", "order", *NO_CALL_KEYS},
     "solver": {"system", "native_reason_first"},
     "judge": {"system", "user", "retry_suffix"},
     "difficulty": {"system", "user"},
@@ -115,7 +119,10 @@ def _validate(data: Any, source: str) -> PromptVariant:
                 raise _fail(
                     source, f"{sec}.{key}", f"unknown key (allowed: {', '.join(sorted(_SECTION_KEYS[sec]))})"
                 )
-            if key == "context_notes":
+            if key == "order":
+                if value not in GENERATOR_ORDERS:
+                    raise _fail(source, f"{sec}.{key}", f"expected one of {', '.join(GENERATOR_ORDERS)}")
+            elif key == "context_notes":
                 if not isinstance(value, dict) or not all(
                     isinstance(k, str) and isinstance(v, str) for k, v in value.items()
                 ):
@@ -193,6 +200,16 @@ def generator_values(spec: TaskSpec, variant: str | PromptVariant = "reference")
         "num_calls": str(spec.num_calls),
         "context_note": notes.get(spec.context_type, ""),
     }
+
+
+def generator_order(variant: str | PromptVariant = "reference") -> str:
+    """The block order a Generator variant asks for (``generator.order``; the paper's ``question_first``)."""
+    return str(_variant(variant).section("generator").get("order", "question_first"))
+
+
+def generator_stop(variant: str | PromptVariant = "reference") -> tuple[str, ...]:
+    """The stop string of a Generator completion: the close tag of its last block."""
+    return ("</question>",) if generator_order(variant) == "answer_first" else ("</tool_call_answer>",)
 
 
 def generator_messages(spec: TaskSpec, variant: str | PromptVariant = "reference") -> list[dict[str, str]]:
@@ -316,7 +333,9 @@ def template_texts(variant: str | PromptVariant) -> list[str]:
     v = _variant(variant)
     out: list[str] = []
     for sec in v.sections.values():
-        for value in sec.values():
+        for key, value in sec.items():
+            if key == "order":  # a setting, not text shown to the model
+                continue
             if isinstance(value, str):
                 out.append(value)
             elif isinstance(value, dict):

@@ -6,6 +6,8 @@ The grammar makes the Generator's whole completion the four-tag task of spec §4
     <available_tools>[exactly m flat-parameter tools]</available_tools>\\n
     <tool_call_answer>[exactly n calls with flat primitive arguments]</tool_call_answer>
 
+or, with ``order: answer_first`` (the prompt variant's block order), tools and calls first and the question last.
+
 It is built per TaskSpec (m = menu_size, n = num_calls), with caps shrunk to a token budget
 (``budget_tokens``); n = 0 (a no-call task) allows exactly ``[]`` as the gold, in both stages. A context-free
 grammar cannot force grounding (call names in the menu, required params present, values written in the
@@ -20,8 +22,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -66,6 +69,12 @@ class StructuredConfig(BaseModel):
         description="Second stage: once the menu is written, constrain the gold calls to menu tools, each "
         "tool's required parameters (plus optional ones) and argument values copied from the question "
         "(a grammar compiled per row from the text so far). Makes grounding structural; see the docs.",
+    )
+    order: Literal["question_first", "answer_first"] = Field(
+        "question_first",
+        description="Block order of the grammar, taken from the Generator prompt variant's generator.order (set "
+        "by the config tree; a different explicit value is refused): question_first (the paper's) or "
+        "answer_first (tools, calls, then a question that must state every argument value).",
     )
     number_max_digits: int = Field(
         9, ge=1, le=18, description="Most integer digits of a numeric argument (a maximum: |x| < 10**digits)."
@@ -181,21 +190,32 @@ def build_ebnf(spec: SpecLike | None, cfg: StructuredConfig | None = None) -> st
     caps = effective_caps(spec, cfg)
     q_max, p, a, d = caps.question, caps.params, caps.args, cfg.number_max_digits
     d_min = min(5, caps.desc)  # core.verify rejects tool descriptions under 5 characters
+    if cfg.order == "answer_first":
+        blocks = [
+            _lit("<think>"),
+            "think",
+            _lit("</think>\n<available_tools>"),
+            "tools",
+            _lit("</available_tools>\n<tool_call_answer>"),
+            "calls",
+            _lit("</tool_call_answer>\n<question>"),
+            "question",
+            _lit("</question>"),
+        ]
+    else:
+        blocks = [
+            _lit("<think>"),
+            "think",
+            _lit("</think>\n<question>"),
+            "question",
+            _lit("</question>\n<available_tools>"),
+            "tools",
+            _lit("</available_tools>\n<tool_call_answer>"),
+            "calls",
+            _lit("</tool_call_answer>"),
+        ]
     rules = [
-        "root ::= "
-        + " ".join(
-            [
-                _lit("<think>"),
-                "think",
-                _lit("</think>\n<question>"),
-                "question",
-                _lit("</question>\n<available_tools>"),
-                "tools",
-                _lit("</available_tools>\n<tool_call_answer>"),
-                "calls",
-                _lit("</tool_call_answer>"),
-            ]
-        ),
+        "root ::= " + " ".join(blocks),
         f"think ::= [^<{_CTRL}{_CJK}]{{1,{caps.think}}}",
         f"question ::= [^<{_CTRL}{_CJK}]{{{min(cfg.question_min_chars, q_max)},{q_max}}}",
         f"tools ::= {_list_rule('tool', *sh.menu)}",
@@ -293,9 +313,29 @@ def grounded_calls_ebnf(prefix: str, num_calls: int, cfg: StructuredConfig | Non
             return r
         return fallback[r] if lit[fallback[r]] else "string"
 
+    alts = call_alternatives(tools, value_rule, cfg)
+    if not alts:
+        return None
+    call = "call ::= " + " | ".join(f"({a})" for a in alts)
+    rest = f'(", " call){{{num_calls - 1},{num_calls - 1}}} ' if num_calls > 1 else ""
+    rules = [
+        f'root ::= "[" call {rest}"]" {_lit("</tool_call_answer>")}',
+        call,
+        "gbool ::= " + '"true" | "false"',
+        f'string ::= "\\"" [^"\\\\<\\0-\\x1f{_CJK}]{{1,{cfg.value_max_chars}}} "\\""',
+    ]
+    rules += [f"{k} ::= " + " | ".join(v) for k, v in lit.items() if v]
+    return "\n".join(rules) + "\n"
+
+
+def call_alternatives(tools: object, value_rule: Callable[[str], str], cfg: StructuredConfig) -> list[str]:
+    """One EBNF alternative per usable menu tool: its name, then its required parameters in order and up to
+    ``max_args`` optional ones, each value by ``value_rule(json type)`` (a rule name)."""
     alts: list[str] = []
     seen: set[str] = set()
     for tool in tools if isinstance(tools, list) else []:
+        if not isinstance(tool, dict):
+            continue
         name, params = tool.get("name"), tool.get("parameters")
         if not isinstance(name, str) or name in seen or not isinstance(params, dict) or not params:
             continue
@@ -322,15 +362,4 @@ def grounded_calls_ebnf(prefix: str, num_calls: int, cfg: StructuredConfig | Non
             )
         head = _lit('{"name": ' + json.dumps(name) + ', "arguments": {')
         alts.append(f'{head} {body} "}}}}"')
-    if not alts:
-        return None
-    call = "call ::= " + " | ".join(f"({a})" for a in alts)
-    rest = f'(", " call){{{num_calls - 1},{num_calls - 1}}} ' if num_calls > 1 else ""
-    rules = [
-        f'root ::= "[" call {rest}"]" {_lit("</tool_call_answer>")}',
-        call,
-        "gbool ::= " + '"true" | "false"',
-        f'string ::= "\\"" [^"\\\\<\\0-\\x1f{_CJK}]{{1,{cfg.value_max_chars}}} "\\""',
-    ]
-    rules += [f"{k} ::= " + " | ".join(v) for k, v in lit.items() if v]
-    return "\n".join(rules) + "\n"
+    return alts

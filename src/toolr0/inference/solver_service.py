@@ -155,13 +155,12 @@ class SolverService:
         return self.format.messages(task.question, task.tools)
 
     # ---------------------------------------------------------------------------------------- pass rates
-    def pass_rates_detailed(
+    def pass_samples(
         self, tasks: list[Task | dict[str, Any]], K: int | None = None, seed: int | None = None
-    ) -> list[PassRate]:
-        """K Solver samples per task (`solver_sampling`; K defaults to its k); success = the whole call list
-        equals the gold list (canonical JSON, ordered unless rewards.pass_success = multiset)."""
+    ) -> list[list[str]]:
+        """The K raw Solver replies per task behind p̂ (cached: asking again after `pass_rates_detailed` with
+        the same K and seed samples nothing)."""
         K = K or self.sampling.k
-        ts = [_as_task(t) for t in tasks]
         params = SamplingParams(
             n=K,
             temperature=self.sampling.temperature,
@@ -170,7 +169,15 @@ class SolverService:
             stop=self.format.stop,
             seed=self.seed if seed is None else seed,
         )
-        samples = self._sample([self.solver_messages(t) for t in ts], params, "pass_rate")
+        return self._sample([self.solver_messages(_as_task(t)) for t in tasks], params, "pass_rate")
+
+    def pass_rates_detailed(
+        self, tasks: list[Task | dict[str, Any]], K: int | None = None, seed: int | None = None
+    ) -> list[PassRate]:
+        """K Solver samples per task (`solver_sampling`; K defaults to its k); success = the whole call list
+        equals the gold list (canonical JSON, ordered unless rewards.pass_success = multiset)."""
+        ts = [_as_task(t) for t in tasks]
+        samples = self.pass_samples(ts, K, seed)
         ordered = self.cfg.pass_success == "ordered"
         out = []
         for task, texts in zip(ts, samples, strict=True):

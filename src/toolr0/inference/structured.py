@@ -18,14 +18,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from toolr0.errors import ToolR0Error
-from toolr0.inference.grammar import (
-    CALLS_OPEN,
-    SpecLike,
-    StructuredConfig,
-    build_ebnf,
-    grounded_calls_ebnf,
-    row_num_calls,
-)
+from toolr0.inference.grammar import SpecLike, StructuredConfig, build_ebnf
+from toolr0.inference.grounding import stage_grammar, stage_markers
 
 if TYPE_CHECKING:  # pragma: no cover
     import xgrammar
@@ -140,7 +134,8 @@ def _processor_class() -> type:
             self.cfg = cfg or StructuredConfig()
             self.ground = self.cfg.ground_calls
             self.tokens: list[list[int]] = []  # generated tokens per row (for the grounding switch)
-            self.switched: list[bool] = []
+            self.markers = stage_markers(self.cfg.order)
+            self.stage: list[int] = []  # switch points passed per row
             self.grounded = 0  # rows whose calls were switched to the grounded grammar (diagnostic)
             self.vocab = 0
             self.matchers: list[Any] | None = None
@@ -158,7 +153,7 @@ def _processor_class() -> type:
             self.bitmask = xgr.allocate_token_bitmask(batch, vocab)
             self.dead = [False] * batch
             self.tokens = [[] for _ in range(batch)]
-            self.switched = [False] * batch
+            self.stage = [0] * batch
             self.vocab = vocab
 
         def _live(self) -> list[int]:
@@ -166,22 +161,25 @@ def _processor_class() -> type:
             return [i for i, m in enumerate(self.matchers) if not self.dead[i] and not m.is_terminated()]
 
         def _maybe_ground(self, i: int) -> None:
-            """After ``<tool_call_answer>``, swap row i's matcher for the grounded-calls grammar."""
+            """At the row's next switch marker (``<tool_call_answer>``; in answer-first order also the question
+            after the calls), swap row i's matcher for the grammar built from its own text so far."""
             text = self.tokenizer.decode(self.tokens[i], skip_special_tokens=True)
-            at = text.find(CALLS_OPEN)
+            stage = self.stage[i]
+            marker = self.markers[stage]
+            at = text.find(marker)
             if at < 0:
                 return
-            self.switched[i] = True  # one attempt per row
-            n = row_num_calls(self.ebnfs[i if len(self.ebnfs) > 1 else 0])
-            ebnf = grounded_calls_ebnf(text[:at], n, self.cfg)
+            self.stage[i] += 1  # one attempt per stage and row
+            row_ebnf = self.ebnfs[i if len(self.ebnfs) > 1 else 0]
+            ebnf = stage_grammar(row_ebnf, stage, text[:at], self.cfg)
             if ebnf is None:
                 return
             try:
                 m = xgr.GrammarMatcher(compile_grammar(self.tokenizer, ebnf, self.vocab))
-            except Exception:  # noqa: BLE001 - keep the structural grammar on any compile problem
-                log.warning("grounded calls grammar did not compile; keeping the structural one")
+            except Exception:  # noqa: BLE001 - keep the current grammar on any compile problem
+                log.warning("grounded grammar (stage %d) did not compile; keeping the current one", stage)
                 return
-            rest = text[at + len(CALLS_OPEN) :]
+            rest = text[at + len(marker) :]
             if rest and not m.accept_string(rest):
                 return
             assert self.matchers is not None
@@ -206,7 +204,7 @@ def _processor_class() -> type:
                         # a row stopped by a stop string is padded by transformers: not a grammar breach
                         if last[i] not in self.finish_ids:
                             self.rejected += 1
-                    elif self.ground and not self.switched[i]:
+                    elif self.ground and self.stage[i] < len(self.markers):
                         self.tokens[i].append(last[i])
                         if last[i] in _close_ids(self.tokenizer):
                             self._maybe_ground(i)

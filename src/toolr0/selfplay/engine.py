@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolr0.config import ToolR0Config
+from toolr0.core.prompts import generator_stop
 from toolr0.core.seeds import seed_for
 from toolr0.errors import ToolR0Error
 from toolr0.inference.base import Sampler
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STOP_TASK = ("</tool_call_answer>",)
 
 
 class SolverOps:
@@ -87,7 +87,7 @@ class _Generator:
             temperature=lp.gen_temperature,
             top_p=lp.gen_top_p,
             max_new_tokens=lp.gen_max_tokens,
-            stop=STOP_TASK,
+            stop=generator_stop(self.cfg.prompts.generator_variant),
             seed=seed,
         )
         if getattr(self.cfg.structured, "enabled", False):

@@ -1,0 +1,138 @@
+"""The grammar's second stages (``structured.ground_calls``): once a row has written a block, its grammar for the
+rest is rebuilt from its own text so far.
+
+- ``question_first`` (the paper's order): after ``<tool_call_answer>``, calls to menu tools with values copied
+  from the question (:func:`toolr0.inference.grammar.grounded_calls_ebnf`).
+- ``answer_first``: after ``<tool_call_answer>``, calls to menu tools (each tool's required parameters, values
+  of the parameter's JSON type) (:func:`answer_first_calls_ebnf`); then after ``<question>``, a question that
+  must state every argument value of those calls verbatim, each at a word boundary, in call order
+  (:func:`question_with_values_ebnf`). So every gold value is written in the question by construction, and the
+  validity reward's grounding holds without cutting spans out of an unplanned question.
+
+Pure text, like :mod:`toolr0.inference.grammar`; the logits processor in :mod:`toolr0.inference.structured`
+calls :func:`stage_grammar` whenever a row may have closed a tag.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from toolr0.inference.grammar import (
+    _CJK,
+    _CTRL,
+    CALLS_OPEN,
+    StructuredConfig,
+    _lit,
+    call_alternatives,
+    grounded_calls_ebnf,
+    row_num_calls,
+)
+
+QUESTION_AFTER_CALLS = "</tool_call_answer>\n<question>"
+_FREE = f"[^<{_CTRL}{_CJK}]"
+_SEP = f"[^<a-zA-Z0-9{_CTRL}{_CJK}]"  # a value starts and ends at a word boundary (the grounding check's \b)
+_TYPED = {"string": "string", "integer": "integer", "number": "number", "boolean": "gbool"}
+
+
+def stage_markers(order: str) -> tuple[str, ...]:
+    """The markers at which a row's grammar is rebuilt, in order."""
+    return (CALLS_OPEN, QUESTION_AFTER_CALLS) if order == "answer_first" else (CALLS_OPEN,)
+
+
+def stage_grammar(row_ebnf: str, stage: int, prefix: str, cfg: StructuredConfig) -> str | None:
+    """The grammar for the text after marker ``stage`` of a row whose structural grammar is ``row_ebnf``
+    (``prefix``: the completion up to that marker)."""
+    num_calls = row_num_calls(row_ebnf)
+    if cfg.order != "answer_first":
+        return grounded_calls_ebnf(prefix, num_calls, cfg)
+    if num_calls == 0:  # a no-call task: the structural grammar already says [] and a free question
+        return None
+    q_max = _question_max(row_ebnf, cfg)
+    if stage == 0:
+        return answer_first_calls_ebnf(prefix, num_calls, cfg, q_max)
+    return question_with_values_ebnf(prefix + "</tool_call_answer>", cfg, q_max)
+
+
+def _question_max(row_ebnf: str, cfg: StructuredConfig) -> int:
+    """The question's length cap in a row's structural grammar (doubled there for multi_turn specs)."""
+    m = re.search(r"^question ::= .*\{\d+,(\d+)\}$", row_ebnf, re.M)
+    return int(m.group(1)) if m else cfg.question_max_chars
+
+
+def answer_first_calls_ebnf(
+    prefix: str, num_calls: int, cfg: StructuredConfig | None = None, question_max: int | None = None
+) -> str | None:
+    """EBNF for the text after ``<tool_call_answer>`` in answer-first order: exactly ``num_calls`` calls to menu
+    tools, each with its required parameters (then optional ones), values of the declared JSON type; then the
+    question block, free here (the next stage constrains it). None when the menu cannot be read."""
+    cfg = cfg or StructuredConfig()
+    try:
+        t0 = prefix.rindex("<available_tools>") + len("<available_tools>")
+        tools = json.loads(prefix[t0 : prefix.index("</available_tools>", t0)])
+    except (ValueError, json.JSONDecodeError):
+        return None
+    alts = call_alternatives(tools, lambda t: _TYPED.get(t, "string"), cfg)
+    if not alts:
+        return None
+    q_max = question_max or cfg.question_max_chars
+    rest = f'(", " call){{{num_calls - 1},{num_calls - 1}}} ' if num_calls > 1 else ""
+    d = cfg.number_max_digits
+    rules = [
+        f'root ::= "[" call {rest}"]" {_lit(QUESTION_AFTER_CALLS)} question {_lit("</question>")}',
+        "call ::= " + " | ".join(f"({a})" for a in alts),
+        # a value must hold a letter or digit, or it cannot be stated in the question
+        f'string ::= "\\"" [^"\\\\<\\0-\\x1f{_CJK}]{{0,{cfg.value_max_chars - 1}}} [a-zA-Z0-9] '
+        f'[^"\\\\<\\0-\\x1f{_CJK}]{{0,{cfg.value_max_chars - 1}}} "\\""',
+        f'integer ::= "-"? ("0" | [1-9] [0-9]{{0,{d - 1}}})',
+        'number ::= integer ("." [0-9]{1,6})?',
+        'gbool ::= "true" | "false"',
+        f"question ::= {_FREE}{{{min(cfg.question_min_chars, q_max)},{q_max}}}",
+    ]
+    return "\n".join(rules) + "\n"
+
+
+def call_values(calls_text: str) -> list[str]:
+    """The texts the question must state for a gold call list: every string value and every number as
+    written, in order, each once; booleans and nulls are exempt (as in the grounding check)."""
+    try:
+        calls = json.loads(calls_text)
+    except json.JSONDecodeError:
+        return []
+    out: dict[str, None] = {}
+    for call in calls if isinstance(calls, list) else []:
+        args = call.get("arguments") if isinstance(call, dict) else None
+        for v in (args if isinstance(args, dict) else {}).values():
+            if isinstance(v, bool) or v is None:
+                continue
+            if isinstance(v, int | float):
+                out[json.dumps(v)] = None
+            elif isinstance(v, str) and v.strip():
+                out[v] = None
+    return list(out)
+
+
+def question_with_values_ebnf(
+    prefix: str, cfg: StructuredConfig | None = None, question_max: int | None = None
+) -> str | None:
+    """EBNF for the text after ``<question>`` in answer-first order: a question that states each value of the
+    gold calls (read from ``prefix``) verbatim, each between word boundaries, in call order, then
+    ``</question>``. None when the calls cannot be read or hold no value to state (the free question stays)."""
+    cfg = cfg or StructuredConfig()
+    try:
+        c0 = prefix.rindex(CALLS_OPEN) + len(CALLS_OPEN)
+        values = call_values(prefix[c0 : prefix.index("</tool_call_answer>", c0)])
+    except ValueError:
+        return None
+    values = [v for v in values if "<" not in v and all(ord(ch) >= 0x20 for ch in v)]
+    if not values:
+        return None
+    gap = question_max or cfg.question_max_chars
+    parts = ["head"] + [f"{_lit(v)} {'mid' if i < len(values) - 1 else 'tail'}" for i, v in enumerate(values)]
+    rules = [
+        f"root ::= {' '.join(parts)} {_lit('</question>')}",
+        f'head ::= "" | {_FREE}{{0,{gap}}} {_SEP}',
+        f"mid ::= {_SEP} | {_SEP} {_FREE}{{0,{gap}}} {_SEP}",
+        f'tail ::= "" | {_SEP} {_FREE}{{0,{gap}}}',
+    ]
+    return "\n".join(rules) + "\n"
