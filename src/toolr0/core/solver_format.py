@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from toolr0.core.completions import SolverParse, parse_solver_output
 from toolr0.core.native import openai_tools, parse_native_output, render_native_calls
 from toolr0.core.prompts import solver_messages, solver_native_system
 from toolr0.core.schema import ToolCall
 
-SolverFormatName = Literal["reference", "native"]
 SOLVER_FORMATS: tuple[str, ...] = ("reference", "native")
 TOOLS_ROLE = "tools"
 REFERENCE_STOP = ("</tool_call_answer>",)

@@ -29,23 +29,6 @@ from toolr0.core.native import parse_native_output
 from toolr0.core.parsing import normalise_call
 from toolr0.core.schema import ToolCall
 
-REASONS = (
-    "ok",
-    "no_answer_tag",
-    "unclosed",
-    "empty_answer",
-    "unparseable",
-    "no_call",
-    "malformed_call",
-    "unexpected_call",
-    "wrong_count",
-    "wrong_name",
-    "missing_arg",
-    "extra_arg",
-    "wrong_value",
-    "wrong_args",
-)
-
 
 @dataclass
 class Verdict:

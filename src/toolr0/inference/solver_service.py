@@ -28,7 +28,6 @@ from toolr0.inference.base import Messages, Sampler, SamplingParams
 if TYPE_CHECKING:
     from toolr0.config import ToolR0Config
 
-STOP_ANSWER = "</tool_call_answer>"
 DIFFICULTY_LABELS = ("easy", "medium", "hard")
 
 
