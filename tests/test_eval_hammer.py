@@ -9,14 +9,9 @@ import pytest
 
 from toolr0.core.schema import ToolCall
 from toolr0.errors import ToolR0Error
-from toolr0.eval.benchmarks import (
-    HAMMER_BENCHMARKS,
-    benchmarks_dir,
-    load_hammer,
-    select_subset,
-    subset_indices,
-)
 from toolr0.eval.corrupt import EXPECTED_REASON, KINDS, corrupt_calls, solver_text
+from toolr0.eval.hammer_data import HAMMER_BENCHMARKS, benchmarks_dir, load_hammer
+from toolr0.eval.items import select_subset, subset_indices
 from toolr0.eval.scoring import diagnose, score_completion
 
 try:

@@ -163,7 +163,7 @@ def list_benchmarks(
 ) -> None:
     """List the benchmarks, their sizes and whether their data is available here."""
     from toolr0.eval import registry
-    from toolr0.eval.benchmarks import OFFLINE_BENCHMARKS
+    from toolr0.eval.items import OFFLINE_BENCHMARKS
 
     _load_families(benchmark_modules)
     for name, bench in registry.benchmarks().items():

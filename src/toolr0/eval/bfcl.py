@@ -25,7 +25,7 @@ from toolr0.core.native import parse_native_output
 from toolr0.core.prompts import render_conversation
 from toolr0.core.schema import ToolCall, normalise_tools
 from toolr0.errors import ToolR0Error
-from toolr0.eval.benchmarks import EvalItem
+from toolr0.eval.items import EvalItem
 from toolr0.eval.scoring import Verdict, diagnose, format_reason, prf
 
 BFCL_VERSION = "2026.3.23"

@@ -12,8 +12,8 @@ from typing import Any
 from toolr0.core.schema import ToolCall
 from toolr0.errors import ToolR0Error
 from toolr0.eval import bfcl
-from toolr0.eval.benchmarks import EvalItem
 from toolr0.eval.corrupt import EXPECTED_REASON, corrupt_calls
+from toolr0.eval.items import EvalItem
 from toolr0.eval.registry import Benchmark, register
 from toolr0.eval.scoring import Verdict
 

@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass
 
 from toolr0.errors import ToolR0Error
-from toolr0.eval.benchmarks import HAMMER_BENCHMARKS, EvalItem, hammer_file, load_hammer
+from toolr0.eval.hammer_data import HAMMER_BENCHMARKS, hammer_file, load_hammer
+from toolr0.eval.items import EvalItem
 from toolr0.eval.registry import Benchmark, register
 from toolr0.eval.scoring import Verdict, score_completion
 

@@ -27,7 +27,7 @@ from toolr0.errors import ToolR0Error
 from toolr0.eval.corrupt import EXPECTED_REASON, corrupt_calls
 
 if TYPE_CHECKING:
-    from toolr0.eval.benchmarks import EvalItem
+    from toolr0.eval.items import EvalItem
     from toolr0.eval.scoring import Verdict
 
 # The families shipped in the package, imported (in this order: the registry order) on the first lookup.

@@ -24,10 +24,9 @@ from typing import Any, Literal
 from toolr0.core.solver_format import SolverFormat
 from toolr0.errors import ToolR0Error
 from toolr0.eval import registry
-from toolr0.eval.benchmarks import EvalItem, select_subset
 from toolr0.eval.corrupt import solver_text
 from toolr0.eval.fingerprint import check_fingerprint, prompt_sha256, prompt_tokenizer
-from toolr0.eval.items import ITEMS_FILE, load_rows, repair_items_file
+from toolr0.eval.items import ITEMS_FILE, EvalItem, load_rows, repair_items_file, select_subset
 from toolr0.eval.scoring import Verdict
 from toolr0.io import append_jsonl, atomic_write_json
 
