@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolr0.core.schema import ToolCall
+from toolr0.core.solver_format import DEFAULT_SOLVER_FORMAT
 from toolr0.errors import ToolR0Error
 from toolr0.eval import bfcl
 from toolr0.eval.corrupt import EXPECTED_REASON, corrupt_calls
@@ -60,7 +61,7 @@ class BfclBenchmark(Benchmark):
     def load(self, data_dir: str | os.PathLike | None = None) -> list[EvalItem]:
         return bfcl.load_bfcl(self.name)
 
-    def score(self, item: EvalItem, text: str, solver_format: str = "reference") -> Verdict:
+    def score(self, item: EvalItem, text: str, solver_format: str = DEFAULT_SOLVER_FORMAT) -> Verdict:
         return bfcl.score_bfcl(item, text, solver_format)
 
     def oracle_calls(self, item: EvalItem, mode: str) -> tuple[list[ToolCall], dict[str, Any]]:

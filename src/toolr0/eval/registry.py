@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from toolr0.core.schema import ToolCall
+from toolr0.core.solver_format import DEFAULT_SOLVER_FORMAT
 from toolr0.errors import ToolR0Error
 from toolr0.eval.corrupt import EXPECTED_REASON, corrupt_calls
 
@@ -76,7 +77,7 @@ class Benchmark:
     def load(self, data_dir: str | os.PathLike | None = None) -> list[EvalItem]:
         raise NotImplementedError
 
-    def score(self, item: EvalItem, text: str, solver_format: str = "reference") -> Verdict:
+    def score(self, item: EvalItem, text: str, solver_format: str = DEFAULT_SOLVER_FORMAT) -> Verdict:
         raise NotImplementedError
 
     def oracle_calls(self, item: EvalItem, mode: str) -> tuple[list[ToolCall], dict[str, Any]]:

@@ -129,7 +129,7 @@ class SolverService:
         self.seed = seed
         self.adapter = adapter
         self.prompt_variant = prompt_variant  # judge and difficulty-label prompts
-        self.format = solver_format or SolverFormat("reference", prompt_variant)
+        self.format = solver_format or SolverFormat(variant=prompt_variant)
         self.sampling = sampling or SolverSamplingConfig()  # K, temperature, max tokens of p̂ (spec §5.4)
         self.cache = SolverCache()
 
