@@ -1,7 +1,8 @@
 """The Hammer-suite benchmark files (spec §12.1): where they are, and their items.
 
-The four processed test files of MadeAgents/Hammer live outside the repository (``../shared/benchmarks/hammer``)
-and are read at run time. Every item becomes an :class:`EvalItem`: the question (API-Bank turn lists rendered as
+The four processed test files of MadeAgents/Hammer are never copied into the repository: they are read at run
+time from ``--data-dir``, ``$TOOLR0_BENCHMARKS``, ``../shared/benchmarks`` or the cache that ``toolr0 data
+fetch`` fills (:mod:`toolr0.eval.hammer_fetch`), the first that holds ``hammer/``. Every item becomes an :class:`EvalItem`: the question (API-Bank turn lists rendered as
 a conversation), the menu normalised with :func:`schema.normalise_tool` and the gold calls normalised with
 :func:`parsing.normalise_calls`.
 """
@@ -17,6 +18,7 @@ from toolr0.core.parsing import normalise_calls
 from toolr0.core.prompts import render_conversation
 from toolr0.core.schema import normalise_tools
 from toolr0.errors import ToolR0Error
+from toolr0.eval.hammer_fetch import fetched_dir
 from toolr0.eval.items import EvalItem
 
 ENV_VAR = "TOOLR0_BENCHMARKS"
@@ -40,12 +42,17 @@ def _candidates(data_dir: str | os.PathLike | None) -> list[Path]:
     env = os.environ.get(ENV_VAR)
     if env:
         return [Path(env).expanduser()]
-    return [Path.cwd() / ".." / "shared" / "benchmarks", _repo_root() / ".." / "shared" / "benchmarks"]
+    return [
+        Path.cwd() / ".." / "shared" / "benchmarks",
+        _repo_root() / ".." / "shared" / "benchmarks",
+        fetched_dir(),
+    ]
 
 
 def benchmarks_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The folder holding ``hammer/`` (explicit path, else ``$TOOLR0_BENCHMARKS``, else ``../shared/benchmarks``
-    from the current dir or the repository). A path pointing at ``hammer/`` itself is accepted too."""
+    from the current dir or the repository, else the ``toolr0 data fetch`` cache). A path pointing at
+    ``hammer/`` itself is accepted too."""
     tried = _candidates(data_dir)
     for cand in tried:
         if (cand / "hammer").is_dir():
@@ -54,7 +61,8 @@ def benchmarks_dir(data_dir: str | os.PathLike | None = None) -> Path:
             return cand.parent.resolve()
     where = ", ".join(str(c) for c in tried)
     raise ToolR0Error(
-        f"benchmark data not found (looked for hammer/ in {where}); pass --data-dir or set {ENV_VAR}"
+        f"benchmark data not found (looked for hammer/ in {where}); run `toolr0 data fetch`, pass --data-dir "
+        f"or set {ENV_VAR}"
     )
 
 

@@ -25,7 +25,7 @@ class HammerBenchmark(Benchmark):
 
     family: str = "hammer"
     groups: tuple[str, ...] = ("hammer",)
-    file: str | None = None  # file name under hammer/ (None: the entry in benchmarks.HAMMER_BENCHMARKS)
+    file: str | None = None  # file name under hammer/ (None: the entry in hammer_data.HAMMER_BENCHMARKS)
 
     def available(self, data_dir: str | os.PathLike | None = None) -> tuple[bool, str]:
         try:
