@@ -31,6 +31,7 @@ HAMMER_BENCHMARKS: dict[str, tuple[str, int, str]] = {
     "apibank_l2": ("apibank_l2.json", 127, "API-Bank L2"),
 }
 
+
 def _repo_root() -> Path:
     # src/toolr0/eval/hammer_data.py -> repository root (editable install)
     return Path(__file__).resolve().parents[3]
@@ -42,11 +43,12 @@ def _candidates(data_dir: str | os.PathLike | None) -> list[Path]:
     env = os.environ.get(ENV_VAR)
     if env:
         return [Path(env).expanduser()]
-    return [
+    found = [
         Path.cwd() / ".." / "shared" / "benchmarks",
         _repo_root() / ".." / "shared" / "benchmarks",
         fetched_dir(),
     ]
+    return list(dict.fromkeys(p.resolve() for p in found))  # each folder once
 
 
 def benchmarks_dir(data_dir: str | os.PathLike | None = None) -> Path:
@@ -84,7 +86,9 @@ def render_query(query: Any) -> str:
     return render_conversation(query)
 
 
-def load_hammer(name: str, data_dir: str | os.PathLike | None = None, file: str | None = None) -> list[EvalItem]:
+def load_hammer(
+    name: str, data_dir: str | os.PathLike | None = None, file: str | None = None
+) -> list[EvalItem]:
     """Load one Hammer-format benchmark as :class:`EvalItem` objects (ids ``<name>/<index in file>``)."""
     path = hammer_file(name, data_dir, file)
     try:
