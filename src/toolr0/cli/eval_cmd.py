@@ -71,7 +71,7 @@ def run(
     data_dir: Path = typer.Option(
         None,
         "--data-dir",
-        help="Folder holding hammer/ (default $TOOLR0_BENCHMARKS or ../shared/benchmarks).",
+        help="Folder holding hammer/ (default $TOOLR0_BENCHMARKS, ../shared/benchmarks, or the cache `toolr0 data fetch` fills).",
     ),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generate() call."),
     max_new_tokens: int = typer.Option(1024, "--max-new-tokens", min=1, help="Generation budget per item."),
