@@ -90,7 +90,7 @@ def test_greedy_match_order_and_use_once():
 # --------------------------------------------------------------------------------------- evaluation
 def test_eval_equality_differs_from_reward_rule2():
     # The reward's rule 2 says "5" != "5.0"; evaluation reads loose benchmark types, so a number matches either
-    # string (two strings still compare as text: tests/test_review_fixes.py).
+    # string (two strings still compare as text: test_eval_values_that_differ below).
     assert not values_match("5", "5.0")
     assert all(eval_values_equal(x, 5) and eval_values_equal(5, x) for x in ("5", "5.0", 5, 5.0))
     assert eval_values_equal("  New   York ", "New York")
