@@ -3,7 +3,9 @@
 - :mod:`toolr0.eval.items` defines :class:`~toolr0.eval.items.EvalItem` (one sample of any benchmark), draws
   fixed seeded subsets and reads an output folder's per-item rows (light: no model, no benchmark loading);
 - :mod:`toolr0.eval.hammer_data` finds the Hammer test files (read at run time, never copied into the
-  repository) and loads them into items;
+  repository) and loads them into items; :mod:`toolr0.eval.hammer_fetch` downloads them at a pinned commit,
+  sha256-checked, into the cache (``toolr0 data fetch``);
+- :mod:`toolr0.eval.target` resolves ``--model``: a self-play run directory's newest Solver and its Solver format;
 - :mod:`toolr0.eval.scoring` scores one Solver completion against gold calls (exact match + P/R/F1 + reason);
 - :mod:`toolr0.eval.registry` holds every benchmark behind one small base class (name, display name,
   family, load, score, oracle predictions); the runner, report and CLI iterate it. It loads the families
