@@ -81,6 +81,7 @@ def test_solve_without_an_option_uses_the_config_default(tmp_path, monkeypatch):
     tools.write_text(json.dumps([{"name": "get_weather", **TOOLS["get_weather"]}]))
     res = CliRunner().invoke(app, ["solve", "-q", "Weather in Paris?", "--tools", str(tools)])
     assert res.exit_code == 0, res.output
+    assert f"solver format: {DEFAULT_SOLVER_FORMAT}: the config default" in res.output
     assert seen[-1] == SolverFormat(DEFAULT_SOLVER_FORMAT).messages(
         "Weather in Paris?", json.loads(tools.read_text())
     )

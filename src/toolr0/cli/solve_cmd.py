@@ -78,6 +78,11 @@ def solve(
 
     if dtype not in ("auto", "bf16", "fp32") or backend not in ("hf", "openai", "vllm"):
         raise ToolR0Error("--dtype must be auto|bf16|fp32 and --backend hf|openai|vllm")
+    why = (
+        "--solver-format"
+        if solver_format
+        else "the config default prompts.solver_format; --solver-format to choose"
+    )
     solver_format = solver_format or DEFAULT_SOLVER_FORMAT
     if solver_format not in SOLVER_FORMATS:
         raise ToolR0Error(
@@ -88,6 +93,7 @@ def solve(
     from toolr0.inference.device import check_device
 
     menu = _load_tools(tools)
+    typer.echo(f"solver format: {solver_format}: {why}", err=True)
     sampler = build_sampler(
         ModelConfig(name=model, dtype=dtype, device=check_device(device)),
         InferenceConfig(backend=backend, base_url=base_url, batch_size=1),
