@@ -12,10 +12,11 @@ import argparse
 from _inference_util import Timer, append_results, solver_tasks
 
 from toolr0.core.prompts import solver_messages
+from toolr0.core.solver_format import REFERENCE_STOP
 from toolr0.core.solver_sampling import SolverSamplingConfig
 from toolr0.inference.base import SamplingParams
 from toolr0.inference.hf import HFSampler
-from toolr0.inference.solver_service import STOP_ANSWER, SolverService
+from toolr0.inference.solver_service import SolverService
 
 
 def main() -> None:
@@ -38,7 +39,7 @@ def main() -> None:
 
     # Baseline: K independent generations (one generate() each, batch 1).
     single = SamplingParams(
-        n=1, temperature=cfg.temperature, max_new_tokens=args.max_new_tokens, stop=(STOP_ANSWER,)
+        n=1, temperature=cfg.temperature, max_new_tokens=args.max_new_tokens, stop=REFERENCE_STOP
     )
     base_tokens = 0
     with Timer() as tb:
@@ -63,7 +64,7 @@ def main() -> None:
     best = results[0][1]
     lines = [
         f"Model `{args.model}` ({sampler.model.dtype}); made-up task {task.question!r}, Solver prompt {plen} tokens, "
-        f"K={args.K}, T={cfg.temperature}, max_new_tokens={args.max_new_tokens}, stop `{STOP_ANSWER}`.",
+        f"K={args.K}, T={cfg.temperature}, max_new_tokens={args.max_new_tokens}, stop `{REFERENCE_STOP[0]}`.",
         "",
         "| method | seconds | generated tokens | speed-up vs independent |",
         "|---|---|---|---|",

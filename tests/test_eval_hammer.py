@@ -7,16 +7,12 @@ from collections import Counter
 
 import pytest
 
+from _forecast_task import solver_out
 from toolr0.core.schema import ToolCall
 from toolr0.errors import ToolR0Error
-from toolr0.eval.benchmarks import (
-    HAMMER_BENCHMARKS,
-    benchmarks_dir,
-    load_hammer,
-    select_subset,
-    subset_indices,
-)
 from toolr0.eval.corrupt import EXPECTED_REASON, KINDS, corrupt_calls, solver_text
+from toolr0.eval.hammer_data import HAMMER_BENCHMARKS, benchmarks_dir, load_hammer
+from toolr0.eval.items import select_subset, subset_indices
 from toolr0.eval.scoring import diagnose, score_completion
 
 try:
@@ -203,3 +199,15 @@ def test_scorer_never_raises_on_garbage():
     ]:
         v = score_completion(text, GOLD)  # type: ignore[arg-type]
         assert not v.correct and v.reason
+
+
+# --- issue 16 review: junk list elements
+def test_junk_list_elements_make_the_prediction_wrong():
+    gold = [ToolCall("get_weather", {"city": "Paris"})]
+    text = solver_out([gold[0].to_dict(), 17, "junk"])
+    v = score_completion(text, gold)
+    assert not v.correct and v.reason == "malformed_call"
+    assert "2 of 3" in v.detail
+    assert not v.lenient_correct
+    # a python-call element is a call: the lenient diagnostic reads it
+    assert score_completion(solver_out([gold[0].to_dict()]), gold).correct

@@ -10,7 +10,7 @@ import pytest
 from toolr0.core.schema import Tool, ToolCall
 from toolr0.errors import ToolR0Error
 from toolr0.eval import registry
-from toolr0.eval.benchmarks import EvalItem
+from toolr0.eval.items import EvalItem
 from toolr0.eval.runner import EvalSettings, run_eval
 from toolr0.eval.scoring import score_completion
 
@@ -67,7 +67,7 @@ from dataclasses import dataclass
 
 from toolr0.core.schema import Tool, ToolCall
 from toolr0.eval import registry
-from toolr0.eval.benchmarks import EvalItem
+from toolr0.eval.items import EvalItem
 from toolr0.eval.hammer_family import HammerBenchmark
 from toolr0.eval.scoring import score_completion
 

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from toolr0.errors import ToolR0Error
 from toolr0.eval import runner as runner_mod
-from toolr0.eval.benchmarks import benchmarks_dir
 from toolr0.eval.corrupt import solver_text
+from toolr0.eval.hammer_data import benchmarks_dir
 from toolr0.eval.report import (
     NA,
     compare_markdown,
@@ -53,7 +53,8 @@ class EchoGoldSampler:
 
 
 def _gold_map(names, limit):
-    from toolr0.eval.benchmarks import load_hammer, select_subset
+    from toolr0.eval.hammer_data import load_hammer
+    from toolr0.eval.items import select_subset
 
     return {it.question: it.gold for n in names for it in select_subset(load_hammer(n), limit, 0)}
 

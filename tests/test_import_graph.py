@@ -1,5 +1,5 @@
-"""Module structure of src/toolr0: no import cycle between modules (module-level imports only) and no module
-over 450 lines (ARCHITECTURE.md: small modules with one job)."""
+"""Module structure of src/toolr0: no import cycle between modules (module-level imports only), module-level
+imports only along ARCHITECTURE.md's layer table, and no module over 450 lines (small modules with one job)."""
 
 from __future__ import annotations
 
@@ -106,3 +106,48 @@ def test_no_module_over_450_lines():
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+# ARCHITECTURE.md's layer table: the toolr0 layers a layer may import at module level (imports inside functions
+# are free). `util` = the package root, `toolr0.errors`, `toolr0.io`, `toolr0.cache`; `toolr0.config` assembles
+# every layer's config section and may import any of them.
+UTIL = {"toolr0", "toolr0.errors", "toolr0.io", "toolr0.cache"}
+LAYER_IMPORTS = {
+    "util": {"util"},
+    "core": {"util", "core"},
+    "inference": {"util", "core", "inference"},
+    "training": {"util", "core", "training"},
+    "selfplay": {"util", "core", "inference", "config", "selfplay"},
+    "eval": {"util", "core", "eval"},
+    "cli": {"util", "cli"},
+}
+
+
+def _layer(module: str) -> str:
+    return "util" if module in UTIL else module.split(".")[1]
+
+
+def _layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    return [
+        f"{m} -> {d}"
+        for m, deps in sorted(graph.items())
+        if _layer(m) in LAYER_IMPORTS
+        for d in sorted(deps)
+        if _layer(d) not in LAYER_IMPORTS[_layer(m)]
+    ]
+
+
+def test_the_layer_check_finds_an_upward_import():
+    assert _layer_violations({"toolr0.core.a": {"toolr0.inference.b"}}) == [
+        "toolr0.core.a -> toolr0.inference.b"
+    ]
+    assert _layer_violations({"toolr0.eval.a": {"toolr0.core.b", "toolr0.io"}}) == []
+
+
+def test_every_module_is_in_a_known_layer():
+    assert {_layer(m) for m in _graph()} <= {*LAYER_IMPORTS, "config"}
+
+
+def test_module_level_imports_follow_the_layer_table():
+    bad = _layer_violations(_graph())
+    assert not bad, "module-level imports against ARCHITECTURE.md's layer table: " + ", ".join(bad)

@@ -41,8 +41,8 @@ def test_solve_on_tiny_model_prints_raw_and_reports_no_call(tiny_model_dir, tool
     res = CliRunner().invoke(app, [*args, *opts, "--solver-format", "reference"])
     assert res.exit_code == 1  # a random model writes no tool call
     assert "--- raw completion ---" in res.output and "no tool call parsed (missing_answer)" in res.output
-    # native (the default): a reply without a call is the answer "no call", printed as []
-    res = CliRunner().invoke(app, [*args, *opts])
+    # native: a reply without a call is the answer "no call", printed as []
+    res = CliRunner().invoke(app, [*args, *opts, "--solver-format", "native"])
     assert res.exit_code == 0 and "the model made no tool call" in res.output and "[]" in res.output
 
 
@@ -81,10 +81,11 @@ def test_solve_prompt_variant_reaches_the_prompt(tmp_path, tools_file, monkeypat
     res = CliRunner().invoke(app, [*base, "--solver-format", "reference", "--prompt-variant", str(variant)])
     assert res.exit_code == 0, res.output
     assert sampler.prompts[-1][0] == {"role": "system", "content": "My own system text."}
-    res = CliRunner().invoke(app, [*base, "--reason-first", "--prompt-variant", str(variant)])
+    native = [*base, "--solver-format", "native"]
+    res = CliRunner().invoke(app, [*native, "--reason-first", "--prompt-variant", str(variant)])
     assert res.exit_code == 0, res.output
     assert {"role": "system", "content": "Think first, briefly."} in sampler.prompts[-1]
-    res = CliRunner().invoke(app, [*base, "--reason-first"])  # default: the reference variant
+    res = CliRunner().invoke(app, [*native, "--reason-first"])  # default: the reference variant
     assert {"role": "system", "content": solver_native_system("reference")} in sampler.prompts[-1]
 
     n = len(sampler.prompts)
@@ -113,6 +114,8 @@ def test_default_model_solves_the_weather_question(tools_file):
             "What's the weather in Paris in celsius?",
             "--tools",
             str(tools_file),
+            "--solver-format",
+            "native",
         ],
     )
     assert res.exit_code == 0, res.output

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _forecast_task import solver_out
 from toolr0.core.matching import (
     calls_equal_canonical,
     eval_values_equal,
@@ -18,6 +19,7 @@ from toolr0.core.matching import (
     values_match,
 )
 from toolr0.core.schema import ToolCall as C
+from toolr0.eval.scoring import score_completion
 
 
 # ------------------------------------------------------------------------------------- value rules
@@ -88,7 +90,7 @@ def test_greedy_match_order_and_use_once():
 # --------------------------------------------------------------------------------------- evaluation
 def test_eval_equality_differs_from_reward_rule2():
     # The reward's rule 2 says "5" != "5.0"; evaluation reads loose benchmark types, so a number matches either
-    # string (two strings still compare as text: tests/test_review_fixes.py).
+    # string (two strings still compare as text: test_eval_values_that_differ below).
     assert not values_match("5", "5.0")
     assert all(eval_values_equal(x, 5) and eval_values_equal(5, x) for x in ("5", "5.0", 5, 5.0))
     assert eval_values_equal("  New   York ", "New York")
@@ -213,3 +215,81 @@ def test_adversarial_values_never_raise(value):
     r = prf([p], [g])
     assert all(0.0 <= r[k] <= 1.0 for k in ("tool_f1", "param_f1"))
     assert isinstance(eval_values_equal(value, value), bool)
+
+
+# --- issue 16 review: evaluation value equality and exact match
+@pytest.mark.parametrize(
+    "pred,gold",
+    [
+        ("02134", "2134"),
+        ("+15551234567", "15551234567"),
+        ("3.10", "3.1"),
+        ("5", "5.0"),
+        (12345678901234567, 12345678901234568),
+        ("12345678901234567", "12345678901234568"),
+        ("12345678901234567", 12345678901234568),
+        (12345678901234567, 12345678901234568.0),
+        ("02134", 2134),
+        ("+15551234567", 15551234567),
+        ("1e3", "1000"),
+    ],
+)
+def test_eval_values_that_differ(pred, gold):
+    assert not eval_values_equal(pred, gold)
+    assert not exact_match([C("f", {"v": pred})], [C("f", {"v": gold})])
+    assert not score_completion(
+        solver_out([{"name": "f", "arguments": {"v": pred}}]), [C("f", {"v": gold})]
+    ).correct
+
+
+@pytest.mark.parametrize(
+    "pred,gold",
+    [
+        ("5", 5),  # loose benchmark types: a number written as a string (spec §12.1)
+        ("5.0", 5),
+        (5.0, 5),
+        ("3.10", 3.1),
+        ("  New   York ", "New York"),
+        ("true", True),
+        (12345678901234567, "12345678901234567"),
+        (0.1 + 0.2, 0.3),  # spec §7.3 rule 3 tolerance for genuine numbers
+        (["1", 2.5], [1, "2.5"]),
+        ({"a": "7"}, {"a": 7}),
+    ],
+)
+def test_eval_values_that_match(pred, gold):
+    assert eval_values_equal(pred, gold)
+    assert exact_match([C("f", {"v": pred})], [C("f", {"v": gold})])
+
+
+_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**20), max_value=10**20)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=10)
+    | st.sampled_from(["5", "5.0", "+5", "05", "3.10", "3.1", "1e3", "true", " 7 ", "-0", "0.0"]),
+    lambda ch: st.lists(ch, max_size=3) | st.dictionaries(st.text(max_size=3), ch, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_values, _values)
+def test_eval_equality_is_reflexive_and_symmetric(a, b):
+    assert eval_values_equal(a, a)
+    assert eval_values_equal(a, b) == eval_values_equal(b, a)
+
+
+def test_exact_match_is_a_multiset_match_under_the_new_equality():
+    gold = [C("f", {"v": "3.1"}), C("f", {"v": 3.1})]
+    assert exact_match([C("f", {"v": 3.1}), C("f", {"v": "3.1"})], gold)
+    assert exact_match(
+        [C("f", {"v": "3.1"}), C("f", {"v": "3.10"})], [C("f", {"v": 3.1}), C("f", {"v": "3.1"})]
+    )
+    assert not exact_match([C("f", {"v": "3.10"}), C("f", {"v": "3.10"})], gold)
+
+
+def test_prf_uses_the_same_equality():
+    m = prf([C("f", {"zip": "02134", "n": "5"})], [C("f", {"zip": "2134", "n": 5})])
+    assert m["param_tp"] == 1 and m["tool_tp"] == 1

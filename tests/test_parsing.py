@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _forecast_task import FORECAST_TOOLS
 from toolr0.core.completions import GeneratorParse, SolverParse, parse_generator_output, parse_solver_output
 from toolr0.core.parsing import (
     ParseResult,
@@ -298,3 +299,51 @@ def test_property_tag_soup(parts):
     if sp.answer_text is not None:
         assert sp.answer_text == sp.answer_text.strip()
     parse_generator_output(text)
+
+
+# --- `...` inside strings parses; only a placeholder `...` is refused (issue 16 review)
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[{"name": "send_sms", "arguments": {"text": "Running late... sorry"}}]',
+        "[{'name': 'send_sms', 'arguments': {'text': 'Wait... what?'}}]",  # literal_eval path
+        '[{"name": "f", "arguments": {"a": True, "t": "so..."}}]',  # constant-replacement path
+        '[{"name": "f", "arguments": {"t": "\\"quoted\\" then ..."}}]',  # escaped quotes
+        json.dumps(FORECAST_TOOLS),
+    ],
+)
+def test_ellipsis_inside_a_string_parses(text):
+    r = parse_relaxed(text)
+    assert r.ok, r.reason
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(alphabet=st.sampled_from("ab .…'\"\\,{}[]"), max_size=12),
+    lambda ch: st.lists(ch, max_size=3) | st.dictionaries(st.text(max_size=4), ch, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_json_values, st.booleans())
+def test_any_json_value_parses_whatever_its_strings_hold(value, ascii_only):
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    r = parse_relaxed(text)
+    assert r.ok and r.value == value, (text, r.reason)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[{"name": "f", "arguments": {...}}]',
+        "[...]",
+        '[{"name": "f", "arguments": {}}, ...]',
+        '{"name": "f", "arguments": {"a": ...}}',
+        '[{"name": "f", "arguments": {"a": "x"}}] ...',
+    ],
+)
+def test_placeholder_ellipsis_is_still_rejected(text):
+    assert parse_relaxed(text).reason == "ellipsis"

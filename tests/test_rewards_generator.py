@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _forecast_task import gen_text
 from toolr0.core.rewards import RewardConfig
 from toolr0.core.rewards.generator import (
     curriculum_reward,
@@ -24,6 +25,7 @@ from toolr0.core.rewards.generator import (
 )
 from toolr0.core.rewards.terms import generator_rewards
 from toolr0.core.schema import ToolCall
+from toolr0.core.verify import verify_task
 
 TOOLS = [
     {
@@ -392,3 +394,85 @@ def test_property_no_call(question, gold, p, spec):
     assert b.reasons["valid"].startswith("no_call:") == (no_call and b.gate == 1.0)
     task = task_from_generator_text(text, spec=spec)
     assert task is None or (task.calls == []) == no_call
+
+
+# --- issue 16 review: `...` in values, decimal grounding, the judge score parser
+def test_ellipsis_in_generator_text_keeps_format_validity_and_verification():
+    text = gen_text()
+    assert format_reward(text).value == pytest.approx(1.0)
+    assert validity_reward(text).value == pytest.approx(1.0)
+    assert verify_task(text).ok
+    sms = [{"name": "get_forecast", "arguments": {"city": "Lyon...", "days": 3}}]
+    assert generator_rewards(gen_text(calls=sms)).fmt == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "value,question",
+    [
+        (12.50, "Please pay the water bill of $12.50 today."),
+        ("12.50", "Please pay the water bill of $12.50 today."),
+        (12.5, "Please pay the water bill of 12.5 dollars."),
+        (1250.75, "Transfer 1,250.75 euros to my savings account."),
+        (1250.75, "Transfer 1250.75 euros to my savings account."),
+        ("1250.75", "Transfer 1,250.75 euros to my savings account."),
+        (0.5, "Add 0.50 kg of flour."),
+    ],
+)
+def test_decimal_values_are_grounded(value, question):
+    assert is_grounded(value, normalise_text(question))
+
+
+@pytest.mark.parametrize(
+    "value,question",
+    [
+        (12.5, "Please pay the water bill of $12.05 today."),
+        (12.5, "Please pay the water bill of $125 today."),
+        (1250.75, "Transfer 1,250.7 euros."),
+        (12.5, "Please pay the water bill of $12.500001 today."),
+    ],
+)
+def test_decimal_grounding_stays_exact(value, question):
+    assert not is_grounded(value, normalise_text(question))
+
+
+def test_decimal_variants_leave_integers_alone():
+    assert value_variants(5.0) == ["5 0", "5", "five"]
+    assert value_variants(12.5) == ["12 5", "12 50"]
+
+
+def test_money_task_earns_full_validity():
+    tools = [
+        {
+            "name": "pay_bill",
+            "description": "Pay a utility bill",
+            "parameters": {
+                "utility": {"type": "string", "description": "Which bill"},
+                "amount": {"type": "number", "description": "Amount in dollars"},
+            },
+            "required": ["utility", "amount"],
+        }
+    ]
+    q = "Please pay the water bill of $12.50 from my checking account today."
+    calls = [{"name": "pay_bill", "arguments": {"utility": "water", "amount": 12.50}}]
+    assert validity_reward(gen_text(q, tools, calls)).value == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "reply,score",
+    [
+        ("One of the best: 5", 5),
+        ("One of the best.", None),
+        ("No one would ask this. Score: 2", 2),
+        ("2-3", None),
+        ("Score: 3 to 4", None),
+        ("2 or 3", None),
+        ("4", 4),
+        ("4/5", 4),
+        ("Score (1-5): 4", 4),
+        ("four out of 5", 4),
+        ("Four.", 4),
+        ("5 - excellent question", 5),
+    ],
+)
+def test_judge_score_parser(reply, score):
+    assert parse_judge_score(reply) == score

@@ -8,6 +8,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from _forecast_task import solver_out
+from toolr0.core.completions import parse_solver_output
+from toolr0.core.parsing import extract_last_tag
 from toolr0.core.rewards import RewardConfig
 from toolr0.core.rewards.solver import (
     solver_accuracy_reward,
@@ -17,6 +20,7 @@ from toolr0.core.rewards.solver import (
 )
 from toolr0.core.rewards.terms import solver_total
 from toolr0.core.schema import ToolCall as C
+from toolr0.eval.scoring import score_completion
 
 GOLD = [C("get_weather", {"city": "Paris", "days": 3})]
 
@@ -194,3 +198,23 @@ def test_property_structured(pred, gold):
     named = all(c["name"].strip() for c in gold)
     if not nan and named:
         assert solver_accuracy_score(out(gold), gold) == pytest.approx(1.0)
+
+
+# --- issue 16 review: `...` inside a value, a stray second closing tag
+def test_solver_answer_with_ellipsis_in_a_value_scores_full():
+    gold = [C("send_sms", {"to": "Anna", "text": "Running late... sorry"})]
+    text = solver_out([gold[0].to_dict()])
+    assert solver_format_reward(text).value == pytest.approx(1.0)
+    assert solver_accuracy_reward(text, gold).value == pytest.approx(1.0)
+    assert score_completion(text, gold).correct
+
+
+def test_stray_closing_tag_after_a_correct_answer():
+    gold = [C("get_weather", {"city": "Paris", "days": 3})]
+    text = solver_out([gold[0].to_dict()]) + "</tool_call_answer>"
+    assert parse_solver_output(text).parsed
+    assert solver_total(text, gold) == pytest.approx(2.0)
+    assert extract_last_tag("<a> X </a> tail </a>", "a") == "X"
+    assert extract_last_tag("<a>first</a> <a>second</a></a>", "a") == "second"
+    # a question mentioning the tag earlier still yields the real last block
+    assert extract_last_tag("see <a> here. <a>real</a>", "a") == "real"

@@ -43,3 +43,16 @@ def test_passk_k_reads_new_and_old_run_configs():
     assert passk_k({"solver_sampling": {"k": 4}, "loop": {}}) == 4
     assert passk_k({"loop": {"k_passk": 6}}) == 6  # a run saved before solver_sampling existed
     assert passk_k({}) == 8
+
+
+# --- clean-up: plots and report stay apart
+def test_report_and_plots_do_not_import_each_other():
+    import ast
+    from pathlib import Path
+
+    import toolr0.selfplay.plots as plots
+
+    tree = ast.parse(Path(plots.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "toolr0.selfplay.report" not in imported

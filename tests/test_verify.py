@@ -15,8 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _forecast_task import FORECAST_TOOLS, gen_text
 from toolr0.core.dedup import dedup, dedup_fingerprint, task_quality
 from toolr0.core.question_gate import question_gate
+from toolr0.core.rewards.generator import validity_reward
 from toolr0.core.schema import Task, Tool, ToolCall
 from toolr0.core.spec import TaskSpec
 from toolr0.core.verify import is_fragment_value, verify_task
@@ -705,3 +707,105 @@ def test_new_gate_rules_pass_every_real_benchmark_question(tmp_path, monkeypatch
                 it.question,
             )
     assert seen > 0
+
+
+# --- issue 16 review: placeholder and null gold values, question-gate false positives
+def test_verify_rejects_placeholder_values_but_not_prose_with_an_ellipsis():
+    tools = [
+        {
+            "name": "send_sms",
+            "description": "Send a text message",
+            "parameters": {
+                "to": {"type": "string", "description": "Recipient"},
+                "text": {"type": "string", "description": "Message"},
+            },
+            "required": ["to", "text"],
+        }
+    ]
+    q = "Text Anna the message 'Running late... sorry' right away, she is waiting for me."
+    good = [{"name": "send_sms", "arguments": {"to": "Anna", "text": "Running late... sorry"}}]
+    assert verify_task(gen_text(q, tools, good)).ok
+    for slot in ("...", "…", "Meeting about ..."):
+        bad = [{"name": "send_sms", "arguments": {"to": "Anna", "text": slot}}]
+        assert verify_task(gen_text(q, tools, bad)).reason == "placeholder_value", slot
+
+
+def test_null_gold_value_loses_validity_and_fails_verification():
+    calls = [{"name": "get_forecast", "arguments": {"city": None, "days": 3}}]
+    text = gen_text(calls=calls)
+    v = validity_reward(text)
+    assert v.value < 1.0 and "args" in v.reason and "ground" in v.reason
+    assert verify_task(text).reason == "null_value"
+    optional = [
+        {
+            **FORECAST_TOOLS[0],
+            "parameters": {
+                **FORECAST_TOOLS[0]["parameters"],
+                "unit": {"type": "string", "description": "C or F"},
+            },
+        }
+    ]
+    calls = [{"name": "get_forecast", "arguments": {"city": "Lyon", "days": 3, "unit": None}}]
+    assert validity_reward(gen_text(tools=optional, calls=calls)).value < 1.0
+    assert verify_task(gen_text(tools=optional, calls=calls)).reason == "null_value"
+
+
+def test_literal_angle_value_from_the_question_is_not_a_placeholder_value():
+    tools = [
+        {
+            "name": "post_message",
+            "description": "Post a message to a chat channel",
+            "parameters": {
+                "channel": {"type": "string", "description": "Channel name"},
+                "message": {"type": "string", "description": "Message text"},
+            },
+            "required": ["channel", "message"],
+        }
+    ]
+    q = "Send the message <urgent> to channel ops-alerts right now, the on-call team needs it."
+    calls = [{"name": "post_message", "arguments": {"channel": "ops-alerts", "message": "<urgent>"}}]
+    assert verify_task(gen_text(q, tools, calls)).ok
+    bad = [{"name": "post_message", "arguments": {"channel": "ops-alerts", "message": "<text>"}}]
+    assert verify_task(gen_text(q, tools, bad)).reason == "placeholder_value"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Translate 'I am sorry, but I cannot attend' into French",
+        "Translate \"I'm sorry, but I can't help you today\" into German for my email.",
+        "Send the message <urgent> to channel ops-alerts",
+        "Can you make a tool call to fetch my calendar",
+    ],
+)
+def test_real_questions_pass_the_gate(question):
+    assert question_gate(question) == (True, "ok")
+
+
+@pytest.mark.parametrize(
+    "question,reason",
+    [
+        ("I'm sorry, but I can't assist with that request.", "refusal"),
+        ("I'm sorry, but I can't translate 'hello' for you.", "refusal"),
+        ("Send the message <message> to <channel> please", "question_placeholder"),
+        ("Send the message <message_text> to channel ops-alerts", "question_placeholder"),
+        ("Can you convert <amount> dollars to euros for me?", "question_placeholder"),
+        ("Generate 1 educational recommendation for a retail_ecommerce tool call.", "echo"),
+        ("Write a tool call for the weather domain.", "echo"),
+    ],
+)
+def test_gate_still_rejects_garbage(question, reason):
+    assert question_gate(question) == (False, reason)
+
+
+@pytest.mark.parametrize(
+    "question,ok",
+    [
+        ("Post 'Deploy done' and then the text '<b>' to channel ops, thanks a lot.", True),
+        ("Please set the status to '<away>' on my profile until the end of the day.", True),
+        ("Post the quoted word 'hello' and then <channel> details for the team.", False),
+        ("Reply 'ok, thanks' to the email about <subject_line> from yesterday.", False),
+    ],
+)
+def test_quoted_angle_text_is_literal_but_slots_after_a_quote_are_not(question, ok):
+    assert question_gate(question)[0] is ok

@@ -13,8 +13,6 @@ shared weights `roles.mode: shared`, frozen Generator `loop.freeze_generator: tr
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -234,9 +232,3 @@ def config_to_dict(cfg: ToolR0Config) -> dict[str, Any]:
 def dump_config(cfg: ToolR0Config) -> str:
     """The resolved config as YAML (what a run directory's `config.yaml` holds)."""
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True)
-
-
-def config_hash(cfg: ToolR0Config) -> str:
-    """Stable sha256 of the resolved config (resume only continues a run with the same hash)."""
-    blob = json.dumps(config_to_dict(cfg), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()

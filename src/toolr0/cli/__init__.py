@@ -27,6 +27,7 @@ COMMAND_GROUPS = [
     ("toolr0.cli.train_cmd", "train", "GRPO training of the Generator or the Solver (TRL)."),
     ("toolr0.cli.selfplay_cmd", None, None),
     ("toolr0.cli.eval_cmd", "eval", "Evaluate a model on the Hammer benchmarks and BFCL, offline."),
+    ("toolr0.cli.data_cmd", "data", "Evaluation data: fetch the Hammer benchmark files, sha256-checked."),
 ]
 
 

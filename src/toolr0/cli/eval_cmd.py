@@ -71,7 +71,7 @@ def run(
     data_dir: Path = typer.Option(
         None,
         "--data-dir",
-        help="Folder holding hammer/ (default $TOOLR0_BENCHMARKS or ../shared/benchmarks).",
+        help="Folder holding hammer/ (default $TOOLR0_BENCHMARKS, ../shared/benchmarks, or the cache `toolr0 data fetch` fills).",
     ),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generate() call."),
     max_new_tokens: int = typer.Option(1024, "--max-new-tokens", min=1, help="Generation budget per item."),
@@ -88,17 +88,24 @@ def run(
         None, "--threads", min=1, help="torch CPU threads (default: OMP_NUM_THREADS)."
     ),
     prompt_variant: str = typer.Option(
-        "reference", "--prompt-variant", help="Solver prompt variant (reference, compact, or a YAML path)."
+        None,
+        "--prompt-variant",
+        help="Solver prompt variant (reference, compact, or a YAML path). Default: a run directory's "
+        "prompts.solver_variant, else reference.",
     ),
     solver_format: str = typer.Option(
-        "reference",
+        None,
         "--solver-format",
         help="reference: the paper's <think>/<tool_call_answer> prompt (spec §7.1); native: the model's own "
         "chat template with tools= (headline reads the call however it is wrapped; strict % counts only the "
-        "template's own <tool_call> blocks).",
+        "template's own <tool_call> blocks). Default: a run directory's own prompts.solver_format, else the "
+        "config default (prompts.solver_format).",
     ),
     reason_first: bool = typer.Option(
-        False, "--reason-first", help="Native format: ask for a short <think> before the calls."
+        None,
+        "--reason-first/--no-reason-first",
+        help="Native format: ask for a short <think> before the calls. Default: a run directory's "
+        "prompts.solver_reason_first, else off.",
     ),
     merge_adapter: bool = typer.Option(
         True,
@@ -113,9 +120,11 @@ def run(
     benchmark_modules: list[str] = _modules_option(),
 ) -> None:
     """Generate (greedy, batched) and score; writes items.jsonl, summary.json and summary.md."""
+    from toolr0.core.solver_format import SOLVER_FORMATS
     from toolr0.errors import ToolR0Error
     from toolr0.eval.report import markdown
     from toolr0.eval.runner import EvalSettings, default_out_dir, run_eval
+    from toolr0.eval.target import choose_solver_format
 
     if predictions not in ("model", "gold", "corrupt"):
         raise ToolR0Error(f"--predictions must be model, gold or corrupt, not {predictions!r}")
@@ -125,8 +134,15 @@ def run(
 
     if cpu_matmul not in MATMUL_MODES:
         raise ToolR0Error(f"--cpu-matmul must be one of {', '.join(MATMUL_MODES)}, not {cpu_matmul!r}")
-    if solver_format not in ("reference", "native"):
-        raise ToolR0Error(f"--solver-format must be reference or native, not {solver_format!r}")
+    if solver_format is not None and solver_format not in SOLVER_FORMATS:
+        raise ToolR0Error(f"--solver-format must be one of {', '.join(SOLVER_FORMATS)}, not {solver_format!r}")
+    choice = choose_solver_format(model, solver_format, prompt_variant, reason_first)
+    typer.echo(
+        f"solver format: {choice.solver_format}"
+        + (" (reason first)" if choice.reason_first else "")
+        + f", prompt variant {choice.prompt_variant}: {choice.why}",
+        err=True,
+    )
     _load_families(benchmark_modules)
     from toolr0.inference.device import check_device
 
@@ -144,9 +160,9 @@ def run(
         threads=threads,
         device=check_device(device),
         cpu_matmul=cpu_matmul,
-        prompt_variant=prompt_variant,
-        solver_format=solver_format,
-        reason_first=reason_first,
+        prompt_variant=choice.prompt_variant,
+        solver_format=choice.solver_format,
+        reason_first=choice.reason_first,
         merge_adapter=merge_adapter,
     )
     summary = run_eval(
@@ -163,7 +179,7 @@ def list_benchmarks(
 ) -> None:
     """List the benchmarks, their sizes and whether their data is available here."""
     from toolr0.eval import registry
-    from toolr0.eval.benchmarks import OFFLINE_BENCHMARKS
+    from toolr0.eval.items import OFFLINE_BENCHMARKS
 
     _load_families(benchmark_modules)
     for name, bench in registry.benchmarks().items():

@@ -52,10 +52,11 @@ def solve(
         False, help="Accept a final <tool_call_answer> left unclosed at the end of generation."
     ),
     solver_format: str = typer.Option(
-        "native",
+        None,
         "--solver-format",
         help="native: the model's own chat template with tools= (its <tool_call> reply); reference: the "
-        "paper's <think>/<tool_call_answer> prompt (spec §7.1).",
+        "paper's <think>/<tool_call_answer> prompt (spec §7.1). Default: the config default "
+        "(prompts.solver_format, reference); the small presets train in native.",
     ),
     reason_first: bool = typer.Option(
         False, "--reason-first", help="Native format: ask for a short <think> before the calls."
@@ -69,7 +70,7 @@ def solve(
 ) -> None:
     """Render the Solver prompt for QUESTION and TOOLS, sample one answer and print the parsed calls as JSON."""
     from toolr0.core.prompts import load_prompt_variant
-    from toolr0.core.solver_format import SOLVER_FORMATS, SolverFormat
+    from toolr0.core.solver_format import DEFAULT_SOLVER_FORMAT, SOLVER_FORMATS, SolverFormat
     from toolr0.errors import ToolR0Error
     from toolr0.inference import build_sampler
     from toolr0.inference.base import SamplingParams
@@ -77,6 +78,12 @@ def solve(
 
     if dtype not in ("auto", "bf16", "fp32") or backend not in ("hf", "openai", "vllm"):
         raise ToolR0Error("--dtype must be auto|bf16|fp32 and --backend hf|openai|vllm")
+    why = (
+        "--solver-format"
+        if solver_format
+        else "the config default prompts.solver_format; --solver-format to choose"
+    )
+    solver_format = solver_format or DEFAULT_SOLVER_FORMAT
     if solver_format not in SOLVER_FORMATS:
         raise ToolR0Error(
             f"--solver-format must be one of {', '.join(SOLVER_FORMATS)}, not {solver_format!r}"
@@ -86,6 +93,7 @@ def solve(
     from toolr0.inference.device import check_device
 
     menu = _load_tools(tools)
+    typer.echo(f"solver format: {solver_format}: {why}", err=True)
     sampler = build_sampler(
         ModelConfig(name=model, dtype=dtype, device=check_device(device)),
         InferenceConfig(backend=backend, base_url=base_url, batch_size=1),

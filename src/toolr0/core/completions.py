@@ -58,11 +58,6 @@ class GeneratorParse:
         """All four tags present and non-empty (I_tags of spec §5.2)."""
         return all(bool(x) for x in (self.think, self.question, self.tools_text, self.answer_text))
 
-    @property
-    def task_tags(self) -> bool:
-        """The three task tags (question, tools, answer) present and non-empty."""
-        return all(bool(x) for x in (self.question, self.tools_text, self.answer_text))
-
 
 def parse_solver_output(text: Any, allow_unclosed: bool = False, python_calls: bool = False) -> SolverParse:
     """Parse a Solver completion: last ``<think>`` and last ``<tool_call_answer>`` (spec §7.2).

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from toolr0.core.completions import SolverParse, parse_solver_output
 from toolr0.core.native import openai_tools, parse_native_output, render_native_calls
-from toolr0.core.prompts import solver_messages, solver_native_system
+from toolr0.core.prompts import PromptConfig, solver_messages, solver_native_system
 from toolr0.core.schema import ToolCall
 
-SolverFormatName = Literal["reference", "native"]
 SOLVER_FORMATS: tuple[str, ...] = ("reference", "native")
+# The one default of the setting: the config's (`prompts.solver_format`). Every command, scorer and builder
+# that takes a format without being given one falls back to this, never to a literal of its own.
+DEFAULT_SOLVER_FORMAT: str = PromptConfig.model_fields["solver_format"].default
 TOOLS_ROLE = "tools"
 REFERENCE_STOP = ("</tool_call_answer>",)
 
@@ -47,7 +49,7 @@ def split_tools(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], l
 class SolverFormat:
     """The Solver's prompt and reply format. ``variant`` names the prompt variant of the reference format."""
 
-    name: str = "reference"
+    name: str = DEFAULT_SOLVER_FORMAT
     variant: str = "reference"
     reason_first: bool = False
 
@@ -102,7 +104,7 @@ class SolverFormat:
     def from_config(cls, prompts_cfg: Any) -> SolverFormat:
         """The format a config's ``prompts`` section asks for (``prompts.PromptConfig``)."""
         return cls(
-            name=getattr(prompts_cfg, "solver_format", "reference"),
+            name=getattr(prompts_cfg, "solver_format", DEFAULT_SOLVER_FORMAT),
             variant=getattr(prompts_cfg, "solver_variant", "reference"),
             reason_first=bool(getattr(prompts_cfg, "solver_reason_first", False)),
         )

@@ -24,8 +24,9 @@ from toolr0.core.completions import parse_solver_output
 from toolr0.core.native import parse_native_output
 from toolr0.core.prompts import render_conversation
 from toolr0.core.schema import ToolCall, normalise_tools
+from toolr0.core.solver_format import DEFAULT_SOLVER_FORMAT
 from toolr0.errors import ToolR0Error
-from toolr0.eval.benchmarks import EvalItem
+from toolr0.eval.items import EvalItem
 from toolr0.eval.scoring import Verdict, diagnose, format_reason, prf
 
 BFCL_VERSION = "2026.3.23"
@@ -283,7 +284,7 @@ def _reason(item: EvalItem, calls: list[ToolCall], error_type: str) -> str:
     return reason if reason != "ok" else "wrong_args"
 
 
-def score_bfcl(item: EvalItem, text: str, solver_format: str = "reference") -> Verdict:
+def score_bfcl(item: EvalItem, text: str, solver_format: str = DEFAULT_SOLVER_FORMAT) -> Verdict:
     """Verdict for one completion on a BFCL item; the ``correct`` bit is the official checker's. In the native
     format the calls are read however they were wrapped; ``strict_correct`` checks the template's blocks only."""
     if solver_format == "native":

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolr0.core.schema import ToolCall
+from toolr0.core.solver_format import DEFAULT_SOLVER_FORMAT
 from toolr0.errors import ToolR0Error
 from toolr0.eval import bfcl
-from toolr0.eval.benchmarks import EvalItem
 from toolr0.eval.corrupt import EXPECTED_REASON, corrupt_calls
+from toolr0.eval.items import EvalItem
 from toolr0.eval.registry import Benchmark, register
 from toolr0.eval.scoring import Verdict
 
@@ -60,7 +61,7 @@ class BfclBenchmark(Benchmark):
     def load(self, data_dir: str | os.PathLike | None = None) -> list[EvalItem]:
         return bfcl.load_bfcl(self.name)
 
-    def score(self, item: EvalItem, text: str, solver_format: str = "reference") -> Verdict:
+    def score(self, item: EvalItem, text: str, solver_format: str = DEFAULT_SOLVER_FORMAT) -> Verdict:
         return bfcl.score_bfcl(item, text, solver_format)
 
     def oracle_calls(self, item: EvalItem, mode: str) -> tuple[list[ToolCall], dict[str, Any]]:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from toolr0.core.solver_format import DEFAULT_SOLVER_FORMAT
 from toolr0.errors import ToolR0Error
-from toolr0.eval.benchmarks import HAMMER_BENCHMARKS, EvalItem, hammer_file, load_hammer
+from toolr0.eval.hammer_data import HAMMER_BENCHMARKS, hammer_file, load_hammer
+from toolr0.eval.items import EvalItem
 from toolr0.eval.registry import Benchmark, register
 from toolr0.eval.scoring import Verdict, score_completion
 
@@ -23,7 +25,7 @@ class HammerBenchmark(Benchmark):
 
     family: str = "hammer"
     groups: tuple[str, ...] = ("hammer",)
-    file: str | None = None  # file name under hammer/ (None: the entry in benchmarks.HAMMER_BENCHMARKS)
+    file: str | None = None  # file name under hammer/ (None: the entry in hammer_data.HAMMER_BENCHMARKS)
 
     def available(self, data_dir: str | os.PathLike | None = None) -> tuple[bool, str]:
         try:
@@ -34,7 +36,7 @@ class HammerBenchmark(Benchmark):
     def load(self, data_dir: str | os.PathLike | None = None) -> list[EvalItem]:
         return load_hammer(self.name, data_dir, self.file)
 
-    def score(self, item: EvalItem, text: str, solver_format: str = "reference") -> Verdict:
+    def score(self, item: EvalItem, text: str, solver_format: str = DEFAULT_SOLVER_FORMAT) -> Verdict:
         return score_completion(text, item.gold, solver_format)
 
 

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from toolr0.core.schema import ToolCall
+from toolr0.core.solver_format import DEFAULT_SOLVER_FORMAT
 from toolr0.errors import ToolR0Error
 from toolr0.eval.corrupt import EXPECTED_REASON, corrupt_calls
 
 if TYPE_CHECKING:
-    from toolr0.eval.benchmarks import EvalItem
+    from toolr0.eval.items import EvalItem
     from toolr0.eval.scoring import Verdict
 
 # The families shipped in the package, imported (in this order: the registry order) on the first lookup.
@@ -76,7 +77,7 @@ class Benchmark:
     def load(self, data_dir: str | os.PathLike | None = None) -> list[EvalItem]:
         raise NotImplementedError
 
-    def score(self, item: EvalItem, text: str, solver_format: str = "reference") -> Verdict:
+    def score(self, item: EvalItem, text: str, solver_format: str = DEFAULT_SOLVER_FORMAT) -> Verdict:
         raise NotImplementedError
 
     def oracle_calls(self, item: EvalItem, mode: str) -> tuple[list[ToolCall], dict[str, Any]]:

@@ -21,8 +21,8 @@ from typing import Any
 
 from toolr0.errors import ToolR0Error
 from toolr0.eval import registry
-from toolr0.eval.benchmarks import OFFLINE_BENCHMARKS
 from toolr0.eval.bfcl import LIVE, NON_LIVE
+from toolr0.eval.items import OFFLINE_BENCHMARKS
 from toolr0.io import atomic_write_json, atomic_write_text
 
 NA = "n/a (offline)"

@@ -21,14 +21,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from toolr0.core.solver_format import SolverFormat
+from toolr0.core.solver_format import DEFAULT_SOLVER_FORMAT, SolverFormat
 from toolr0.errors import ToolR0Error
 from toolr0.eval import registry
-from toolr0.eval.benchmarks import EvalItem, select_subset
 from toolr0.eval.corrupt import solver_text
 from toolr0.eval.fingerprint import check_fingerprint, prompt_sha256, prompt_tokenizer
-from toolr0.eval.items import ITEMS_FILE, load_rows, repair_items_file
+from toolr0.eval.items import ITEMS_FILE, EvalItem, load_rows, repair_items_file, select_subset
 from toolr0.eval.scoring import Verdict
+from toolr0.eval.target import resolve_eval_model
 from toolr0.io import append_jsonl, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class EvalSettings:
     device: str = "auto"  # toolr0.inference.device: auto = CUDA when present, else CPU
     cpu_matmul: str = "auto"  # toolr0.inference.cpu_matmul: auto | onednn | default | int8 (fp32 CPU only)
     prompt_variant: str = "reference"
-    solver_format: str = "reference"  # reference (spec §7.1 prompt) | native (chat template with tools=)
+    solver_format: str = DEFAULT_SOLVER_FORMAT  # reference (spec §7.1 prompt) | native (chat template with tools=)
     reason_first: bool = False  # native only: a short <think> before the calls
     adapter: str | None = (
         None  # named adapter inside a PEFT model (resolved automatically for adapter folders)
@@ -93,7 +93,7 @@ def scored_rows(
     return {b: [rows[it.id] for it in items if it.id in rows] for b, items in selected.items()}
 
 
-def score_item(item: EvalItem, text: str, solver_format: str = "reference") -> Verdict:
+def score_item(item: EvalItem, text: str, solver_format: str = DEFAULT_SOLVER_FORMAT) -> Verdict:
     return registry.get(item.benchmark).score(item, text, solver_format)
 
 
@@ -102,22 +102,6 @@ def eval_solver_format(settings: EvalSettings) -> SolverFormat:
 
 
 # --------------------------------------------------------------------------------------------- models
-def resolve_eval_model(model: str) -> str:
-    """``model`` as the sampler should load it: a self-play run directory becomes its latest Solver."""
-    from toolr0.selfplay.rundir import is_run_dir, latest_solver  # light: no engine imports
-
-    p = Path(model).expanduser()
-    if is_run_dir(p):
-        solver = latest_solver(p)
-        if solver is None:
-            raise ToolR0Error(
-                f"{p} is a self-play run without a Solver checkpoint yet; pass --model default to "
-                "evaluate the base model"
-            )
-        return str(solver)
-    return model
-
-
 def merges_adapter(settings: EvalSettings, model_path: str) -> bool:
     """Whether this evaluation folds a LoRA adapter folder into its base (no named --adapter requested)."""
     return (

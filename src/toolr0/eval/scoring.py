@@ -28,23 +28,7 @@ from toolr0.core.matching import eval_values_equal, exact_match, prf
 from toolr0.core.native import parse_native_output
 from toolr0.core.parsing import normalise_call
 from toolr0.core.schema import ToolCall
-
-REASONS = (
-    "ok",
-    "no_answer_tag",
-    "unclosed",
-    "empty_answer",
-    "unparseable",
-    "no_call",
-    "malformed_call",
-    "unexpected_call",
-    "wrong_count",
-    "wrong_name",
-    "missing_arg",
-    "extra_arg",
-    "wrong_value",
-    "wrong_args",
-)
+from toolr0.core.solver_format import DEFAULT_SOLVER_FORMAT
 
 
 @dataclass
@@ -189,7 +173,7 @@ def score_native(text: str, gold: list[ToolCall]) -> Verdict:
     return Verdict(ok, reason, detail or p.reason, list(p.calls), metrics, ok, strict_ok)
 
 
-def score_completion(text: str, gold: list[ToolCall], solver_format: str = "reference") -> Verdict:
+def score_completion(text: str, gold: list[ToolCall], solver_format: str = DEFAULT_SOLVER_FORMAT) -> Verdict:
     """Score one raw Solver completion against the gold calls (spec §9.1 recommended protocol), read in the
     Solver's format (``reference`` or ``native``, see :func:`score_native`)."""
     if solver_format == "native":

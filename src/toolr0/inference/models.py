@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from toolr0.cache import cache_dir
 from toolr0.errors import ModelUnavailableError, ToolR0Error
 from toolr0.inference.device import cpu_supports_bf16, place, resolve_device, resolve_dtype
 from toolr0.inference.tiny import save_tiny_model, tiny_random_model, tiny_tokenizer
@@ -68,16 +69,6 @@ DEFAULT_MODEL = PackagedModel(
 )
 _COMPLETE_MARKER = ".toolr0_complete.json"
 _CHUNK = 8 << 20
-
-
-def cache_dir() -> Path:
-    """`TOOLR0_CACHE`, else the platform user cache dir for toolr0."""
-    env = os.environ.get("TOOLR0_CACHE")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("toolr0"))
 
 
 def default_model_dir(pm: PackagedModel = DEFAULT_MODEL) -> Path:

@@ -28,7 +28,6 @@ from toolr0.inference.base import Messages, Sampler, SamplingParams
 if TYPE_CHECKING:
     from toolr0.config import ToolR0Config
 
-STOP_ANSWER = "</tool_call_answer>"
 DIFFICULTY_LABELS = ("easy", "medium", "hard")
 
 
@@ -130,7 +129,7 @@ class SolverService:
         self.seed = seed
         self.adapter = adapter
         self.prompt_variant = prompt_variant  # judge and difficulty-label prompts
-        self.format = solver_format or SolverFormat("reference", prompt_variant)
+        self.format = solver_format or SolverFormat(variant=prompt_variant)
         self.sampling = sampling or SolverSamplingConfig()  # K, temperature, max tokens of p̂ (spec §5.4)
         self.cache = SolverCache()
 

@@ -99,7 +99,7 @@ def _gen_prompt_tokens(cfg: ToolR0Config) -> int:
 
 def _solver_prompt_tokens(cfg: ToolR0Config) -> int:
     return TYP_SOLVER_PROMPT.get(
-        str(getattr(cfg.prompts, "solver_format", "reference")), TYP_SOLVER_PROMPT["reference"]
+        str(cfg.prompts.solver_format), TYP_SOLVER_PROMPT["reference"]
     )
 
 

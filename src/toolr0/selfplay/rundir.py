@@ -272,6 +272,25 @@ def is_run_dir(path: str | os.PathLike) -> bool:
     return (p / "state.json").exists() or (p / "final").is_dir() or any(p.glob("iter_*"))
 
 
+def run_config(run: str | os.PathLike) -> dict[str, Any] | None:
+    """A run directory's resolved config as a dict: the copy in ``state.json`` (what resume compares), else
+    ``config.yaml``; None when neither is readable."""
+    run = Path(run)
+    try:
+        cfg = json.loads((run / "state.json").read_text(encoding="utf-8")).get("config")
+        if isinstance(cfg, dict):
+            return cfg
+    except (OSError, ValueError, AttributeError):
+        pass
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    return cfg if isinstance(cfg, dict) else None
+
+
 def latest_solver(run: str | os.PathLike) -> Path | None:
     """A run directory's newest Solver: the state's newest checkpoint, else ``final/solver``, else the newest
     ``iter_*/solver`` holding a model or adapter; None when there is none yet."""

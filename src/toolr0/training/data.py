@@ -106,7 +106,7 @@ def solver_rows(
     Reference format: chat messages (TRL applies the chat template). Native format: the prompt is rendered
     to text by ``render`` (the tokenizer's template with the task's own ``tools=``), since TRL renders every
     conversational prompt of a dataset with one shared tool list."""
-    fmt = solver_format or SolverFormat("reference", variant)
+    fmt = solver_format or SolverFormat(variant=variant)
     if fmt.native and render is None:
         raise ValueError("native Solver prompts need a render function (the tokenizer's chat template)")
     rows = []

@@ -1,7 +1,8 @@
-"""Hammer-suite benchmark loaders (spec §12.1) and fixed seeded subsets.
+"""The Hammer-suite benchmark files (spec §12.1): where they are, and their items.
 
-The four processed test files of MadeAgents/Hammer live outside the repository (``../shared/benchmarks/hammer``)
-and are read at run time. Every item becomes an :class:`EvalItem`: the question (API-Bank turn lists rendered as
+The four processed test files of MadeAgents/Hammer are never copied into the repository: they are read at run
+time from ``--data-dir``, ``$TOOLR0_BENCHMARKS``, ``../shared/benchmarks`` or the cache that ``toolr0 data
+fetch`` fills (:mod:`toolr0.eval.hammer_fetch`), the first that holds ``hammer/``. Every item becomes an :class:`EvalItem`: the question (API-Bank turn lists rendered as
 a conversation), the menu normalised with :func:`schema.normalise_tool` and the gold calls normalised with
 :func:`parsing.normalise_calls`.
 """
@@ -10,15 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from toolr0.core.parsing import normalise_calls
 from toolr0.core.prompts import render_conversation
-from toolr0.core.schema import Tool, ToolCall, normalise_tools
+from toolr0.core.schema import normalise_tools
 from toolr0.errors import ToolR0Error
+from toolr0.eval.hammer_fetch import fetched_dir
+from toolr0.eval.items import EvalItem
 
 ENV_VAR = "TOOLR0_BENCHMARKS"
 
@@ -29,25 +30,10 @@ HAMMER_BENCHMARKS: dict[str, tuple[str, int, str]] = {
     "apibank_l1": ("apibank_l1.json", 399, "API-Bank L1"),
     "apibank_l2": ("apibank_l2.json", 127, "API-Bank L2"),
 }
-# Paper benchmarks that cannot be obtained offline (spec §12.3): always reported as "n/a (offline)".
-OFFLINE_BENCHMARKS: dict[str, str] = {"nexusraven": "NexusRaven", "snips": "SNIPS"}
-
-
-@dataclass
-class EvalItem:
-    """One evaluation sample: a question, a normalised menu and the gold calls (empty = no call expected)."""
-
-    id: str
-    benchmark: str
-    index: int
-    question: str
-    tools: list[Tool]
-    gold: list[ToolCall]
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def _repo_root() -> Path:
-    # src/toolr0/eval/benchmarks.py -> repository root (editable install)
+    # src/toolr0/eval/hammer_data.py -> repository root (editable install)
     return Path(__file__).resolve().parents[3]
 
 
@@ -57,12 +43,18 @@ def _candidates(data_dir: str | os.PathLike | None) -> list[Path]:
     env = os.environ.get(ENV_VAR)
     if env:
         return [Path(env).expanduser()]
-    return [Path.cwd() / ".." / "shared" / "benchmarks", _repo_root() / ".." / "shared" / "benchmarks"]
+    found = [
+        Path.cwd() / ".." / "shared" / "benchmarks",
+        _repo_root() / ".." / "shared" / "benchmarks",
+        fetched_dir(),
+    ]
+    return list(dict.fromkeys(p.resolve() for p in found))  # each folder once
 
 
 def benchmarks_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The folder holding ``hammer/`` (explicit path, else ``$TOOLR0_BENCHMARKS``, else ``../shared/benchmarks``
-    from the current dir or the repository). A path pointing at ``hammer/`` itself is accepted too."""
+    from the current dir or the repository, else the ``toolr0 data fetch`` cache). A path pointing at
+    ``hammer/`` itself is accepted too."""
     tried = _candidates(data_dir)
     for cand in tried:
         if (cand / "hammer").is_dir():
@@ -71,7 +63,8 @@ def benchmarks_dir(data_dir: str | os.PathLike | None = None) -> Path:
             return cand.parent.resolve()
     where = ", ".join(str(c) for c in tried)
     raise ToolR0Error(
-        f"benchmark data not found (looked for hammer/ in {where}); pass --data-dir or set {ENV_VAR}"
+        f"benchmark data not found (looked for hammer/ in {where}); run `toolr0 data fetch`, pass --data-dir "
+        f"or set {ENV_VAR}"
     )
 
 
@@ -93,7 +86,9 @@ def render_query(query: Any) -> str:
     return render_conversation(query)
 
 
-def load_hammer(name: str, data_dir: str | os.PathLike | None = None, file: str | None = None) -> list[EvalItem]:
+def load_hammer(
+    name: str, data_dir: str | os.PathLike | None = None, file: str | None = None
+) -> list[EvalItem]:
     """Load one Hammer-format benchmark as :class:`EvalItem` objects (ids ``<name>/<index in file>``)."""
     path = hammer_file(name, data_dir, file)
     try:
@@ -118,24 +113,3 @@ def load_hammer(name: str, data_dir: str | os.PathLike | None = None, file: str 
             )
         )
     return items
-
-
-def subset_indices(n: int, limit: int | None, seed: int, key: str) -> list[int]:
-    """Fixed seeded subset of ``range(n)``: the first ``limit`` of a seeded permutation, returned sorted.
-
-    Seeded by a string (deterministic across processes), so the same items come back every time, and a larger
-    limit contains every item of a smaller one (results of a quick run are reused by a bigger one).
-    """
-    if limit is None or limit >= n:
-        return list(range(n))
-    perm = list(range(n))
-    random.Random(f"toolr0-eval:{seed}:{key}").shuffle(perm)
-    return sorted(perm[: max(0, limit)])
-
-
-def select_subset(items: list[EvalItem], limit: int | None, seed: int = 0) -> list[EvalItem]:
-    """Seeded subset of one benchmark's items (see :func:`subset_indices`)."""
-    if not items:
-        return []
-    key = items[0].benchmark
-    return [items[i] for i in subset_indices(len(items), limit, seed, key)]
