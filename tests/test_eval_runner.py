@@ -179,7 +179,9 @@ def test_oracle_modes(tmp_path, mode, acc):
     assert summary["benchmarks"]["apibank"]["n"] == 40
     assert summary["paper_table"]["NexusRaven"] == NA and summary["paper_table"]["SNIPS"] == NA
     md = (tmp_path / mode / "summary.md").read_text()
-    assert "| NexusRaven | – | n/a (offline)" in md and "| SNIPS | – | n/a (offline)" in md
+    assert "NexusRaven" not in md and "SNIPS" not in md  # listed only when asked (--show-offline)
+    asked = markdown(summary, show_offline=True)
+    assert "| NexusRaven | – | n/a (offline)" in asked and "| SNIPS | – | n/a (offline)" in asked
 
 
 @needs_data
@@ -280,12 +282,16 @@ def test_compare_deltas_and_relative_change(tmp_path):
     assert rows["ToolAlpaca"]["delta"] == 20.0 and rows["ToolAlpaca"]["rel_pct"] == 100.0
     assert rows["Seal-Tools"]["delta"] == 0.0 and rows["Seal-Tools"]["rel_pct"] == 0.0
     assert rows["API-Bank (L1+L2)"]["a"] == 20.0 and rows["API-Bank (L1+L2)"]["b"] == 40.0
-    assert rows["NexusRaven"]["a"] == NA and rows["NexusRaven"]["delta"] is None
+    assert "NexusRaven" not in rows  # not asked for
+    asked = {r["benchmark"]: r for r in compare_rows(a, b, show_offline=True)}
+    assert asked["NexusRaven"]["a"] == NA and asked["NexusRaven"]["delta"] is None
     assert a["avg_available"] == pytest.approx((20 + 50 + 20) / 3, abs=0.01)
     md = compare_markdown(a, b, "base", "trained")
     assert "| ToolAlpaca | 20.00 | 40.00 | +20.00 | +100.0% |" in md
-    assert "| NexusRaven | n/a (offline) | n/a (offline) | – | – |" in md
-    assert "n/a (offline)" in markdown(a)
+    assert "NexusRaven" not in md and "n/a (offline)" not in markdown(a)
+    md_asked = compare_markdown(a, b, "base", "trained", show_offline=True)
+    assert "| NexusRaven | n/a (offline) | n/a (offline) | – | – |" in md_asked
+    assert "| SNIPS | – | n/a (offline)" in markdown(a, show_offline=True)
     assert "different items" not in md
 
 
@@ -419,3 +425,24 @@ def test_report_rescore_scores_stored_replies_again(tmp_path):
     assert fixed["correct"] and fixed["reason"] == rows[0]["reason"] and fixed["completion_tokens"] == 17
     assert fixed["raw_output"] == rows[1]["raw_output"]
     assert load_summary(out)["benchmarks"]["sealtool"]["accuracy"] == 100.0
+
+
+def test_offline_benchmarks_are_listed_by_eval_list_or_when_asked(tmp_path):
+    """NexusRaven and SNIPS (not obtainable offline, spec §12.3): `eval list` lists them; `eval report` and
+    `eval compare` print their n/a rows only under --show-offline."""
+    from typer.testing import CliRunner
+
+    from toolr0.cli import app
+    from toolr0.eval.report import write_summary
+
+    for name, acc in (("base", 2), ("trained", 4)):
+        write_summary(tmp_path / name, _fake_summary(acc, 5, 1, name))
+    cli = CliRunner()
+    listed = cli.invoke(app, ["eval", "list"])
+    assert listed.exit_code == 0 and "nexusraven" in listed.output and "snips" in listed.output
+    for cmd in (["report", str(tmp_path / "base")], ["compare", str(tmp_path / "base"), str(tmp_path / "trained")]):
+        plain = cli.invoke(app, ["eval", *cmd])
+        asked = cli.invoke(app, ["eval", *cmd, "--show-offline"])
+        assert plain.exit_code == asked.exit_code == 0, plain.output + asked.output
+        assert "ToolAlpaca" in plain.output and "NexusRaven" not in plain.output and "SNIPS" not in plain.output
+        assert "| NexusRaven |" in asked.output and "| SNIPS |" in asked.output

@@ -253,3 +253,22 @@ def test_the_right_no_call_answer_earns_full_format_on_a_no_call_task() -> None:
     assert solver_format_reward(ref_empty, cfg, gold=[]).value == 1.0
     assert solver_format_reward(ref_empty, grid, gold=[]).value == 0.6
     assert solver_format_reward(ref_empty, cfg, gold=GOLD).value == 0.6
+
+
+def test_bare_json_scan_is_bounded_on_bracket_garbage():
+    """The bare-JSON scan tried the decoder at every "{", whose error counts the lines up to its position:
+    quadratic (~3 s for 60,000 braces). It now skips a "{" that cannot open an object and stops after reading
+    4× the text in failed attempts. Nesting past Python's recursion limit reads as no call, like shallow
+    unclosed brackets (it was "parse_error: RecursionError"). A call after prose braces is still found."""
+    import time
+
+    from toolr0.core.native import parse_native_output
+
+    t0 = time.perf_counter()
+    assert parse_native_output("x" + "{" * 60_000).reason == "no_call"
+    assert time.perf_counter() - t0 < 1.0
+    for deep in ("I cannot help" + "[" * 5_000, '{"a":' * 4_000, '[{"a": [' * 2_000):
+        assert parse_native_output(deep).reason == parse_native_output(deep[:40]).reason == "no_call"
+    call = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
+    p = parse_native_output("Sure {see below} [1] {{ok}} here: " + call)
+    assert p.reason == "calls_in_bare" and [c.name for c in p.calls] == ["get_weather"]

@@ -347,3 +347,20 @@ def test_any_json_value_parses_whatever_its_strings_hold(value, ascii_only):
 )
 def test_placeholder_ellipsis_is_still_rejected(text):
     assert parse_relaxed(text).reason == "ellipsis"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["f(a=1if 1 else 2)", "[f(a=0x1for)]", 'f(a="\\d")', "[1if 1 else 2]", '["\\d", 1_]', "f(a=09)"],
+)
+def test_python_literal_readers_leak_no_compiler_warning(text):
+    """Python's tokenizer warns (SyntaxWarning "invalid decimal literal", DeprecationWarning "invalid escape
+    sequence") on such model text; the readers swallow it where they parse, so nothing reaches stderr."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # would surface any warning the readers let through
+        parse_python_calls(text)
+        parse_relaxed(text)
+        parse_solver_output(f"<tool_call_answer>{text}</tool_call_answer>")
+    assert [str(w.message) for w in caught] == []

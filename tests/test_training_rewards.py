@@ -402,3 +402,30 @@ def test_each_completion_is_parsed_once_per_step(monkeypatch):
     for f in generator_reward_funcs(RewardConfig(), FakeService()):  # the next step: a new batch, parsed anew
         f(completions=_conv(texts[:2]), spec_json=[None] * 2)
     assert seen["generator"] == 6
+
+
+def test_curriculum_reward_records_each_steps_p_hat_for_the_loops_histograms(tmp_path, monkeypatch):
+    """`p_hat_path`: one row per reward call with the step it trains (TRL's global_step + 1) and the p̂ of
+    the parseable tasks only; another rank writes its own file (no interleaved appends); read back by
+    `tb_log.phase_a_p_hat`, which pools the ranks and keeps a redone step's last row."""
+    from types import SimpleNamespace
+
+    from toolr0.io import read_jsonl
+    from toolr0.selfplay.tb_log import phase_a_p_hat
+
+    path = tmp_path / "p_hat.jsonl"
+    spec = json.dumps({"domain": "weather", "context_type": "single_turn", "menu_size": 1, "num_calls": 1})
+    texts = [GEN_GOOD, "garbage", GEN_GOOD]
+
+    def step(global_step, p, rank="0"):
+        monkeypatch.setenv("RANK", rank)
+        _, _, cur = generator_reward_funcs(RewardConfig(), FakeService(p=p), p_hat_path=path)
+        cur(completions=_conv(texts), spec_json=[spec] * 3, trainer_state=SimpleNamespace(global_step=global_step))
+
+    step(0, 0.25)
+    step(1, 0.5)
+    step(1, 0.75, rank="1")
+    assert list(read_jsonl(path)) == [{"step": 1, "p_hat": [0.25, 0.25]}, {"step": 2, "p_hat": [0.5, 0.5]}]
+    assert list(read_jsonl(tmp_path / "p_hat.rank1.jsonl")) == [{"step": 2, "p_hat": [0.75, 0.75]}]
+    step(0, 1.0)  # a resumed phase redoes step 1
+    assert phase_a_p_hat(tmp_path) == {1: [1.0, 1.0], 2: [0.5, 0.5, 0.75, 0.75]}

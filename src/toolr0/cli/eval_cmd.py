@@ -117,6 +117,11 @@ def run(
         False, "--overwrite", help="Discard rows in --out made under a different setting instead of refusing."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    show_offline: bool = typer.Option(
+        False,
+        "--show-offline",
+        help="Also list NexusRaven and SNIPS, the paper benchmarks not obtainable offline (n/a).",
+    ),
     benchmark_modules: list[str] = _modules_option(),
 ) -> None:
     """Generate (greedy, batched) and score; writes items.jsonl, summary.json and summary.md."""
@@ -168,7 +173,7 @@ def run(
     summary = run_eval(
         settings, progress=progress, overwrite=overwrite, echo=lambda m: typer.echo(m, err=True)
     )
-    typer.echo(markdown(summary))
+    typer.echo(markdown(summary, show_offline))
     typer.echo(f"results in {settings.out_dir}", err=True)
 
 
@@ -204,6 +209,11 @@ def report(
         help="Score the stored replies again with this version's scorer (no generation), then re-summarise. "
         "Rescore both folders of a comparison.",
     ),
+    show_offline: bool = typer.Option(
+        False,
+        "--show-offline",
+        help="Also list NexusRaven and SNIPS, the paper benchmarks not obtainable offline (n/a).",
+    ),
     benchmark_modules: list[str] = _modules_option(),
 ) -> None:
     """Print the markdown report of a finished (or partial) evaluation folder."""
@@ -214,7 +224,7 @@ def report(
     if rescore:
         n, changed = rescore_items(folder)
         typer.echo(f"rescored {n} stored replies: {changed} verdict(s) changed", err=True)
-    typer.echo(markdown(rebuild_summary(folder) if rebuild or rescore else load_summary(folder)))
+    typer.echo(markdown(rebuild_summary(folder) if rebuild or rescore else load_summary(folder), show_offline))
 
 
 @app.command("compare")
@@ -226,6 +236,11 @@ def compare(
     ),
     b: str = typer.Argument(..., help="Evaluation folder(s) or summary.json to compare (B), as for A."),
     json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON instead of markdown."),
+    show_offline: bool = typer.Option(
+        False,
+        "--show-offline",
+        help="Also list NexusRaven and SNIPS, the paper benchmarks not obtainable offline (n/a).",
+    ),
     benchmark_modules: list[str] = _modules_option(),
 ) -> None:
     """Two results side by side: accuracy of A and B, delta in points and relative change; for evaluation
@@ -244,10 +259,10 @@ def compare(
         [r for p in paths_a for r in load_items(p)], [r for p in paths_b for r in load_items(p)]
     )
     if json_out:
-        typer.echo(json.dumps({"summary": compare_rows(sa, sb), "paired": paired}, indent=2))
+        typer.echo(json.dumps({"summary": compare_rows(sa, sb, show_offline), "paired": paired}, indent=2))
     else:
         name_a, name_b = _name(paths_a, "A"), _name(paths_b, "B")
-        typer.echo(compare_markdown(sa, sb, name_a, name_b))
+        typer.echo(compare_markdown(sa, sb, name_a, name_b, show_offline))
         if paired:
             typer.echo(paired_markdown(paired, name_a, name_b))
 

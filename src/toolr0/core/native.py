@@ -98,18 +98,28 @@ def _calls_of(value: Any, need_shape: bool) -> list[ToolCall] | None:
     return out
 
 
+# where a JSON list or object can start: a "{" must open a key or close at once. Trying the decoder at every
+# other "{" made "{{{{…" quadratic (each failure counts the lines up to its position).
+_VALUE_START = re.compile(r'\[|\{\s*["}]')
+
+
 def _json_values(text: str) -> list[Any]:
     """Every top-level JSON object/list that starts a line-ish position in ``text`` (raw_decode scan)."""
     dec = json.JSONDecoder()
     out: list[Any] = []
     i, n = 0, len(text)
-    while i < n:
-        j = min((k for k in (text.find("{", i), text.find("[", i)) if k >= 0), default=-1)
-        if j < 0:
+    # characters the decoder may read in failed attempts: every start inside an unclosed "[[[[…" or
+    # '{"a":{"a":…' reads to its end, quadratic work on garbage; prose fails within a few characters
+    budget = 4 * n + 1000
+    while i < n and budget > 0:
+        m = _VALUE_START.search(text, i)
+        if m is None:
             break
+        j = m.start()
         try:
             value, end = dec.raw_decode(text, j)
-        except ValueError:
+        except (ValueError, RecursionError) as e:
+            budget -= max(1, int(getattr(e, "pos", n)) - j)
             i = j + 1
             continue
         out.append(value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,6 +153,15 @@ def has_placeholder_ellipsis(s: str) -> bool:
     return any(m.group(1) for m in _STRING_OR_ELLIPSIS.finditer(s))
 
 
+def _quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args)`` with the compiler's warnings silenced: model text such as ``1if`` or ``"\\d"`` makes
+    Python's tokenizer warn (SyntaxWarning, DeprecationWarning) on stderr, noise that says nothing about the
+    reply being parsed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
+
+
 def parse_relaxed(s: Any) -> ParseResult:
     """Relaxed parse of spec §7.2: strip fences; reject a placeholder ``...``; json → ast.literal_eval → json
     with None/True/False replaced by null/true/false. Never raises."""
@@ -169,7 +179,7 @@ def parse_relaxed(s: Any) -> ParseResult:
             return r
         if len(t) <= MAX_LITERAL_EVAL_CHARS and not _max_depth_exceeds(t, MAX_NESTING_DEPTH):
             try:
-                return ParseResult(True, _jsonish(ast.literal_eval(t)), "ok", "literal_eval")
+                return ParseResult(True, _jsonish(_quiet(ast.literal_eval, t)), "ok", "literal_eval")
             except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
                 pass
         replaced = t
@@ -236,7 +246,7 @@ def parse_python_calls(s: Any) -> list[ToolCall] | None:
     if not t or len(t) > MAX_LITERAL_EVAL_CHARS or _max_depth_exceeds(t, MAX_NESTING_DEPTH):
         return None
     try:
-        tree = ast.parse(t, mode="eval")
+        tree = _quiet(ast.parse, t, mode="eval")
         body = tree.body
         nodes = list(body.elts) if isinstance(body, ast.List | ast.Tuple) else [body]
         calls = [_call_from_node(n) for n in nodes]

@@ -21,6 +21,7 @@ USES = {
     "xv": "cross-verification of iteration t, batch b",
     "passk": "pass@K difficulty of iteration t, batch b",
     "select": "curriculum selection of iteration t",
+    "samples": "the sample tasks shown in TensorBoard and summary.md for iteration t (read by people only)",
 }
 
 

@@ -5,7 +5,8 @@
 - BFCL (spec §12.2): per-category accuracy; non-live AST summary = unweighted mean of simple, multiple, parallel,
   parallel_multiple over the categories run (simple = simple_python only: Java/JS are not run); live AST =
   count-weighted; irrelevance/relevance reported on their own. The categories run are listed.
-- NexusRaven and SNIPS are rows reading "n/a (offline)": never a number, never averaged (spec §12.3).
+- NexusRaven and SNIPS are "n/a (offline)" in `summary.json`: never a number, never averaged (spec §12.3); the
+  markdown tables list them only when asked (`show_offline`, the CLI's `--show-offline`) and `eval list` does.
 - Benchmarks of any other registered family get their own plain table (accuracy, n, top errors).
 
 Names, display names, families and row labels come from :mod:`toolr0.eval.registry`.
@@ -181,8 +182,9 @@ def _top_reasons(reasons: dict[str, int], k: int = 3) -> str:
     return ", ".join(f"{r} {c}" for r, c in list(reasons.items())[:k]) or "–"
 
 
-def markdown(summary: dict[str, Any]) -> str:
-    """A markdown report: Hammer table (with n/a rows), BFCL table and aggregation."""
+def markdown(summary: dict[str, Any], show_offline: bool = False) -> str:
+    """A markdown report: Hammer table (with the n/a rows of the offline benchmarks when `show_offline`), BFCL
+    table and aggregation."""
     m = summary.get("meta", {})
     per = summary.get("benchmarks", {})
     lines = [
@@ -211,7 +213,7 @@ def markdown(summary: dict[str, Any]) -> str:
                 f"| {_display(b)} | {nn} | {_fmt(s['accuracy'])} | {_fmt(alt)} | "
                 f"{_fmt(s['tool_f1'])} | {_fmt(s['param_f1'])} | {_top_reasons(s['reasons'])} |"
             )
-        for name in OFFLINE_BENCHMARKS.values():
+        for name in OFFLINE_BENCHMARKS.values() if show_offline else ():
             lines.append(f"| {name} | – | {NA} | – | – | – | – |")
         if summary.get("avg_available") is not None:
             lines += [
@@ -294,8 +296,9 @@ def merge_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per-benchmark (and aggregate) accuracy of A and B, the delta in points and the relative change."""
+def compare_rows(a: dict[str, Any], b: dict[str, Any], show_offline: bool = False) -> list[dict[str, Any]]:
+    """Per-benchmark (and aggregate) accuracy of A and B, the delta in points and the relative change (plus
+    n/a rows for the offline benchmarks when `show_offline`)."""
     rows = []
     pa, pb = a.get("benchmarks", {}), b.get("benchmarks", {})
     order = [x for x in (*_hammer(), APIBANK) if x in pa or x in pb]
@@ -312,7 +315,7 @@ def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     for x in order:
         ra, rb = pa.get(x, {}), pb.get(x, {})
         add(_display(x), ra.get("accuracy"), rb.get("accuracy"), ra.get("n"), rb.get("n"))
-    for name in OFFLINE_BENCHMARKS.values():
+    for name in OFFLINE_BENCHMARKS.values() if show_offline else ():
         rows.append(
             {"benchmark": name, "a": NA, "b": NA, "delta": None, "rel_pct": None, "n_a": None, "n_b": None}
         )
@@ -324,12 +327,14 @@ def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def compare_markdown(a: dict[str, Any], b: dict[str, Any], name_a: str = "A", name_b: str = "B") -> str:
+def compare_markdown(
+    a: dict[str, Any], b: dict[str, Any], name_a: str = "A", name_b: str = "B", show_offline: bool = False
+) -> str:
     lines = [
         f"| Benchmark | {name_a} | {name_b} | Δ (pp) | rel. Δ |",
         "|---|---|---|---|---|",
     ]
-    for r in compare_rows(a, b):
+    for r in compare_rows(a, b, show_offline):
         rel = f"{r['rel_pct']:+.1f}%" if r["rel_pct"] is not None else "–"
         delta = f"{r['delta']:+.2f}" if r["delta"] is not None else "–"
         name = r["benchmark"]

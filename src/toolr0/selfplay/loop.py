@@ -63,11 +63,9 @@ class _Timer:
 
 
 def _open_tb(run: RunDir) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except Exception:  # noqa: BLE001 - TensorBoard is optional
-        return None
-    return SummaryWriter(log_dir=str(run.tb_dir))
+    from toolr0.selfplay.tb_log import open_writer
+
+    return open_writer(run.tb_dir)
 
 
 def _role_inits(run: RunDir, t: int, shared: bool) -> tuple[str | None, str | None]:
@@ -157,6 +155,9 @@ def run_iteration(ctx: Ctx, t: int, tb: Any) -> None:
                     reporter=rep,
                 )
             _finish_train(ctx, t, "generator", res, tb, fallback_checkpoint=None)
+            from toolr0.selfplay.tb_log import log_phase_a
+
+            log_phase_a(tb, t, run.checkpoint_dir(t, "generator"))
         maybe_fault("generator_train", 1)
     gen_ckpt = run.checkpoint("generator", t) if not lp.freeze_generator else None
     # shared weights: the frozen Solver of phase B is the shared model at the start of the phase (= G_t)
@@ -217,9 +218,7 @@ def run_stage_b(ctx: Ctx, t: int, gen_ckpt: str | None, solver_b: str | None, tb
     solver = engine.solver(solver_b, t) if unique else None
     with _Timer(ctx, t, "cross_verify", tb):
         crossed = stage_cross_verify(ctx, t, unique, solver) if unique else []
-    rep.stage_end(
-        t, "cross_verify", f"{len(crossed)} kept of {len(unique)} (τ={lp.tau}, {lp.cross_verify_mode})"
-    )
+    rep.stage_end(t, "cross_verify", _cross_verify_line(lp, len(crossed), len(unique)))
     with _Timer(ctx, t, "difficulty", tb):
         labelled = stage_difficulty(ctx, t, crossed, solver) if crossed else []
     rep.stage_end(t, "difficulty", f"{len(labelled)} labelled of {len(crossed)}")
@@ -227,12 +226,47 @@ def run_stage_b(ctx: Ctx, t: int, gen_ckpt: str | None, solver_b: str | None, tb
         selected = stage_select(ctx, t, labelled)
     rep.stage_end(t, "select", f"{len(selected)} selected (n_final={cfg.curriculum.n_final})")
     counts = _stage_counts(candidates, unique, crossed, labelled, selected)
+    stages = {"candidates": candidates, "verified": [r for r in candidates if r["ok"]], "unique": unique,
+              "cross_verified": crossed, "labelled": labelled, "selected": selected}  # fmt: skip
+    counts["calls"] = _call_kinds(stages)
     run.write_json(run.file(t, "stage_counts.json"), counts)
     run.log_metric(
         {"event": "stage_counts", "iteration": t, **{k: v for k, v in counts.items() if k != "reasons"}}
     )
     _tb_counts(tb, t, counts, labelled)
+    _log_samples(ctx, t, tb, counts, stages)
     run.mark_done(t, "select")
+
+
+def _call_kinds(stages: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, int]]:
+    from toolr0.selfplay.funnel import FUNNEL_STAGES, call_kind_counts
+
+    return call_kind_counts({k: stages[k] for k in FUNNEL_STAGES})
+
+
+def _log_samples(ctx: Ctx, t: int, tb: Any, counts: dict[str, Any], stages: dict[str, list]) -> None:
+    """The seeded sample of curriculum and rejected tasks (iter_XX/samples.md, linked from summary.md) and
+    iteration t's funnel, p̂ histogram and sample tables in TensorBoard."""
+    from toolr0.io import atomic_write_text, read_jsonl
+    from toolr0.selfplay.funnel import iteration_sample
+    from toolr0.selfplay.tb_log import log_stage_b
+
+    run = ctx.run
+    files = {}
+    for key in ("dedup", "crossverify", "passrates"):
+        path = run.file(t, f"{key}.jsonl")
+        files[key] = list(read_jsonl(path)) if path.is_file() else []
+    tables = iteration_sample(ctx.cfg.seed, t, stages, files, ctx.cfg.loop.tau)
+    atomic_write_text(run.file(t, "samples.md"), "\n".join(tables))
+    p_all = [float(r["p_hat"]) for r in files["passrates"] if isinstance(r.get("p_hat"), int | float)]
+    log_stage_b(tb, t, counts, p_all, tables)
+
+
+def _cross_verify_line(lp: Any, kept: int, of: int) -> str:
+    """The B3 line: what cross-verification kept, or that it did not run (`loop.cross_verify: false`)."""
+    if not lp.cross_verify:
+        return f"skipped (off): all {of} unique task(s) pass on"
+    return f"{kept} kept of {of} (τ={lp.tau}, {lp.cross_verify_mode})"
 
 
 def _phase_b_checkpoints(run: RunDir, t: int, cfg: ToolR0Config) -> tuple[str | None, str | None]:

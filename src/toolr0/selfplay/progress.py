@@ -1,9 +1,12 @@
 """Terminal UX of the self-play loop: per-stage progress bars (counts, ETA), a one-screen live summary
-(iteration, stage, reward means, acceptance rates), the final table, and the `--dry-run` plan."""
+(iteration, stage, reward means, acceptance rates), the final table, and the `--dry-run` plan. Off a terminal
+(a log file, CI) it prints plain lines: one per finished stage and a heartbeat at least every 30 s of a
+running stage, so a long stage is never silent in the log."""
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,11 +38,23 @@ STAGE_TITLES = {
 
 
 class Reporter:
-    """Progress for one run. `enabled=False` prints one plain line per finished stage (logs, CI)."""
+    """Progress for one run. `enabled=False` (or no terminal) prints one plain line per finished stage and,
+    while a stage runs, a progress line whenever `heartbeat_s` seconds passed without one (0: none)."""
 
-    def __init__(self, enabled: bool = True, console: Console | None = None, iterations: int = 1):
+    def __init__(
+        self,
+        enabled: bool = True,
+        console: Console | None = None,
+        iterations: int = 1,
+        heartbeat_s: float = 30.0,
+    ):
         self.console = console or Console(stderr=True)
         self.enabled = enabled and self.console.is_terminal
+        self.heartbeat_s = heartbeat_s
+        self._beat: _Heartbeat | None = None
+        self._active = False  # a stage started and not yet ended
+        self._done, self._total, self._unit = 0, None, ""
+        self._last_line = time.monotonic()
         self.iterations = iterations
         self.iteration = 0
         self.stage = "-"
@@ -65,9 +80,14 @@ class Reporter:
         if self.enabled:
             self._live = Live(self._render(), console=self.console, refresh_per_second=2, transient=False)
             self._live.__enter__()
+        elif self.heartbeat_s > 0:
+            self._beat = _Heartbeat(self)
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if self._beat is not None:
+            self._beat.stop()
+            self._beat = None
         if self._live is not None:
             self._live.update(self._render())
             self._live.__exit__(*exc)
@@ -94,7 +114,8 @@ class Reporter:
     # ---- events
     def stage_start(self, t: int, stage: str, total: int | None, unit: str = "") -> None:
         self.iteration, self.stage = t, stage
-        self._t0 = time.monotonic()
+        self._t0 = self._last_line = time.monotonic()
+        self._active, self._done, self._total, self._unit = True, 0, total, unit
         if self.enabled:
             if self._task is not None:
                 self.progress.remove_task(self._task)
@@ -102,6 +123,7 @@ class Reporter:
         self._refresh()
 
     def advance(self, n: int = 1, completed: int | None = None) -> None:
+        self._done = completed if completed is not None else self._done + n
         if self.enabled and self._task is not None:
             if completed is not None:
                 self.progress.update(self._task, completed=completed)
@@ -110,18 +132,34 @@ class Reporter:
         self._refresh()
 
     def stage_end(self, t: int, stage: str, message: str) -> None:
+        self._active = False
         line = f"[iter {t}] {STAGE_TITLES.get(stage, stage)}: {message} ({time.monotonic() - self._t0:.1f} s)"
         if self.enabled:
             self.progress.console.print(line)
         else:
-            print(line, file=sys.stderr, flush=True)
+            self._plain(line)
         self._refresh()
+
+    def heartbeat(self) -> None:
+        """Off a terminal: one progress line for the running stage if none was printed for `heartbeat_s`."""
+        now = time.monotonic()
+        if self.enabled or not self._active or now - self._last_line < self.heartbeat_s:
+            return
+        of = f"/{self._total}" if self._total is not None else ""
+        title = STAGE_TITLES.get(self.stage, self.stage)
+        self._plain(
+            f"[iter {self.iteration}] {title}: {self._done}{of} {self._unit}, {now - self._t0:.0f} s so far"
+        )
+
+    def _plain(self, line: str) -> None:
+        self._last_line = time.monotonic()
+        print(line, file=sys.stderr, flush=True)
 
     def note(self, message: str) -> None:
         if self.enabled:
             self.progress.console.print(message)
         else:
-            print(message, file=sys.stderr, flush=True)
+            self._plain(message)
 
     def update(
         self, rewards: dict[str, float] | None = None, acceptance: dict[str, str] | None = None, **info: Any
@@ -132,6 +170,25 @@ class Reporter:
             self.acceptance.update(acceptance)
         self.info.update(info)
         self._refresh()
+
+
+class _Heartbeat:
+    """A daemon thread calling `reporter.heartbeat()` a few times per period: a stage stuck in one long call
+    (a whole generation batch, a pass@K batch) gets its progress line without the stage's help."""
+
+    def __init__(self, reporter: Reporter):
+        self._stop = threading.Event()
+        period = max(0.01, min(5.0, reporter.heartbeat_s / 4))
+        self._thread = threading.Thread(target=self._run, args=(reporter, period), daemon=True)
+        self._thread.start()
+
+    def _run(self, reporter: Reporter, period: float) -> None:
+        while not self._stop.wait(period):
+            reporter.heartbeat()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def final_table(rows: list[dict[str, Any]], title: str = "self-play summary") -> Table:

@@ -191,14 +191,25 @@ def summary_markdown(run: RunDir) -> str:
         for (t, s), sec in sorted(times.items()):
             lines.append(f"| {t} | {s} | {sec:.1f} | {sec / total:.1%} |")
         lines.append(f"| | total | {total:.1f} | 100% |")
+    lines += _samples_section(run, [r["iter"] for r in rows])
     lines += [
         "",
         "Files: `iter_XX/candidates.jsonl` (every candidate + verdict reason), `dedup.jsonl`, "
-        "`crossverify.jsonl`, `passrates.jsonl`, `curriculum.jsonl`, `stage_counts.json`, "
+        "`crossverify.jsonl`, `passrates.jsonl`, `curriculum.jsonl`, `stage_counts.json`, `samples.md`, "
         "`passrate_hist.png`; `metrics.jsonl`; TensorBoard events in `tb/`; plots in `plots/`.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _samples_section(run: RunDir, its: list[int]) -> list[str]:
+    """Links to every iteration's `samples.md` and the newest one inline (the tables TensorBoard shows)."""
+    have = [t for t in its if run.file(t, "samples.md").is_file()]
+    if not have:
+        return []
+    links = ", ".join(f"[iteration {t}]({run.file(t, 'samples.md').relative_to(run.root)})" for t in have)
+    newest = run.file(have[-1], "samples.md").read_text(encoding="utf-8")
+    return ["", "## Sample tasks", "", f"Seeded samples per iteration: {links}. The newest:", "", newest.rstrip()]
 
 
 def _pct(v: Any) -> str:

@@ -21,9 +21,11 @@ import contextlib
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from toolr0.core.rewards.config import RewardConfig
@@ -37,6 +39,7 @@ from toolr0.core.rewards.terms import (
 )
 from toolr0.core.solver_format import SolverFormat
 from toolr0.errors import ToolR0Error
+from toolr0.io import append_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -101,14 +104,14 @@ class _LastBatch:
         return self._samples
 
 
-Fill = Callable[[list[Any], Any, Any], list[Any]]
+Fill = Callable[[list[Any], Any, Any, Any], list[Any]]
 
 
 def _adapters(
     terms: tuple[RewardTerm[Any], ...], batch: _LastBatch, cfg: RewardConfig, fill: Fill | None = None
 ) -> list[RewardFunc]:
     """One TRL reward function per declared term, in order, named after it. `fill(samples, log_metric,
-    log_extra)` completes the samples of a term that needs the frozen Solver."""
+    log_extra, trainer_state)` completes the samples of a term that needs the frozen Solver."""
 
     def adapter(term: RewardTerm[Any]) -> RewardFunc:
         def reward(
@@ -116,7 +119,7 @@ def _adapters(
         ) -> list[float]:
             samples = batch(completions, columns)
             if term.needs_solver and fill is not None:
-                samples = fill(samples, log_metric, log_extra)
+                samples = fill(samples, log_metric, log_extra, columns.get("trainer_state"))
             values = [term.score(s, cfg).value for s in samples]
             for name, v in term.metrics(samples, values, cfg).items():
                 _metric(log_metric, name, v)
@@ -174,6 +177,7 @@ def generator_reward_funcs(
     scope: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
     K: int | None = None,
     max_failures: int = 3,
+    p_hat_path: str | os.PathLike[str] | None = None,
 ) -> list[RewardFunc]:
     """One function per Generator term (`GENERATOR_TERMS`: format, validity, curriculum) for Generator GRPO.
 
@@ -182,12 +186,15 @@ def generator_reward_funcs(
     around the service calls (e.g. `roles.frozen_scope` to switch to the frozen Solver adapter and restore
     the trained one afterwards). `K`: samples per task (None: the service's `solver_sampling.k`).
     `max_failures`: consecutive failed service calls that raise `RewardServiceError` (0: never raise, only
-    warn).
+    warn). `p_hat_path`: a JSONL file that gets one row per step, ``{"step", "p_hat": [...]}``, the p̂ of the
+    batch's parseable tasks (the loop draws their histogram; other ranks write ``<stem>.rank<N>.jsonl``).
     """
     c = cfg if cfg is not None else RewardConfig()
     failures = [0]  # consecutive failed service calls (a success resets it)
 
-    def with_solver(samples: list[GeneratorSample], log_metric: Any, log_extra: Any) -> list[GeneratorSample]:
+    def with_solver(
+        samples: list[GeneratorSample], log_metric: Any, log_extra: Any, state: Any
+    ) -> list[GeneratorSample]:
         """p̂ and the judge score of every parseable task of the batch: ONE call of each to the service."""
         idx = [i for i, s in enumerate(samples) if s.task is not None]
         n = len(samples)
@@ -216,6 +223,8 @@ def generator_reward_funcs(
             _metric(log_metric, "generator/solver_seconds", time.perf_counter() - t0)
         if callable(log_extra):
             log_extra("p_hat", [p if p is not None else float("nan") for p in p_hat])
+        if p_hat_path is not None:
+            _record_p_hat(p_hat_path, state, [p for p in p_hat if p is not None])
         return [
             replace(s, pass_rate=p, judge_score=int(j) if j is not None else None)
             for s, p, j in zip(samples, p_hat, judge, strict=True)
@@ -240,6 +249,18 @@ def _service_failed(service: Any, exc: Exception, failures: list[int], max_failu
         what,
         failures[0],
     )
+
+
+def _record_p_hat(path: str | os.PathLike[str], state: Any, values: list[float]) -> None:
+    """Append this step's p̂ values; the step is the one these rewards train (TRL's global_step + 1)."""
+    if not values:
+        return
+    rank = os.environ.get("RANK", "0")
+    p = Path(path)
+    if rank != "0":  # one file per process: concurrent appends to one file could interleave
+        p = p.with_name(f"{p.stem}.rank{rank}{p.suffix}")
+    step = int(getattr(state, "global_step", 0) or 0) + 1
+    append_jsonl(p, [{"step": step, "p_hat": [round(v, 4) for v in values]}])
 
 
 def _specs(spec_json: list[str] | None, n: int) -> list[dict[str, Any] | None]:

@@ -302,16 +302,16 @@ def train_role(
     max_failures = cfg.inference.service_max_failures
     if role == "generator":
         models.snapshot_for_frozen_solver()  # shared-weights ablation: the frozen Solver = phase-start snapshot
+        # p̂ per step to p_hat.jsonl: the loop draws its histograms
+        rkw: dict[str, Any] = {"max_failures": max_failures, "p_hat_path": out / "p_hat.jsonl"}
         if remote_solver:
-            funcs = rf.generator_reward_funcs(cfg.rewards, service, max_failures=max_failures)
+            funcs = rf.generator_reward_funcs(cfg.rewards, service, **rkw)
         else:
             if service is None:
                 if cfg.roles.mode == "full":
                     models.full_models.setdefault("solver", _load_frozen_full_solver(cfg, init, device))
                 service = _default_service(cfg, models)
-            funcs = rf.generator_reward_funcs(
-                cfg.rewards, service, scope=lambda: frozen_scope(models), max_failures=max_failures
-            )
+            funcs = rf.generator_reward_funcs(cfg.rewards, service, scope=lambda: frozen_scope(models), **rkw)
     model = models.model_for(role)
     if role != "generator":
         funcs = rf.solver_reward_funcs(
