@@ -254,8 +254,8 @@ def _trainer_class() -> type:
 
             if self.share_prompt_forward and not compute_aux_loss and sp.can_pack(model, extra):
                 with self.accelerator.autocast():
-                    done = sp.shared_prompt_logps(
-                        model, input_ids, attention_mask, logits_to_keep, compute_entropy
+                    done = sp.shared_prompt_logps(  # TRL's forward count: ranks stay in step under ZeRO-3
+                        model, input_ids, attention_mask, logits_to_keep, compute_entropy, batch_size
                     )
                 if done is not None:
                     return done[0], done[1], None
