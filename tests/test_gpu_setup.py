@@ -57,3 +57,32 @@ def test_resolution_check_runs_in_ci_and_fails_loudly_without_the_index(tmp_path
     )
     assert proc.returncode == 2
     assert "cannot run: the package index http://127.0.0.1:9/simple is unreachable" in proc.stderr
+
+
+@pytest.mark.parametrize("role,processes", [("generator", 7), ("solver", 8)])
+def test_trl_validates_the_paper_presets_gpu_config_on_cpu(monkeypatch, tmp_path, role, processes):
+    """TRL's and transformers' own GRPOConfig checks (bf16 on a GPU, vLLM colocate, batch divisibility over
+    the processes of docs/training.md's 8-GPU run) run here, with CUDA's bf16 support and the world size
+    monkeypatched, instead of on a user's first GPU hour."""
+    pytest.importorskip("trl")
+    import transformers.training_args as ta
+
+    from toolr0.training.grpo import build_grpo_config, grpo_config_kwargs
+    from toolr0.training.reward_funcs import reward_weights
+
+    cfg = load_config(ROOT / "configs" / "paper.yaml")
+    rc = getattr(cfg, role)
+    weights = reward_weights(role, cfg.rewards)
+    monkeypatch.setattr(ta, "is_torch_bf16_gpu_available", lambda: True)
+    monkeypatch.setattr(ta.TrainingArguments, "world_size", property(lambda self: processes))
+    kw = grpo_config_kwargs(rc, tmp_path, reward_weights=weights, n_processes=processes, device="cuda:0")
+    assert kw["bf16"] and not kw["use_cpu"] and kw["use_vllm"] and kw["vllm_mode"] == "colocate"
+    args = build_grpo_config(rc, tmp_path, reward_weights=weights, n_processes=processes, device="cuda:0")
+    assert args.bf16 and args.use_vllm and args.generation_batch_size == 2 * processes * 4
+    assert args.num_generations == 4 and args.save_only_model is False and args.reward_weights == weights
+    # the checks really run: a generation batch resolved for another process count is refused by TRL itself
+    monkeypatch.setattr(ta.TrainingArguments, "world_size", property(lambda self: processes - 2))
+    from toolr0.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="GRPOConfig: generation_batch_size .* must be divisible by the global"):
+        build_grpo_config(rc, tmp_path, reward_weights=weights, n_processes=processes, device="cuda:0")

@@ -27,21 +27,28 @@ def _batch():
 def test_rows_sharing_a_prompt_are_packed_behind_one_copy_of_it():
     ids, mask = _batch()
     groups = sp.pack_groups(ids, mask, 4)
-    assert groups is not None and [g.rows for g in groups] == [[0, 1, 3], [2]]
+    assert groups is not None and len(groups) == 1  # one forward, as TRL's path with no batch_size
     g = groups[0]
-    # [5, 6] + [7, 11, 12, 13] + [7, 14] + [7, 19, 20]
-    assert g.input_ids[0].tolist() == [5, 6, 7, 11, 12, 13, 7, 14, 7, 19, 20]
-    assert g.position_ids[0].tolist() == [0, 1, 2, 3, 4, 5, 2, 3, 2, 3, 4]
-    assert g.starts == [2, 6, 8] and g.lengths == [3, 1, 2]
+    assert g.rows == [0, 1, 3, 2]
+    # [5, 6] + [7, 11, 12, 13] + [7, 14] + [7, 19, 20], then the lone row's block [8] + [9, 15, 16, 17, 18]
+    assert g.input_ids[0].tolist() == [5, 6, 7, 11, 12, 13, 7, 14, 7, 19, 20, 8, 9, 15, 16, 17, 18]
+    assert g.position_ids[0].tolist() == [0, 1, 2, 3, 4, 5, 2, 3, 2, 3, 4, 0, 1, 2, 3, 4, 5]
+    assert g.starts == [2, 6, 8, 12] and g.lengths == [3, 1, 2, 4]
     # each position predicts the next token of its own segment; segment ends and the prompt predict nothing
-    assert g.shift_labels[0].tolist() == [-100, -100, 11, 12, 13, -100, 14, -100, 19, 20, -100]
+    assert g.shift_labels[0].tolist() == [-100, -100, 11, 12, 13, -100, 14, -100, 19, 20, -100] + [
+        -100, 15, 16, 17, 18, -100
+    ]
     allowed = g.allowed
     # segment 2 sees the prompt and itself
     assert allowed[6, :2].all() and allowed[6, 6] and not allowed[6, 2:6].any()
     assert not allowed[1, 2] and allowed[1, :2].all()  # the prompt stays causal
     assert not allowed[10, 6:8].any() and allowed[10, 8:11].all()
-    single = groups[1]
-    assert single.input_ids[0].tolist() == [8, 9, 15, 16, 17, 18]  # a lone row is its own plain sequence
+    # the second prompt's block sees only itself (block-diagonal), causally
+    assert not allowed[11:, :11].any() and not allowed[:11, 11:].any()
+    assert allowed[16, 11:17].all() and not allowed[11, 12]
+    two = sp.pack_groups(ids, mask, 4, batch_size=2)  # TRL's chunks [0, 1], [2, 3]
+    assert [g.rows for g in two] == [[0, 1], [2, 3]]
+    assert two[1].input_ids[0].tolist() == [8, 9, 15, 16, 17, 18, 5, 6, 7, 19, 20]
 
 
 def test_no_shared_prompt_means_nothing_to_pack():
@@ -67,8 +74,8 @@ def _trl_path(model, ids, mask, keep):
     return out.log_probs[:, -keep:], out.entropy[:, -keep:]
 
 
-@pytest.mark.parametrize("attn", ["sdpa", "eager"])
-def test_same_logps_entropies_and_gradients_as_one_row_per_completion(attn):
+@pytest.mark.parametrize("attn,batch_size", [("sdpa", None), ("eager", None), ("sdpa", 2)])
+def test_same_logps_entropies_and_gradients_as_one_row_per_completion(attn, batch_size):
     ids, mask = _batch()
     ids = ids + 100 * (ids != PAD)  # real vocabulary ids away from the special tokens
     keep = 4
@@ -80,7 +87,7 @@ def test_same_logps_entropies_and_gradients_as_one_row_per_completion(attn):
     for packed in (False, True):
         model.zero_grad()
         if packed:
-            logps, ents = sp.shared_prompt_logps(model, ids, mask, keep, compute_entropy=True)
+            logps, ents = sp.shared_prompt_logps(model, ids, mask, keep, True, batch_size)
         else:
             logps, ents = _trl_path(model, ids, mask, keep)
         (logps * comp_mask).sum().backward()
@@ -101,3 +108,29 @@ def test_vision_inputs_and_flash_attention_take_trls_path():
     assert not sp.can_pack(model, {"pixel_values": torch.zeros(1)})
     model.config._attn_implementation = "flash_attention_2"
     assert not sp.can_pack(model, {})
+
+
+def _count_forwards(model):
+    calls = []
+    model.register_forward_pre_hook(lambda *a: calls.append(1))
+    return calls
+
+
+@pytest.mark.parametrize("batch_size", [None, 1, 2, 3, 4])
+def test_forwards_are_trls_count_whatever_the_prompts(batch_size):
+    """ZeRO-3 gathers every layer's parameters once per forward on every rank, so a rank that ran fewer forwards
+    than the others (its batch repeated a prompt) would leave them waiting: the packed path runs exactly TRL's
+    ceil(rows / batch_size) forwards, each over at most batch_size rows, whatever prompts repeat."""
+    ids, mask = _batch()
+    ids = ids + 100 * (ids != PAD)
+    model = _fused_tiny_model()
+    calls = _count_forwards(model)
+    bs = batch_size or ids.shape[0]
+    expected = -(-ids.shape[0] // bs)
+    packed = sp.pack_groups(ids, mask, 4, batch_size)
+    if packed is not None:
+        assert len(packed) == expected and all(len(g.rows) <= bs for g in packed)
+        assert sorted(r for g in packed for r in g.rows) == [0, 1, 2, 3]
+    out = sp.shared_prompt_logps(model, ids, mask, 4, compute_entropy=False, batch_size=batch_size)
+    assert len(calls) == (expected if out is not None else 0)
+    assert sp.plan_chunks(4, batch_size) == [list(range(s, min(s + bs, 4))) for s in range(0, 4, bs)]

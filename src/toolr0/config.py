@@ -97,6 +97,14 @@ class ToolR0Config(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _check_distributed(self) -> ToolR0Config:
+        # DeepSpeed + save_only_model, ZeRO-3/FSDP + an in-process Solver on the trained weights (one-line error)
+        from toolr0.training.preflight import check_launch
+
+        check_launch(self)
+        return self
+
 
 #: Keys that were removed or renamed: dotted path -> what to use instead. A config file or `--set` override that
 #: still uses one fails with a one-line `ConfigError` naming the replacement.

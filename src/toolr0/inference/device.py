@@ -169,7 +169,10 @@ def pin_training_gpu(pref: str, environ: dict[str, str] | None = None) -> str:
 
 
 def place(model: Any, device: str) -> Any:
-    """Move `model` to `device` (a no-op for CPU models staying on the CPU)."""
+    """Move `model` to `device` (a no-op for CPU models staying on the CPU, and for a model DeepSpeed ZeRO-3
+    partitioned as it loaded: DeepSpeed places its shards)."""
+    if any(hasattr(p, "ds_id") for p in model.parameters()):
+        return model
     current = getattr(model, "device", None)
     if current is not None and str(current) == device:
         return model

@@ -6,6 +6,10 @@ We (1) mark a checkpoint complete with an atomically written `toolr0_complete.js
 (2) treat a folder as complete only if that marker exists or its `trainer_state.json` (written last) parses
 and names step N, and (3) delete incomplete folders before resuming, so resume always starts from the last
 complete save and a killed run loses at most the steps since then.
+Under several processes (one shared run folder) every rank writes its own files into a checkpoint (DeepSpeed
+shards, `rng_state_<rank>.pth`): the marker is written by rank 0 only after a barrier that every rank reaches
+once its save returned, a folder with other ranks' files counts as complete only with the marker, and the resume
+point is decided once (`resume_point`: rank 0 cleans up and chooses, the others receive its choice).
 `save_final` writes a role's final weights once, gathered from every rank (safe under ZeRO-3).
 """
 
@@ -19,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from toolr0.errors import ConfigError
 from toolr0.io import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -40,6 +45,8 @@ def is_complete(ckpt: str | Path) -> bool:
         return False
     if (ckpt / MARKER).is_file():
         return True
+    if any(ckpt.glob("rng_state_*.pth")):  # a multi-process save: only the marker (after a barrier) vouches for it
+        return False
     try:
         state = json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -79,19 +86,80 @@ def mark_complete(ckpt: str | Path, step: int) -> None:
     atomic_write_json(Path(ckpt) / MARKER, {"step": step, "time": time.time()})
 
 
+def _process_group() -> Any:
+    """`torch.distributed` when a process group is up (under a launcher, once TrainingArguments set it up)."""
+    try:
+        import torch.distributed as dist
+    except ImportError:  # pragma: no cover - torch is there whenever a trainer is
+        return None
+    return dist if dist.is_available() and dist.is_initialized() else None
+
+
+def barrier() -> None:
+    """Wait for every rank (a no-op in a single process)."""
+    dist = _process_group()
+    if dist is not None:
+        dist.barrier()
+
+
+def finish_save(ckpt: str | Path, step: int, is_main: bool) -> None:
+    """Called by every rank once its part of a save returned: after a barrier, rank 0 marks the folder complete,
+    so the marker never vouches for a folder another rank is still writing."""
+    barrier()
+    if is_main and Path(ckpt).is_dir():
+        mark_complete(ckpt, step)
+
+
 def completion_callback() -> Any:
-    """A `TrainerCallback` writing the completion marker after every save (main process only)."""
+    """A `TrainerCallback` writing the completion marker after every save (every rank waits, rank 0 writes)."""
     from transformers import TrainerCallback
 
     class CheckpointCompleteCallback(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):  # noqa: ANN001 - transformers signature
-            if state.is_world_process_zero:
-                ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-                if ckpt.is_dir():
-                    mark_complete(ckpt, state.global_step)
+            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            finish_save(ckpt, state.global_step, state.is_world_process_zero)
             return control
 
     return CheckpointCompleteCallback()
+
+
+def _decide_resume(out: Path, resume: bool) -> Path | None:
+    ckdir = out / "checkpoints"
+    if not resume:
+        if list_checkpoints(ckdir):
+            raise ConfigError(f"{out} already has checkpoints: pass --resume to continue, or choose another --out")
+        return None
+    remove_incomplete(ckdir)
+    last = last_complete_checkpoint(ckdir)
+    if last is None:
+        log.info("resume: no complete checkpoint under %s, starting from step 0", ckdir)
+    return last
+
+
+def resume_point(out: str | Path, resume: bool) -> Path | None:
+    """The checkpoint to resume from (the newest complete one under `out/checkpoints`), or None; refuses a folder
+    that has checkpoints without `resume` (no silent overwrite).
+
+    Decided once for all ranks: rank 0 deletes incomplete folders and chooses, then broadcasts its choice (or its
+    error) to the others, which never list or delete anything themselves. Ranks that each looked at the shared
+    folder could pick different steps (or one delete what another loads) and fail on resume."""
+    dist = _process_group()
+    decision: tuple[str, str | None] | None = None
+    if dist is None or dist.get_rank() == 0:
+        try:
+            last = _decide_resume(Path(out), resume)
+            decision = ("ok", str(last) if last is not None else None)
+        except ConfigError as exc:
+            decision = ("error", str(exc))
+    if dist is not None:
+        box = [decision]
+        dist.broadcast_object_list(box, src=0)
+        decision = box[0]
+    assert decision is not None
+    kind, value = decision
+    if kind == "error":
+        raise ConfigError(value or "resume failed on rank 0")
+    return Path(value) if value is not None else None
 
 
 def save_final(trainer: Any, models: Any, role: str, dest: str | Path) -> Path:

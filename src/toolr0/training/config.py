@@ -130,7 +130,8 @@ class GRPORoleConfig(BaseModel):
     save_only_model: bool = Field(
         False,
         description="Checkpoints hold the weights only (no optimizer, scheduler or RNG state: several times "
-        "smaller for full fine-tuning with AdamW); a resume then restarts the optimizer and is not exact.",
+        "smaller for full fine-tuning with AdamW); without DeepSpeed a resume then restarts the optimizer and is "
+        "not exact; under DeepSpeed it is refused (resume needs the global_step* folder it does not write).",
     )
     logging_steps: int = Field(1, ge=1, description="Log every N optimizer steps (reference 1).")
     log_completions: bool = Field(

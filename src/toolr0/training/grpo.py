@@ -13,9 +13,10 @@ Tested against TRL 1.16.0 (pinned). Version notes that change results if left im
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,32 @@ def cuda_available() -> bool:
     from toolr0.inference.device import cuda_available as available
 
     return available()
+
+
+def world_size() -> int:
+    from toolr0.inference.device import world_size as size
+
+    return size()
+
+
+@contextlib.contextmanager
+def outside_zero3_init(args: Any) -> Iterator[None]:
+    """Load a model whole inside this block although `args` (a built GRPOConfig) set up ZeRO-3: transformers'
+    from_pretrained partitions weights while the HfDeepSpeedConfig that TrainingArguments registers is alive,
+    which suits the trained model but not a frozen model that no DeepSpeed engine will wrap."""
+    from transformers.integrations import deepspeed as hf_ds
+
+    live = getattr(args, "hf_deepspeed_config", None) or getattr(
+        getattr(args, "deepspeed_plugin", None), "dschf", None
+    )
+    if live is None or not hf_ds.is_deepspeed_zero3_enabled():
+        yield
+        return
+    hf_ds.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_ds.set_hf_deepspeed_config(live)
 
 
 def training_device(device: str | None = None, on_gpu: bool | None = None) -> str:
@@ -254,8 +281,8 @@ def _trainer_class() -> type:
 
             if self.share_prompt_forward and not compute_aux_loss and sp.can_pack(model, extra):
                 with self.accelerator.autocast():
-                    done = sp.shared_prompt_logps(
-                        model, input_ids, attention_mask, logits_to_keep, compute_entropy
+                    done = sp.shared_prompt_logps(  # TRL's forward count: ranks stay in step under ZeRO-3
+                        model, input_ids, attention_mask, logits_to_keep, compute_entropy, batch_size
                     )
                 if done is not None:
                     return done[0], done[1], None
@@ -329,10 +356,12 @@ def build_trainer(
     run_name: str | None = None,
     device: str | None = None,
     seed: int = 0,
+    args: Any = None,
 ) -> Any:
     """THE one place a `GRPOTrainer` is built for a role: explicit `GRPOConfig`, our reward functions
     (each logged by TRL under `rewards/<name>/mean`), completion-marker checkpoints, optional structured
-    decoding. `model` is a PeftModel with the role's adapter active, or a full model."""
+    decoding. `model` is a PeftModel with the role's adapter active, or a full model. `args`: the `GRPOConfig`
+    already built for this run (`train_role` builds it before loading models, as ZeRO-3 needs), else built here."""
     from toolr0.training.checkpoint import completion_callback
 
     if cfg.beta > 0 and _is_multi_adapter(model):
@@ -340,19 +369,16 @@ def build_trainer(
             "beta > 0 needs a reference model: use roles.mode full (TRL's PEFT reference path "
             "assumes a single adapter named 'default')"
         )
-    if n_processes is None:
-        from toolr0.inference.device import world_size
-
-        n_processes = world_size()
-    args = build_grpo_config(
-        cfg,
-        Path(output_dir),
-        reward_weights=reward_weights,
-        n_processes=n_processes,
-        run_name=run_name,
-        device=device,
-        seed=seed,
-    )
+    if args is None:
+        args = build_grpo_config(
+            cfg,
+            Path(output_dir),
+            reward_weights=reward_weights,
+            n_processes=world_size() if n_processes is None else n_processes,
+            run_name=run_name,
+            device=device,
+            seed=seed,
+        )
     if args.reward_weights is not None and len(args.reward_weights) != len(reward_funcs):
         raise ConfigError(
             f"reward_weights has {len(args.reward_weights)} entries but there are {len(reward_funcs)} reward functions"

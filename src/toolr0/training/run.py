@@ -30,13 +30,17 @@ from toolr0.core.solver_format import SolverFormat
 from toolr0.errors import ConfigError
 from toolr0.io import append_jsonl, atomic_write_json
 from toolr0.training import checkpoint as ckpt
+from toolr0.training import preflight
 from toolr0.training.config import GRPORoleConfig
 from toolr0.training.grpo import (
     LogitsProcessorFactory,
+    build_grpo_config,
     build_trainer,
     cuda_available,
     grpo_config_kwargs,
+    outside_zero3_init,
     resolve_precision,
+    world_size,
 )
 from toolr0.training.roles import Role, RoleModels
 
@@ -114,8 +118,6 @@ def dry_run(
         seed=seed_for(cfg.seed, "train"),
     )
     if kw["use_cpu"] or cuda_available():
-        from toolr0.training.grpo import build_grpo_config
-
         build_grpo_config(
             rc,
             Path(out_dir) / "checkpoints",
@@ -190,22 +192,6 @@ def _check_prompt_lengths(dataset: Any, tokenizer: Any, max_prompt_length: int |
     return longest
 
 
-def _prepare_out(out: Path, resume: bool) -> Path | None:
-    """Resume point (newest complete checkpoint) or None; refuses to overwrite without `resume`."""
-    ckdir = out / "checkpoints"
-    if not resume:
-        if ckpt.list_checkpoints(ckdir):
-            raise ConfigError(
-                f"{out} already has checkpoints: pass --resume to continue, or choose another --out"
-            )
-        return None
-    ckpt.remove_incomplete(ckdir)
-    last = ckpt.last_complete_checkpoint(ckdir)
-    if last is None:
-        log.info("resume: no complete checkpoint under %s, starting from step 0", ckdir)
-    return last
-
-
 def _structured_factory(cfg: ToolR0Config, tokenizer: Any) -> LogitsProcessorFactory | None:
     """The Generator's structured-decoding hook when `structured.enabled` (docs/structured_generation.md)."""
     if not getattr(cfg.structured, "enabled", False):
@@ -248,18 +234,24 @@ def train_role(
 
     out = Path(out_dir)
     rc = _role_cfg(cfg, role)
-    resume_from = _prepare_out(out, resume)
-    if resume_from is not None and rc.save_only_model:
-        log.warning(
-            "%s: save_only_model checkpoints hold no optimizer/scheduler state: resume is not exact", role
-        )
+    if role == "solver" and data is None:
+        raise ConfigError("solver training needs a curriculum (--data curriculum.jsonl)")
+    preflight.check_role(cfg, role, preflight.engine_from_env(), "accelerate launch")
     device = resolve_device(cfg.model.device)
     precision = resolve_precision(rc.precision, device=device)
     names, weights = _reward_names_weights(cfg, role)
     t_start = time.perf_counter()
+    # The GRPOConfig comes first: it sets up the process group and, under DeepSpeed, the HfDeepSpeedConfig through
+    # which from_pretrained partitions ZeRO-3 weights as they load (zero3_init_flag), instead of a full fp32
+    # copy per rank. Then rank 0 alone picks the resume checkpoint and the others take its choice.
+    args = build_grpo_config(
+        rc, out / "checkpoints", reward_weights=weights, n_processes=world_size(), run_name=f"toolr0-{role}",
+        device=device, seed=seed_for(cfg.seed, "train"),
+    )
+    resume_from = ckpt.resume_point(out, resume)
+    if resume_from is not None and rc.save_only_model:
+        log.warning("%s: save_only_model checkpoints hold no optimizer/scheduler state: resume is not exact", role)
 
-    if role == "solver" and data is None:
-        raise ConfigError("solver training needs a curriculum (--data curriculum.jsonl)")
     # Build the dataset first: a bad curriculum file fails before a model is loaded.
     if role == "generator":
         from toolr0.core.spec import load_spec_file
@@ -280,8 +272,9 @@ def train_role(
         service = _remote_service(cfg)
         service.sampler.health_check()
     if models is None:
-        # Full fine-tuning loads only the trained role; its frozen Solver (if needed) is loaded below or served.
-        which = (role,) if cfg.roles.mode == "full" else ("generator", "solver")
+        # Only what the phase uses: the trained role, plus the Solver adapter that plays the frozen Solver in a
+        # LoRA Generator phase (a full frozen Solver is loaded below or served); phase C needs no Generator.
+        which = ("generator", "solver") if role == "generator" and cfg.roles.mode != "full" else (role,)
         models = load_role_models(
             cfg.model,
             cfg.roles,
@@ -309,7 +302,9 @@ def train_role(
         else:
             if service is None:
                 if cfg.roles.mode == "full":
-                    models.full_models.setdefault("solver", _load_frozen_full_solver(cfg, init, device))
+                    with outside_zero3_init(args):  # a whole frozen copy per rank, never partitioned
+                        solver = _load_frozen_full_solver(cfg, init, device)
+                    models.full_models.setdefault("solver", solver)
                 service = _default_service(cfg, models)
             funcs = rf.generator_reward_funcs(cfg.rewards, service, scope=lambda: frozen_scope(models), **rkw)
     model = models.model_for(role)
@@ -333,6 +328,7 @@ def train_role(
         run_name=f"toolr0-{role}",
         device=device,
         seed=seed_for(cfg.seed, "train"),
+        args=args,
     )
     accelerator = trainer.accelerator
     n_processes = accelerator.num_processes  # the real count under accelerate/torchrun, not assumed 1

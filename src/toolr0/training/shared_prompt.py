@@ -15,8 +15,14 @@ apart; RoPE depends on relative positions only, so dropping the left padding cha
 through the shared prompt add up over the group as they do over its repeated copies. Tokens run per group:
 ``P + Σ(1 + |c_i|)`` instead of ``G · (P + max |c|)``.
 
+Forwards are TRL's: the rows are cut into the same chunks of at most ``batch_size`` rows (``plan_chunks``) and
+each chunk is one packed sequence, its prompt groups side by side as separate blocks. The forward count thus
+depends on the row count only, not on which prompts repeat: under ZeRO-3 (and FSDP) every forward gathers the
+parameters on every rank, so a rank whose batch repeated a prompt must not run fewer forwards than the others.
+
 Applies to text-only batches on eager / SDPA attention (the ones that take a 4-D mask); anything else (vision
-inputs, flash-attention kernels, batches with no shared prompt) returns None and the caller runs TRL's own path.
+inputs, flash-attention kernels, batches with no shared prompt) returns None and the caller runs TRL's own path
+(the same chunks, hence the same forward count).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ MASKABLE_ATTENTION = ("sdpa", "eager")
 
 @dataclass
 class PackedGroup:
-    """One packed sequence: the rows it holds and where each row's completion tokens sit in it."""
+    """One packed sequence (one forward): the rows it holds and where each row's completion tokens sit in it."""
 
     rows: list[int]
     input_ids: Any  # (1, T)
@@ -40,51 +46,74 @@ class PackedGroup:
     lengths: list[int]  # per row: completion tokens scored
 
 
-def pack_groups(input_ids: Any, attention_mask: Any, logits_to_keep: int) -> list[PackedGroup] | None:
-    """Pack rows sharing a prompt (``input_ids[:, :-logits_to_keep]`` under its mask) into one sequence each;
-    None when no two rows share a prompt (nothing to save) or a prompt is empty."""
+def plan_chunks(n_rows: int, batch_size: int | None) -> list[list[int]]:
+    """The rows of each forward: consecutive runs of at most ``batch_size`` rows (None: all in one), exactly
+    TRL's chunks. The forward count depends on the row count only, never on which prompts repeat, so every
+    rank of a ZeRO-3/FSDP run (same per-device batch) runs as many forwards, each gathering the parameters."""
+    bs = batch_size or n_rows
+    return [list(range(s, min(s + bs, n_rows))) for s in range(0, n_rows, bs)]
+
+
+def pack_groups(
+    input_ids: Any, attention_mask: Any, logits_to_keep: int, batch_size: int | None = None
+) -> list[PackedGroup] | None:
+    """One packed sequence per chunk of ``plan_chunks`` (TRL's forwards): inside a chunk, the rows sharing a
+    prompt (``input_ids[:, :-logits_to_keep]`` under its mask) sit behind one copy of it, and different prompts
+    follow each other as separate blocks (block-diagonal attention, positions restarting at 0). None when no
+    chunk has two rows sharing a prompt (nothing to save: TRL's path runs the same forwards) or a prompt is
+    empty."""
     import torch
 
     prompt_ids = input_ids[:, :-logits_to_keep]
     prompt_mask = attention_mask[:, :-logits_to_keep].bool()
     comp_ids = input_ids[:, -logits_to_keep:]
     comp_mask = attention_mask[:, -logits_to_keep:].bool()
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for r in range(input_ids.shape[0]):
-        key = tuple(prompt_ids[r][prompt_mask[r]].tolist())
-        if not key:
-            return None
-        groups.setdefault(key, []).append(r)
-    if all(len(rows) == 1 for rows in groups.values()):
-        return None
-    packed = []
-    for key, rows in groups.items():
-        prompt = torch.tensor(key, dtype=input_ids.dtype, device=input_ids.device)
-        p = len(key)
-        ids, pos, labels, starts, lengths = [prompt[:-1]], [torch.arange(p - 1)], [], [], []
-        labels.append(torch.full((p - 1,), -100, dtype=torch.long))
-        offset = p - 1
+    chunks: list[dict[tuple[int, ...], list[int]]] = []
+    for rows in plan_chunks(input_ids.shape[0], batch_size):
+        groups: dict[tuple[int, ...], list[int]] = {}
         for r in rows:
-            comp = comp_ids[r][comp_mask[r]]
-            n = int(comp.numel())
-            seg = torch.cat([prompt[-1:], comp])
-            ids.append(seg)
-            pos.append(torch.arange(p - 1, p + n))
-            labels.append(torch.cat([comp.cpu().long(), torch.full((1,), -100, dtype=torch.long)]))
-            starts.append(offset)
-            lengths.append(n)
-            offset += n + 1
-        total = offset
-        allowed = torch.zeros(total, total, dtype=torch.bool)
-        allowed[: p - 1, : p - 1] = torch.ones(p - 1, p - 1, dtype=torch.bool).tril()
-        for a, n in zip(starts, lengths, strict=True):
-            b = a + n + 1  # the segment: last prompt token, then the n completion tokens
-            allowed[a:b, : p - 1] = True
-            allowed[a:b, a:b] = torch.ones(b - a, b - a, dtype=torch.bool).tril()
-        device = input_ids.device
+            key = tuple(prompt_ids[r][prompt_mask[r]].tolist())
+            if not key:
+                return None
+            groups.setdefault(key, []).append(r)
+        chunks.append(groups)
+    if all(len(rows) == 1 for groups in chunks for rows in groups.values()):
+        return None
+    device = input_ids.device
+    packed = []
+    for groups in chunks:
+        ids, pos, labels, starts, lengths, order = [], [], [], [], [], []
+        blocks: list[tuple[int, int, list[tuple[int, int]]]] = []  # (prompt start, prompt end, segments)
+        offset = 0
+        for key, rows in groups.items():
+            prompt = torch.tensor(key, dtype=input_ids.dtype, device=device)
+            p = len(key)
+            ids.append(prompt[:-1])
+            pos.append(torch.arange(p - 1))
+            labels.append(torch.full((p - 1,), -100, dtype=torch.long))
+            p0, offset = offset, offset + p - 1
+            segments = []
+            for r in rows:
+                comp = comp_ids[r][comp_mask[r]]
+                n = int(comp.numel())
+                ids.append(torch.cat([prompt[-1:], comp]))
+                pos.append(torch.arange(p - 1, p + n))
+                labels.append(torch.cat([comp.cpu().long(), torch.full((1,), -100, dtype=torch.long)]))
+                order.append(r)
+                starts.append(offset)
+                lengths.append(n)
+                segments.append((offset, offset + n + 1))  # the last prompt token, then the n completion tokens
+                offset += n + 1
+            blocks.append((p0, p0 + p - 1, segments))
+        allowed = torch.zeros(offset, offset, dtype=torch.bool)
+        for p0, p1, segments in blocks:
+            allowed[p0:p1, p0:p1] = torch.ones(p1 - p0, p1 - p0, dtype=torch.bool).tril()
+            for a, b in segments:
+                allowed[a:b, p0:p1] = True
+                allowed[a:b, a:b] = torch.ones(b - a, b - a, dtype=torch.bool).tril()
         packed.append(
             PackedGroup(
-                rows=rows,
+                rows=order,
                 input_ids=torch.cat(ids).unsqueeze(0),
                 position_ids=torch.cat(pos).unsqueeze(0).to(device),
                 allowed=allowed.to(device),
@@ -126,13 +155,15 @@ def shared_prompt_logps(
     attention_mask: Any,
     logits_to_keep: int,
     compute_entropy: bool,
+    batch_size: int | None = None,
 ) -> tuple[Any, Any] | None:
     """(per-token log-probs, entropies or None), both (B, logits_to_keep), zero where the completion mask is 0;
-    None when the batch has no shared prompt. ``model`` must carry TRL's fused LM head
+    None when the batch has no shared prompt. One forward per chunk of at most ``batch_size`` rows, as TRL's own
+    path runs (``plan_chunks``). ``model`` must carry TRL's fused LM head
     (``model(..., shift_labels=..., fused_lm_head=True)``), as GRPOTrainer's models do."""
     import torch
 
-    groups = pack_groups(input_ids, attention_mask, logits_to_keep)
+    groups = pack_groups(input_ids, attention_mask, logits_to_keep, batch_size)
     if groups is None:
         return None
     impl = attention_implementation(model) or "sdpa"
