@@ -43,13 +43,24 @@ class ServerConfig(BaseModel):
         default_factory=lambda: ["vllm", "serve"],
         description="Program and leading arguments; the model path and the flags below are appended.",
     )
-    host: str = Field("127.0.0.1", description="Address the server binds and is queried on.")
+    host: str = Field(
+        "127.0.0.1",
+        description="Address the server is queried on (and binds, unless bind is set); on several nodes the "
+        "main node's address the others reach, e.g. its hostname.",
+    )
+    bind: str | None = Field(
+        None,
+        description="Address the server binds (vllm serve --host): None = host; '0.0.0.0' lets a second node "
+        "reach it (then set host to this node's reachable address).",
+    )
     port: int = Field(8000, ge=0, le=65535, description="Port of the server (0: pick a free one).")
     pick_free_port: bool = Field(
         False, description="A port in use: pick a free one instead of stopping with an error."
     )
     gpus: str | None = Field(
-        None, description="CUDA_VISIBLE_DEVICES of the server process, e.g. '3' or '6,7' (None: inherit)."
+        None,
+        description="CUDA_VISIBLE_DEVICES of the server process, e.g. '3' or '6,7' (None: inherit; refused on "
+        "a multi-GPU launch plan, where it must not overlap launch.generator.gpus).",
     )
     tensor_parallel_size: int = Field(1, ge=1, description="--tensor-parallel-size (GPUs per model).")
     served_model_name: str = Field("solver", description="The model id the Solver is served under.")
@@ -122,8 +133,10 @@ class ManagedServer:
         *,
         adapter: str | None = None,
         env: dict[str, str] | None = None,
+        gpu_memory_utilization: float | None = None,
     ) -> None:
         self.cfg = cfg
+        self.gpu_memory_utilization = gpu_memory_utilization
         self.model = str(model)
         self.adapter = str(adapter) if adapter else None
         self.log_path = Path(log_path)
@@ -146,12 +159,17 @@ class ManagedServer:
         return f"http://{self.cfg.host}:{self.port}/v1"
 
     @property
+    def bind(self) -> str:
+        """The address the server listens on (`server.bind`, else `server.host`)."""
+        return self.cfg.bind or self.cfg.host
+
+    @property
     def served_model(self) -> str:
         return self.cfg.served_model_name
 
     def command(self) -> list[str]:
         c = self.cfg
-        cmd = [*c.command, self.model, "--host", c.host, "--port", str(self.port)]
+        cmd = [*c.command, self.model, "--host", self.bind, "--port", str(self.port)]
         if self.adapter:
             cmd += ["--enable-lora", "--lora-modules", f"{c.served_model_name}={self.adapter}"]
             cmd += ["--max-lora-rank", str(c.max_lora_rank)]
@@ -159,6 +177,8 @@ class ManagedServer:
             cmd += ["--served-model-name", c.served_model_name]
         if c.tensor_parallel_size > 1:
             cmd += ["--tensor-parallel-size", str(c.tensor_parallel_size)]
+        if self.gpu_memory_utilization is not None and "--gpu-memory-utilization" not in c.extra_args:
+            cmd += ["--gpu-memory-utilization", f"{self.gpu_memory_utilization:g}"]
         return cmd + list(c.extra_args)
 
     def env(self) -> dict[str, str]:
@@ -183,14 +203,14 @@ class ManagedServer:
             return self
         c = self.cfg
         if self.port == 0:
-            self.port = free_port(c.host)
-        elif not port_free(c.host, self.port):
+            self.port = free_port(self.bind)
+        elif not port_free(self.bind, self.port):
             if not c.pick_free_port:
                 raise ServerError(
-                    f"port {self.port} on {c.host} is in use: stop what listens there, change server.port, "
+                    f"port {self.port} on {self.bind} is in use: stop what listens there, change server.port, "
                     "or set server.pick_free_port: true"
                 )
-            self.port = free_port(c.host)
+            self.port = free_port(self.bind)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             log.write(f"$ {self.describe()}\n".encode())

@@ -163,7 +163,12 @@ def launch_plan(cfg: ToolR0Config, out: Path | str | None) -> list[str]:
     if cfg.server.managed:
         from toolr0.inference.server import ManagedServer
 
-        s = ManagedServer(cfg.server, cfg.model.name, root / "server.log")
+        s = ManagedServer(
+            cfg.server,
+            cfg.model.name,
+            root / "server.log",
+            gpu_memory_utilization=cfg.inference.gpu_memory_utilization,
+        )
         lines.append(
             "server: managed frozen Solver, started before phase A with S_{t-1} (a LoRA adapter is served as "
             f"--lora-modules {cfg.server.served_model_name}=<adapter>), restarted each iteration, stopped "
