@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolr0.errors import ToolR0Error
+from toolr0.errors import ServiceUnreachableError, ToolR0Error
 
 
 class ServerConfig(BaseModel):
@@ -72,10 +72,23 @@ class ServerConfig(BaseModel):
     stop_timeout_s: float = Field(30.0, gt=0, description="Seconds between terminate and kill on stop.")
     poll_interval_s: float = Field(0.5, gt=0, description="Seconds between health polls while starting.")
     log_tail_lines: int = Field(15, ge=1, description="Lines of the server log quoted in an error.")
+    watch_interval_s: float = Field(
+        30.0,
+        gt=0,
+        description="While a child phase uses the server, the loop probes /v1/models this often (a dead "
+        "process is noticed within a second).",
+    )
+    watch_failures: int = Field(
+        3, ge=1, description="Probes in a row that get no answer within 10 s: the server hangs; stop the phase."
+    )
 
 
 class ServerError(ToolR0Error):
     """The managed server could not start, died, or its port is taken."""
+
+
+class ServerGone(ServerError, ServiceUnreachableError):
+    """The managed server exited, or stopped answering while a phase used it."""
 
 
 def port_free(host: str, port: int) -> bool:
@@ -143,6 +156,8 @@ class ManagedServer:
         self.extra_env = dict(env or {})
         self.port = cfg.port
         self.proc: subprocess.Popen[bytes] | None = None
+        self._last_probe = 0.0
+        self._probe_failures = 0
 
     @classmethod
     def for_checkpoint(
@@ -267,10 +282,30 @@ class ManagedServer:
         rc = self.proc.poll()
         if rc is not None:
             where = f" {when}" if when else ""
-            raise ServerError(
+            raise ServerGone(
                 f"Solver server at {self.base_url} exited with code {rc}{where}; log {self.log_path}, tail: "
                 f"{_tail(self.log_path, self.cfg.log_tail_lines)}"
             )
+
+    def watch(self) -> None:
+        """Called over and over while another process (a child phase) uses the server: raises `ServerGone` at
+        once when the process has exited, and when `watch_failures` /v1/models probes in a row (one every
+        `watch_interval_s`) got no answer within 10 s (a hung server)."""
+        self.check_alive("while a phase used it")
+        now = time.monotonic()
+        if now - self._last_probe < self.cfg.watch_interval_s:
+            return
+        self._last_probe = now
+        try:
+            self.models(timeout_s=10.0)
+            self._probe_failures = 0
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            self._probe_failures += 1
+            if self._probe_failures >= self.cfg.watch_failures:
+                raise ServerGone(
+                    f"Solver server at {self.base_url} did not answer /v1/models {self._probe_failures} times in "
+                    f"a row ({exc}); log {self.log_path}, tail: {_tail(self.log_path, self.cfg.log_tail_lines)}"
+                ) from None
 
     def stop(self) -> int | None:
         """Terminate the server's process group, kill it after `stop_timeout_s`; returns the exit code."""

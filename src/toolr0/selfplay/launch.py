@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -195,11 +196,20 @@ def _tail(path: Path, n: int = 15) -> str:
     return " | ".join(rows[-n:]) or "(empty log)"
 
 
-def run_child(cmd: list[str], env: dict[str, str], log_path: Path, what: str, echo: Any = None) -> None:
+def run_child(
+    cmd: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    what: str,
+    echo: Any = None,
+    watch: Callable[[], None] | None = None,
+) -> None:
     """Run one child to completion, its output appended to `log_path`; its pid in `<log>.pid` while it runs.
 
     A non-zero exit raises `ChildFailed` with the log tail; if the loop is interrupted, the child's process
-    group is terminated, then killed."""
+    group is terminated, then killed. `watch` (e.g. `ManagedServer.watch`) is called about twice a second
+    while the child runs: when it raises (the server the child queries died or hangs), the child is stopped
+    and the error, prefixed with `what`, is raised."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     pid_path = log_path.with_suffix(".pid")
     if echo is not None:
@@ -218,7 +228,10 @@ def run_child(cmd: list[str], env: dict[str, str], log_path: Path, what: str, ec
         )
         pid_path.write_text(str(proc.pid))
         try:
-            rc = proc.wait()
+            rc = _wait(proc, watch)
+        except ToolR0Error as exc:
+            _stop_group(proc)
+            raise type(exc)(f"{what}: {exc}; the child was stopped (re-run the same command to resume)") from None
         except BaseException:
             _stop_group(proc)
             raise
@@ -229,6 +242,16 @@ def run_child(cmd: list[str], env: dict[str, str], log_path: Path, what: str, ec
             f"{what}: child exited with code {rc} (re-run the same command to resume); log {log_path}, tail: "
             f"{_tail(log_path)}"
         )
+
+
+def _wait(proc: subprocess.Popen[bytes], watch: Callable[[], None] | None, poll_s: float = 0.5) -> int:
+    if watch is None:
+        return proc.wait()
+    while True:
+        try:
+            return proc.wait(timeout=poll_s)
+        except subprocess.TimeoutExpired:
+            watch()
 
 
 def _stop_group(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
@@ -298,6 +321,7 @@ class ProcessEngine:
                 Path(out_dir) / "launch.log",
                 f"iteration {iteration} generator_train",
                 self._echo(reporter),
+                watch=self._served.server.watch if self._served.server is not None else None,
             )
         finally:
             self._served.stop()
