@@ -70,3 +70,58 @@ def test_the_loop_serves_with_inference_gpu_memory_utilization(tmp_path):
     cfg = _multi_gpu(**{"server.gpus": "3", "inference.gpu_memory_utilization": 0.55})
     text = "\n".join(launch_plan(cfg, tmp_path / "run"))
     assert "CUDA_VISIBLE_DEVICES=3 vllm serve" in text and "--gpu-memory-utilization 0.55" in text
+
+
+# ------------------------------------------------------------------------------------ memory (item 10)
+def test_memory_counts_the_fp32_in_process_solver_its_kv_cache_logits_and_colocated_vllm():
+    from toolr0.selfplay.plan import memory_estimate
+
+    # the paper preset run as one process: full fine-tune, Solver in the Generator's process (not served)
+    one = {"launch.mode": "in_process", "inference.backend": "vllm", "server.managed": False}
+    cfg = load_config(ROOT / "configs" / "paper.yaml", one)
+    row = memory_estimate(cfg, 1, phase="generator")
+    assert row.parts["in-process frozen Solver (fp32)"] == pytest.approx(4 * 1.5)
+    assert row.parts["frozen Solver KV cache"] > 1.0  # K=8 samples of up to 2048 tokens, fp32
+    assert row.parts["logits (one micro-batch, fp32)"] > 1.0  # 151,936-entry vocabulary
+    assert row.parts["colocated vLLM (30% of 80 GB)"] == pytest.approx(24.0)
+    assert row.total_gb > 60  # ~69 GB on an 80 GB card: the one-process plan barely fits, if at all
+    solver = memory_estimate(cfg, 1, phase="solver")
+    assert "in-process frozen Solver (fp32)" not in solver.parts  # phase C has no frozen Solver
+    z3 = memory_estimate(cfg, 3, zero3=True, phase="generator")
+    assert z3.parts["ZeRO-3 gathered weights (bf16)"] == pytest.approx(2 * 1.5)
+
+
+def test_the_dry_run_plans_the_paper_preset_as_processes_with_its_process_counts(tmp_path):
+    from typer.testing import CliRunner
+
+    from toolr0.cli import app
+    from toolr0.selfplay.plan import memory_layouts
+
+    cfg = load_config(ROOT / "configs" / "paper.yaml")
+    assert cfg.launch.mode == "processes"
+    rows = {(r.phase, r.layout) for r in memory_layouts(cfg)}
+    assert ("A", "ZeRO-3 × 3") in rows and ("C", "ZeRO-3 × 4") in rows  # launch.generator / launch.solver
+    a = next(r for r in memory_layouts(cfg) if r.phase == "A")
+    assert "in-process frozen Solver (fp32)" not in a.parts  # the Solver is served on its own GPU
+    res = CliRunner().invoke(
+        app, ["selfplay", "--config", str(ROOT / "configs" / "paper.yaml"), "--dry-run", "--out", str(tmp_path / "r")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "launch: processes" in res.output and "A  Generator GRPO: 3 process(es)" in res.output
+
+
+def test_accelerate_configs_are_packaged_and_children_resolve_them_outside_the_checkout(tmp_path, monkeypatch):
+    from importlib.resources import files
+
+    from toolr0.selfplay.launch import accelerate_prefix
+
+    for name in ("ddp.yaml", "zero3.yaml", "multinode.yaml"):
+        assert (files("toolr0") / "selfplay" / "accelerate" / name).is_file()
+    monkeypatch.chdir(tmp_path)  # not the checkout: configs/accelerate/ is not here
+    cfg = load_config(None, {"launch.generator.accelerate_config": "configs/accelerate/zero3.yaml"})
+    pre = accelerate_prefix(cfg, "generator")
+    path = Path(pre[pre.index("--config_file") + 1])
+    assert path.is_absolute() and path.is_file() and "zero_stage: 3" in path.read_text()
+    bad = load_config(None, {"launch.generator.accelerate_config": "nope.yaml"})
+    with pytest.raises(ConfigError, match=r"launch\.generator\.accelerate_config nope\.yaml: no such file"):
+        accelerate_prefix(bad, "generator")

@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from toolr0.errors import ServiceUnreachableError, ToolR0Error
 
@@ -72,6 +72,11 @@ class ServerConfig(BaseModel):
     stop_timeout_s: float = Field(30.0, gt=0, description="Seconds between terminate and kill on stop.")
     poll_interval_s: float = Field(0.5, gt=0, description="Seconds between health polls while starting.")
     log_tail_lines: int = Field(15, ge=1, description="Lines of the server log quoted in an error.")
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _gpus_text(cls, v: object) -> object:
+        return str(v) if isinstance(v, int) else v  # `--set server.gpus=3` reads as an int
+
     watch_interval_s: float = Field(
         30.0,
         gt=0,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class LoopConfig(BaseModel):
@@ -89,6 +89,11 @@ class PhaseLaunch(BaseModel):
         description="More `accelerate launch` arguments, e.g. ['--machine_rank', '0', '--main_process_ip', "
         "'10.0.0.1'].",
     )
+
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _gpus_text(cls, v: object) -> object:
+        return str(v) if isinstance(v, int) else v  # `--set launch.stage_b.gpus=3` reads as an int
 
 
 class LaunchConfig(BaseModel):

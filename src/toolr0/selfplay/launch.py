@@ -27,7 +27,7 @@ from typing import Any
 
 from toolr0.config import ToolR0Config
 from toolr0.core.seeds import seed_for
-from toolr0.errors import ToolR0Error
+from toolr0.errors import ConfigError, ToolR0Error
 from toolr0.inference.server import die_with_parent
 from toolr0.selfplay.progress import Reporter
 from toolr0.selfplay.rundir import RunDir
@@ -42,12 +42,35 @@ class ChildFailed(ToolR0Error):
 
 
 # --------------------------------------------------------------------------------------------- commands
+def packaged_accelerate_dir() -> Path:
+    """The accelerate configs shipped in the package (`ddp.yaml`, `zero3.yaml`, `multinode.yaml`; the
+    checkout's `configs/accelerate/` points here)."""
+    return Path(__file__).with_name("accelerate")
+
+
+def resolve_accelerate_config(value: str, phase: str) -> str:
+    """An absolute path for `launch.<phase>.accelerate_config`: the file as given when it exists (relative to
+    the working directory), else the packaged config of that name (so `configs/accelerate/zero3.yaml` works
+    outside the checkout too); a one-line `ConfigError` otherwise."""
+    given = Path(value).expanduser()
+    if given.is_file():
+        return str(given.resolve())
+    packaged = packaged_accelerate_dir() / given.name
+    if packaged.is_file():
+        return str(packaged)
+    names = ", ".join(sorted(p.name for p in packaged_accelerate_dir().glob("*.yaml")))
+    raise ConfigError(
+        f"launch.{phase}.accelerate_config {value}: no such file, and no packaged accelerate config of that "
+        f"name ({names})"
+    )
+
+
 def accelerate_prefix(cfg: ToolR0Config, phase: str) -> list[str]:
     """`python -m accelerate.commands.launch ...` for a GRPO phase, from `launch.<phase>`."""
     pl = getattr(cfg.launch, phase)
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
     if pl.accelerate_config:
-        cmd += ["--config_file", pl.accelerate_config]
+        cmd += ["--config_file", resolve_accelerate_config(pl.accelerate_config, phase)]
     if pl.cpu:
         # accelerate 1.15 runs `--cpu` with several processes only under mpirun; its torchrun launcher
         # (--multi_gpu) with ACCELERATE_USE_CPU (child_env) gives DDP over gloo instead
