@@ -125,3 +125,20 @@ def test_accelerate_configs_are_packaged_and_children_resolve_them_outside_the_c
     bad = load_config(None, {"launch.generator.accelerate_config": "nope.yaml"})
     with pytest.raises(ConfigError, match=r"launch\.generator\.accelerate_config nope\.yaml: no such file"):
         accelerate_prefix(bad, "generator")
+
+
+@pytest.mark.slow  # two `toolr0 selfplay --dry-run` processes (~20 s here); in .ci/run's slow line
+def test_gpu_smoke_script_dry_run_plans_both_layouts_on_cpu(tmp_path):
+    import subprocess
+
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu_smoke.sh"), "--dry-run", "--out", str(tmp_path / "smoke")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert out.count("plan ok") == 2  # both loop commands validated by `toolr0 selfplay --dry-run`
+    assert "roles.mode=full" in out and "accelerate_config=zero3.yaml" in out and "roles.mode=lora" in out
+    assert "has not run on a GPU yet" in (ROOT / "docs" / "training.md").read_text()
