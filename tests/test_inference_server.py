@@ -143,6 +143,7 @@ def test_stop_kills_a_server_that_ignores_terminate(tmp_path, weights, monkeypat
 
 
 def test_a_server_dying_mid_phase_stops_the_reward_with_its_log_tail(tmp_path, weights, monkeypatch, caplog):
+    """The first call after the server died stops the phase (issue 29: not after max_failures calls)."""
     from _training_support import GEN_GOOD
     from toolr0.training.reward_funcs import RewardServiceError, generator_reward_funcs
 
@@ -153,11 +154,11 @@ def test_a_server_dying_mid_phase_stops_the_reward_with_its_log_tail(tmp_path, w
         conv = [[{"role": "assistant", "content": GEN_GOOD}]]
         assert len(cur(completions=conv)) == 1 and "failed" not in caplog.text  # answered
         svc.clear()
-        cur(completions=conv)  # the server dies: failure 1 (a warning)
         with pytest.raises(RewardServiceError) as err:
-            cur(completions=conv)
+            cur(completions=conv)  # the server dies: the phase stops at this first failed call
     msg = str(err.value)
     assert s.base_url in msg and "exited with code 3 mid-phase" in msg and "died mid-request" in msg
+    assert "unreachable" in msg and "\n" not in msg
 
 
 def test_free_port_and_port_free():

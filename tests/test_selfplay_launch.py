@@ -56,7 +56,7 @@ def test_grpo_children_are_accelerate_launches_of_toolr0_train(tmp_path):
     i = gen.index("-m", 2)
     assert gen[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
     launch = gen[3:i]
-    assert launch[:2] == ["--config_file", "configs/accelerate/zero3.yaml"]
+    assert launch[0] == "--config_file" and launch[1].endswith("toolr0/selfplay/accelerate/zero3.yaml")
     assert launch[launch.index("--num_processes") + 1] == "3" and "--main_process_port" in launch
     assert gen[i : i + 5] == ["-m", "toolr0.cli", "train", "generator", "--config"]
     tail = gen[i + 4 :]
@@ -105,6 +105,7 @@ def test_dry_run_lists_every_phase_process_and_the_server(tmp_path):
     lines = launch_plan(cfg, tmp_path / "run")
     text = "\n".join(lines)
     assert "A  Generator GRPO: 3 process(es) on 1 node(s), GPUs 0,1,2, configs/accelerate/zero3.yaml" in text
+    assert "--config_file /" in text and "selfplay/accelerate/zero3.yaml" in text  # packaged, absolute
     assert (
         "C  Solver GRPO: 16 process(es) on 2 node(s)" in text
         and "B  dataset synthesis: 1 process(es)" in text

@@ -28,7 +28,7 @@ from toolr0.errors import ConfigError
 from toolr0.inference.config import InferenceConfig, ModelConfig
 from toolr0.inference.grammar import StructuredConfig
 from toolr0.inference.server import ServerConfig
-from toolr0.selfplay.config import LaunchConfig, LoopConfig
+from toolr0.selfplay.config import LaunchConfig, LoopConfig, server_gpu_problem
 from toolr0.training.config import GRPORoleConfig, RolesConfig
 
 
@@ -95,6 +95,10 @@ class ToolR0Config(BaseModel):
                 f"server.managed needs inference.backend: openai (got {self.inference.backend}): the loop "
                 "queries the server it starts through the OpenAI-compatible client"
             )
+        if self.server.managed:
+            problem = server_gpu_problem(self.launch, self.server.gpus)
+            if problem:
+                raise ValueError(problem)
         return self
 
     @model_validator(mode="after")

@@ -11,3 +11,8 @@ class ConfigError(ToolR0Error):
 
 class ModelUnavailableError(ToolR0Error):
     """A model cannot be found locally nor obtained offline."""
+
+
+class ServiceUnreachableError(ModelUnavailableError):
+    """A model server did not answer: connection refused or reset, a timeout, or its process is gone. A phase
+    that depends on it stops at the first such call (a phase must never train on a silently zeroed reward)."""

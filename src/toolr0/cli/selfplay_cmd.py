@@ -29,6 +29,17 @@ def selfplay(
     device: str = typer.Option(
         None, "--device", help="auto (CUDA when present, else CPU), cpu or cuda:N (default: model.device)."
     ),
+    iteration: int = typer.Option(
+        None,
+        "--iteration",
+        help="With --phase: run the loop up to that phase of this iteration, then stop (done phases skipped).",
+    ),
+    phase: str = typer.Option(
+        None,
+        "--phase",
+        help="generator (A), stage-b (B: generate, verify, dedup, cross-verify, difficulty, select) or solver "
+        "(C); needs --iteration. The weights come from the run directory, as in the whole loop.",
+    ),
     stage_b: int = typer.Option(
         None,
         "--stage-b",
@@ -55,6 +66,8 @@ def selfplay(
         return
     if out is None:
         raise ToolR0Error("--out is required (the run directory), e.g. --out runs/quick")
+    if (iteration is None) != (phase is None):
+        raise ToolR0Error("--iteration and --phase go together, e.g. --iteration 1 --phase generator")
     if resume and not (out / "state.json").is_file():
         raise ToolR0Error(f"--resume: {out} holds no run (no state.json)")
     if cfg.launch.mode == "in_process" or stage_b is not None:  # the loop of launch.mode processes trains
@@ -67,7 +80,7 @@ def selfplay(
         return
     from toolr0.selfplay.loop import run_selfplay
 
-    run_selfplay(cfg, out, progress=progress)
+    run_selfplay(cfg, out, progress=progress, until=(iteration, phase) if phase is not None else None)
 
 
 def register(app: typer.Typer) -> None:

@@ -177,3 +177,17 @@ def place(model: Any, device: str) -> Any:
     if current is not None and str(current) == device:
         return model
     return model.to(device)
+
+
+def release_accelerator_memory() -> None:
+    """Collect garbage and hand cached CUDA memory back (after an engine or a model was dropped), so that the
+    next engine or phase of this process finds the GPU free. A no-op without torch or CUDA."""
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

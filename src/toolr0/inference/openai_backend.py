@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from toolr0.core.solver_format import split_tools
-from toolr0.errors import ModelUnavailableError, ToolR0Error
+from toolr0.errors import ModelUnavailableError, ServiceUnreachableError, ToolR0Error
 from toolr0.inference.base import (
     BaseSampler,
     Completion,
@@ -102,7 +102,7 @@ class OpenAISampler(BaseSampler):
         except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
             if self.on_unreachable is not None:
                 self.on_unreachable()
-            raise ModelUnavailableError(
+            raise ServiceUnreachableError(
                 f"cannot reach the inference server at {self.base_url} ({e}); start it (e.g. `vllm serve`) "
                 "or fix inference.base_url"
             ) from None

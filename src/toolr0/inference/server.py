@@ -24,9 +24,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from toolr0.errors import ToolR0Error
+from toolr0.errors import ServiceUnreachableError, ToolR0Error
 
 
 class ServerConfig(BaseModel):
@@ -43,13 +43,24 @@ class ServerConfig(BaseModel):
         default_factory=lambda: ["vllm", "serve"],
         description="Program and leading arguments; the model path and the flags below are appended.",
     )
-    host: str = Field("127.0.0.1", description="Address the server binds and is queried on.")
+    host: str = Field(
+        "127.0.0.1",
+        description="Address the server is queried on (and binds, unless bind is set); on several nodes the "
+        "main node's address the others reach, e.g. its hostname.",
+    )
+    bind: str | None = Field(
+        None,
+        description="Address the server binds (vllm serve --host): None = host; '0.0.0.0' lets a second node "
+        "reach it (then set host to this node's reachable address).",
+    )
     port: int = Field(8000, ge=0, le=65535, description="Port of the server (0: pick a free one).")
     pick_free_port: bool = Field(
         False, description="A port in use: pick a free one instead of stopping with an error."
     )
     gpus: str | None = Field(
-        None, description="CUDA_VISIBLE_DEVICES of the server process, e.g. '3' or '6,7' (None: inherit)."
+        None,
+        description="CUDA_VISIBLE_DEVICES of the server process, e.g. '3' or '6,7' (None: inherit; refused on "
+        "a multi-GPU launch plan, where it must not overlap launch.generator.gpus).",
     )
     tensor_parallel_size: int = Field(1, ge=1, description="--tensor-parallel-size (GPUs per model).")
     served_model_name: str = Field("solver", description="The model id the Solver is served under.")
@@ -61,10 +72,28 @@ class ServerConfig(BaseModel):
     stop_timeout_s: float = Field(30.0, gt=0, description="Seconds between terminate and kill on stop.")
     poll_interval_s: float = Field(0.5, gt=0, description="Seconds between health polls while starting.")
     log_tail_lines: int = Field(15, ge=1, description="Lines of the server log quoted in an error.")
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _gpus_text(cls, v: object) -> object:
+        return str(v) if isinstance(v, int) else v  # `--set server.gpus=3` reads as an int
+
+    watch_interval_s: float = Field(
+        30.0,
+        gt=0,
+        description="While a child phase uses the server, the loop probes /v1/models this often (a dead "
+        "process is noticed within a second).",
+    )
+    watch_failures: int = Field(
+        3, ge=1, description="Probes in a row that get no answer within 10 s: the server hangs; stop the phase."
+    )
 
 
 class ServerError(ToolR0Error):
     """The managed server could not start, died, or its port is taken."""
+
+
+class ServerGone(ServerError, ServiceUnreachableError):
+    """The managed server exited, or stopped answering while a phase used it."""
 
 
 def port_free(host: str, port: int) -> bool:
@@ -122,14 +151,18 @@ class ManagedServer:
         *,
         adapter: str | None = None,
         env: dict[str, str] | None = None,
+        gpu_memory_utilization: float | None = None,
     ) -> None:
         self.cfg = cfg
+        self.gpu_memory_utilization = gpu_memory_utilization
         self.model = str(model)
         self.adapter = str(adapter) if adapter else None
         self.log_path = Path(log_path)
         self.extra_env = dict(env or {})
         self.port = cfg.port
         self.proc: subprocess.Popen[bytes] | None = None
+        self._last_probe = 0.0
+        self._probe_failures = 0
 
     @classmethod
     def for_checkpoint(
@@ -146,12 +179,17 @@ class ManagedServer:
         return f"http://{self.cfg.host}:{self.port}/v1"
 
     @property
+    def bind(self) -> str:
+        """The address the server listens on (`server.bind`, else `server.host`)."""
+        return self.cfg.bind or self.cfg.host
+
+    @property
     def served_model(self) -> str:
         return self.cfg.served_model_name
 
     def command(self) -> list[str]:
         c = self.cfg
-        cmd = [*c.command, self.model, "--host", c.host, "--port", str(self.port)]
+        cmd = [*c.command, self.model, "--host", self.bind, "--port", str(self.port)]
         if self.adapter:
             cmd += ["--enable-lora", "--lora-modules", f"{c.served_model_name}={self.adapter}"]
             cmd += ["--max-lora-rank", str(c.max_lora_rank)]
@@ -159,6 +197,8 @@ class ManagedServer:
             cmd += ["--served-model-name", c.served_model_name]
         if c.tensor_parallel_size > 1:
             cmd += ["--tensor-parallel-size", str(c.tensor_parallel_size)]
+        if self.gpu_memory_utilization is not None and "--gpu-memory-utilization" not in c.extra_args:
+            cmd += ["--gpu-memory-utilization", f"{self.gpu_memory_utilization:g}"]
         return cmd + list(c.extra_args)
 
     def env(self) -> dict[str, str]:
@@ -183,14 +223,14 @@ class ManagedServer:
             return self
         c = self.cfg
         if self.port == 0:
-            self.port = free_port(c.host)
-        elif not port_free(c.host, self.port):
+            self.port = free_port(self.bind)
+        elif not port_free(self.bind, self.port):
             if not c.pick_free_port:
                 raise ServerError(
-                    f"port {self.port} on {c.host} is in use: stop what listens there, change server.port, "
+                    f"port {self.port} on {self.bind} is in use: stop what listens there, change server.port, "
                     "or set server.pick_free_port: true"
                 )
-            self.port = free_port(c.host)
+            self.port = free_port(self.bind)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             log.write(f"$ {self.describe()}\n".encode())
@@ -247,10 +287,30 @@ class ManagedServer:
         rc = self.proc.poll()
         if rc is not None:
             where = f" {when}" if when else ""
-            raise ServerError(
+            raise ServerGone(
                 f"Solver server at {self.base_url} exited with code {rc}{where}; log {self.log_path}, tail: "
                 f"{_tail(self.log_path, self.cfg.log_tail_lines)}"
             )
+
+    def watch(self) -> None:
+        """Called over and over while another process (a child phase) uses the server: raises `ServerGone` at
+        once when the process has exited, and when `watch_failures` /v1/models probes in a row (one every
+        `watch_interval_s`) got no answer within 10 s (a hung server)."""
+        self.check_alive("while a phase used it")
+        now = time.monotonic()
+        if now - self._last_probe < self.cfg.watch_interval_s:
+            return
+        self._last_probe = now
+        try:
+            self.models(timeout_s=10.0)
+            self._probe_failures = 0
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            self._probe_failures += 1
+            if self._probe_failures >= self.cfg.watch_failures:
+                raise ServerGone(
+                    f"Solver server at {self.base_url} did not answer /v1/models {self._probe_failures} times in "
+                    f"a row ({exc}); log {self.log_path}, tail: {_tail(self.log_path, self.cfg.log_tail_lines)}"
+                ) from None
 
     def stop(self) -> int | None:
         """Terminate the server's process group, kill it after `stop_timeout_s`; returns the exit code."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class LoopConfig(BaseModel):
@@ -90,6 +90,11 @@ class PhaseLaunch(BaseModel):
         "'10.0.0.1'].",
     )
 
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _gpus_text(cls, v: object) -> object:
+        return str(v) if isinstance(v, int) else v  # `--set launch.stage_b.gpus=3` reads as an int
+
 
 class LaunchConfig(BaseModel):
     """`launch` section: run each phase in-process (default, as before) or as child processes."""
@@ -113,3 +118,44 @@ class LaunchConfig(BaseModel):
         if self.stage_b.processes != 1 or self.stage_b.nodes != 1:
             raise ValueError("launch.stage_b runs as one process on one node (processes: 1, nodes: 1)")
         return self
+
+
+def gpu_ids(gpus: str | None) -> list[str]:
+    """The ids of a CUDA_VISIBLE_DEVICES string ('0,1,2' -> ['0', '1', '2']; None -> [])."""
+    return [g.strip() for g in (gpus or "").split(",") if g.strip()]
+
+
+def is_multi_gpu(launch: LaunchConfig) -> bool:
+    """A launch plan whose GRPO phases use several GPUs (processes mode, a GPU phase of several processes
+    or GPUs)."""
+    if launch.mode != "processes":
+        return False
+    return any(
+        not pl.cpu and (pl.processes > 1 or len(gpu_ids(pl.gpus)) > 1) for pl in (launch.generator, launch.solver)
+    )
+
+
+def server_gpu_problem(launch: LaunchConfig, server_gpus: str | None) -> str | None:
+    """Why a managed Solver server's GPU set collides with phase A's training GPUs on a multi-GPU plan (the
+    server runs beside the Generator's training), else None. An unset set inherits every GPU: vLLM then
+    takes GPU 0, which a training rank also uses."""
+    if not is_multi_gpu(launch):
+        return None
+    if server_gpus is None:
+        return (
+            "server.gpus is unset on a multi-GPU launch plan: the managed Solver server would inherit every GPU "
+            "and take GPU 0 beside a training rank; give it GPUs outside launch.generator.gpus, e.g. "
+            "server.gpus: '3' with launch.generator.gpus: '0,1,2'"
+        )
+    if launch.generator.gpus is None and not launch.generator.cpu:
+        return (
+            "launch.generator.gpus is unset on a multi-GPU launch plan with a managed Solver server: phase A "
+            f"would inherit every GPU, the server's ({server_gpus}) included; list the training GPUs"
+        )
+    shared = [g for g in gpu_ids(server_gpus) if g in gpu_ids(launch.generator.gpus)]
+    if shared and not launch.generator.cpu:
+        return (
+            f"server.gpus {server_gpus} overlaps launch.generator.gpus {launch.generator.gpus} "
+            f"(GPU {','.join(shared)}): the Solver server runs beside the Generator's training"
+        )
+    return None

@@ -9,7 +9,10 @@ role's adapter in place (then saves it). After a resume the adapters are reloade
 checkpoints, so the in-memory state always equals the recorded checkpoints.
 
 Other backends (vllm/openai) sample through a fresh sampler per checkpoint; training still goes through
-`toolr0.training.run` (TRL). With `server.managed` (openai backend) the engine runs the server itself
+`toolr0.training.run` (TRL). One in-process vLLM engine at a time: the previous one is torn down
+(`VLLMSampler.close`) before the next opens and before a GRPO phase starts (TRL's colocated engine would sit
+beside it), and the RANK / WORLD_SIZE / MASTER_* variables that engine sets are restored after the phase. On a
+GPU the paper preset avoids sharing a process at all: `launch.mode: processes` (docs/launch.md). With `server.managed` (openai backend) the engine runs the server itself
 (`served.ServedSolver`): phase A's curriculum reward and judge query a server serving the frozen
 Solver, stage B samples through a server serving the checkpoint it needs (restarted when that changes, so
 every iteration serves the new Solver), and the server is stopped before Solver training and at the end.
@@ -18,14 +21,15 @@ every iteration serves the new Solver), and the server is stopped before Solver 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolr0.config import ToolR0Config
-from toolr0.core.prompts import generator_stop
 from toolr0.core.seeds import seed_for
 from toolr0.errors import ToolR0Error
 from toolr0.inference.base import Sampler
+from toolr0.selfplay.ops import SolverOps, _Generator, _progress_callback
 from toolr0.selfplay.progress import Reporter
 from toolr0.selfplay.rundir import RunDir
 from toolr0.selfplay.seam import Engine
@@ -39,97 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
-
-class SolverOps:
-    """The loop's view of the frozen Solver (`seam.FrozenSolver`): the config's k / τ / temperatures applied to
-    the `SolverService`."""
-
-    def __init__(self, service: SolverService, cfg: ToolR0Config):
-        self.service = service
-        self.cfg = cfg
-
-    def cross_verify(self, tasks: list[dict[str, Any]], seed: int) -> list[tuple[float, dict[str, Any]]]:
-        lp = self.cfg.loop
-        res = self.service.cross_verify(
-            tasks,
-            mode=lp.cross_verify_mode,
-            k=lp.k_verify,
-            tau=lp.tau,
-            seed=seed,
-            temperature=lp.verify_temperature,
-            top_p=lp.verify_top_p,
-            max_new_tokens=lp.verify_max_tokens,
-        )
-        return [(float(r.agreement), {k: v for k, v in r.extra.items() if k != "kept"}) for r in res]
-
-    def pass_rates(self, tasks: list[dict[str, Any]], seed: int) -> list[tuple[float, int]]:
-        res = self.service.pass_rates_detailed(tasks, K=self.cfg.solver_sampling.k, seed=seed)
-        return [(float(r.p_hat), int(r.successes)) for r in res]
-
-    def judge_labels(self, tasks: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:
-        return self.service.judge_labels(tasks)
-
-
-class _Generator:
-    """Samples one completion per Generator prompt (`seam.CandidateGenerator`; structured decoding when
-    enabled)."""
-
-    def __init__(self, sampler: Sampler, adapter: str | None, cfg: ToolR0Config):
-        self.sampler, self.adapter, self.cfg = sampler, adapter, cfg
-
-    def generate(self, messages: list[list[dict[str, str]]], specs: list[Any], seed: int) -> list[str]:
-        from toolr0.inference.base import SamplingParams
-
-        lp = self.cfg.loop
-        params = SamplingParams(
-            n=1,
-            temperature=lp.gen_temperature,
-            top_p=lp.gen_top_p,
-            max_new_tokens=lp.gen_max_tokens,
-            stop=generator_stop(self.cfg.prompts.generator_variant),
-            seed=seed,
-        )
-        if getattr(self.cfg.structured, "enabled", False):
-            from toolr0.inference.structured import constrained
-
-            with constrained(self.sampler, specs, self.cfg.structured) as s:
-                out = s.generate(messages, params, adapter=self.adapter)
-        else:
-            out = self.sampler.generate(messages, params, adapter=self.adapter)
-        st = getattr(self.sampler, "last_stats", None)
-        self.last_stats = (
-            {"completion_tokens": st.completion_tokens, "seconds": round(st.seconds, 3)}
-            if st is not None
-            else {}
-        )
-        return [o[0] if o else "" for o in out]
-
-
-def _progress_callback(reporter: Reporter, role: str) -> Any:
-    from transformers import TrainerCallback
-
-    class _StepProgress(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - transformers signature
-            reporter.advance(completed=state.global_step)
-            return control
-
-        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
-            if logs:
-                means = {
-                    k[8:-5]: v for k, v in logs.items() if k.startswith("rewards/") and k.endswith("/mean")
-                }
-                if "reward" in logs:
-                    means["total"] = logs["reward"]
-                short = {
-                    f"{role[:3]}:{k.removeprefix(role + '_')}": float(v)
-                    for k, v in means.items()
-                    if isinstance(v, int | float)
-                }
-                reporter.update(rewards=short)
-            return control
-
-    return _StepProgress()
+#: set by TRL's colocated vLLM engine (`vllm_mode: colocate`) in os.environ and never unset
+COLOCATE_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
 class RoleEngine:
@@ -236,7 +151,7 @@ class RoleEngine:
         key = (self.cfg.inference.backend, slot, ck)
         if self._external is not None and self._external[0] == key:
             return self._external[1], self._external[2]
-        self._external = None
+        self._drop_external()  # one engine of ours at a time: the old one is torn down first
         self._free_training_models()
         inf, mode = self.cfg.inference, self.cfg.roles.mode
         adapter = None
@@ -265,28 +180,32 @@ class RoleEngine:
         """The managed server serving `checkpoint` (None: the base model); restarted when it changes."""
         srv = self._served.server
         if srv is None or self._served.checkpoint != checkpoint or not srv.running:
-            self._external = None  # its sampler points at the server being replaced
+            self._drop_external()  # its sampler points at the server being replaced
         return self._served.serve(checkpoint)
 
     def stop_server(self) -> None:
-        self._external = None  # its sampler pointed at the stopped server
+        self._drop_external()  # its sampler pointed at the stopped server
         self._served.stop()
 
-    def _free_training_models(self) -> None:
-        if self.models is None:
+    def _drop_external(self) -> None:
+        """Forget the external sampler and its Solver services; an in-process engine (vLLM) is torn down
+        explicitly (`close()`), not left to the garbage collector beside the next engine."""
+        ext, self._external = self._external, None
+        if ext is None:
             return
+        self._services.clear()
+        close = getattr(ext[1], "close", None)
+        if callable(close):
+            close()
+
+    def _free_training_models(self) -> None:
+        """Drop the trainable weights and hand their memory back; also when none are loaded here (what a
+        finished GRPO phase left behind, e.g. TRL's colocated engine, is collected too)."""
         self.models = None
         self._sampler = None
-        import gc
+        from toolr0.inference.device import release_accelerator_memory
 
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:
-            pass
+        release_accelerator_memory()
 
     def _role_sampler(self, role: str) -> tuple[Sampler, str | None]:
         if self.cfg.inference.backend != "hf":
@@ -373,7 +292,7 @@ class RoleEngine:
                 echo=reporter.note,
             )
         finally:
-            self._training = False
+            self._end_training()
             self.stop_server()  # phase A is over; the next phase serves (or trains) other weights
         service.clear()
         self.loaded[self._slot("generator")] = res.final_dir
@@ -398,25 +317,34 @@ class RoleEngine:
                 echo=reporter.note,
             )
         finally:
-            self._training = False
+            self._end_training()
         self.loaded[self._slot("solver")] = res.final_dir
         self._services.clear()
         return train_record(res)
 
     def _begin_training(self, keep_server: bool = False) -> None:
         self._training = True
+        self._saved_env = {k: os.environ.get(k) for k in COLOCATE_ENV}
         if not keep_server:
             self.stop_server()  # training needs the GPUs the server holds
-        if self._external is not None:  # free the inference engine before loading trainable weights
-            self._external = None
-            self._services.clear()
-            import gc
+        self._drop_external()  # tear our inference engine down before TRL loads weights and its own engine
 
-            gc.collect()
+    def _end_training(self) -> None:
+        """After a GRPO phase: restore the variables TRL's colocated vLLM engine set (a later engine of this
+        process would read them) and hand the phase's memory back."""
+        self._training = False
+        for k, v in getattr(self, "_saved_env", {}).items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        from toolr0.inference.device import release_accelerator_memory
+
+        release_accelerator_memory()
 
     def close(self) -> None:
         self.stop_server()
-        self._external = None
+        self._drop_external()
         self._services.clear()
         self._sampler = None
         self.models = None

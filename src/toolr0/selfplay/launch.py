@@ -20,13 +20,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from toolr0.config import ToolR0Config
 from toolr0.core.seeds import seed_for
-from toolr0.errors import ToolR0Error
+from toolr0.errors import ConfigError, ToolR0Error
 from toolr0.inference.server import die_with_parent
 from toolr0.selfplay.progress import Reporter
 from toolr0.selfplay.rundir import RunDir
@@ -41,12 +42,35 @@ class ChildFailed(ToolR0Error):
 
 
 # --------------------------------------------------------------------------------------------- commands
+def packaged_accelerate_dir() -> Path:
+    """The accelerate configs shipped in the package (`ddp.yaml`, `zero3.yaml`, `multinode.yaml`; the
+    checkout's `configs/accelerate/` points here)."""
+    return Path(__file__).with_name("accelerate")
+
+
+def resolve_accelerate_config(value: str, phase: str) -> str:
+    """An absolute path for `launch.<phase>.accelerate_config`: the file as given when it exists (relative to
+    the working directory), else the packaged config of that name (so `configs/accelerate/zero3.yaml` works
+    outside the checkout too); a one-line `ConfigError` otherwise."""
+    given = Path(value).expanduser()
+    if given.is_file():
+        return str(given.resolve())
+    packaged = packaged_accelerate_dir() / given.name
+    if packaged.is_file():
+        return str(packaged)
+    names = ", ".join(sorted(p.name for p in packaged_accelerate_dir().glob("*.yaml")))
+    raise ConfigError(
+        f"launch.{phase}.accelerate_config {value}: no such file, and no packaged accelerate config of that "
+        f"name ({names})"
+    )
+
+
 def accelerate_prefix(cfg: ToolR0Config, phase: str) -> list[str]:
     """`python -m accelerate.commands.launch ...` for a GRPO phase, from `launch.<phase>`."""
     pl = getattr(cfg.launch, phase)
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
     if pl.accelerate_config:
-        cmd += ["--config_file", pl.accelerate_config]
+        cmd += ["--config_file", resolve_accelerate_config(pl.accelerate_config, phase)]
     if pl.cpu:
         # accelerate 1.15 runs `--cpu` with several processes only under mpirun; its torchrun launcher
         # (--multi_gpu) with ACCELERATE_USE_CPU (child_env) gives DDP over gloo instead
@@ -163,7 +187,12 @@ def launch_plan(cfg: ToolR0Config, out: Path | str | None) -> list[str]:
     if cfg.server.managed:
         from toolr0.inference.server import ManagedServer
 
-        s = ManagedServer(cfg.server, cfg.model.name, root / "server.log")
+        s = ManagedServer(
+            cfg.server,
+            cfg.model.name,
+            root / "server.log",
+            gpu_memory_utilization=cfg.inference.gpu_memory_utilization,
+        )
         lines.append(
             "server: managed frozen Solver, started before phase A with S_{t-1} (a LoRA adapter is served as "
             f"--lora-modules {cfg.server.served_model_name}=<adapter>), restarted each iteration, stopped "
@@ -190,11 +219,20 @@ def _tail(path: Path, n: int = 15) -> str:
     return " | ".join(rows[-n:]) or "(empty log)"
 
 
-def run_child(cmd: list[str], env: dict[str, str], log_path: Path, what: str, echo: Any = None) -> None:
+def run_child(
+    cmd: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    what: str,
+    echo: Any = None,
+    watch: Callable[[], None] | None = None,
+) -> None:
     """Run one child to completion, its output appended to `log_path`; its pid in `<log>.pid` while it runs.
 
     A non-zero exit raises `ChildFailed` with the log tail; if the loop is interrupted, the child's process
-    group is terminated, then killed."""
+    group is terminated, then killed. `watch` (e.g. `ManagedServer.watch`) is called about twice a second
+    while the child runs: when it raises (the server the child queries died or hangs), the child is stopped
+    and the error, prefixed with `what`, is raised."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     pid_path = log_path.with_suffix(".pid")
     if echo is not None:
@@ -213,7 +251,10 @@ def run_child(cmd: list[str], env: dict[str, str], log_path: Path, what: str, ec
         )
         pid_path.write_text(str(proc.pid))
         try:
-            rc = proc.wait()
+            rc = _wait(proc, watch)
+        except ToolR0Error as exc:
+            _stop_group(proc)
+            raise type(exc)(f"{what}: {exc}; the child was stopped (re-run the same command to resume)") from None
         except BaseException:
             _stop_group(proc)
             raise
@@ -224,6 +265,16 @@ def run_child(cmd: list[str], env: dict[str, str], log_path: Path, what: str, ec
             f"{what}: child exited with code {rc} (re-run the same command to resume); log {log_path}, tail: "
             f"{_tail(log_path)}"
         )
+
+
+def _wait(proc: subprocess.Popen[bytes], watch: Callable[[], None] | None, poll_s: float = 0.5) -> int:
+    if watch is None:
+        return proc.wait()
+    while True:
+        try:
+            return proc.wait(timeout=poll_s)
+        except subprocess.TimeoutExpired:
+            watch()
 
 
 def _stop_group(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
@@ -293,6 +344,7 @@ class ProcessEngine:
                 Path(out_dir) / "launch.log",
                 f"iteration {iteration} generator_train",
                 self._echo(reporter),
+                watch=self._served.server.watch if self._served.server is not None else None,
             )
         finally:
             self._served.stop()

@@ -89,8 +89,18 @@ def run_selfplay(
     engine: Engine | None = None,
     progress: bool = True,
     engine_factory: Callable[[ToolR0Config, RunDir], Engine] | None = None,
+    until: tuple[int, str] | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the whole loop into `out`; returns the final summary rows. Resumes automatically."""
+    """Run (or resume) the whole loop into `out`; returns the final summary rows. Resumes automatically.
+
+    `until=(T, phase)` (`toolr0 selfplay --iteration T --phase P`) stops after phase P ("generator", "stage-b"
+    or "solver") of iteration T: the loop up to there, what is done skipped, so a phase run by hand always
+    starts from the weights the run directory records (G_{T-1}, S_{T-1})."""
+    if until is not None:
+        if until[1] not in PHASES:
+            raise ToolR0Error(f"--phase {until[1]}: one of {', '.join(PHASES)}")
+        if not 1 <= until[0] <= cfg.loop.iterations:
+            raise ToolR0Error(f"--iteration {until[0]}: the run has iterations 1..{cfg.loop.iterations}")
     run = RunDir(out)
     resumed = run.open(_config_for_state(cfg), dump_config(cfg))
     if engine is None:
@@ -106,10 +116,12 @@ def run_selfplay(
         with reporter:
             if resumed:
                 reporter.note(f"resuming {run.root} (done: {len(run.state['done'])} stages)")
-            for t in range(1, lp.iterations + 1):
-                run_iteration(ctx, t, tb)
-            run.state["finished"] = True
-            run.save()
+            last = until[0] if until else lp.iterations
+            for t in range(1, last + 1):
+                run_iteration(ctx, t, tb, stop_after=until[1] if until and t == last else None)
+            if all(run.is_done(lp.iterations, s) for s in ("generator_train", "select", "solver_train")):
+                run.state["finished"] = True
+                run.save()
     finally:
         if tb is not None:
             tb.close()
@@ -126,8 +138,13 @@ def run_selfplay(
     return {"rows": rows, "run_dir": str(run.root)}
 
 
-def run_iteration(ctx: Ctx, t: int, tb: Any) -> None:
-    """One self-play iteration: phases A, B, C of spec §2 (each stage skipped if already done)."""
+#: the phases `toolr0 selfplay --phase` names, in order
+PHASES = ("generator", "stage-b", "solver")
+
+
+def run_iteration(ctx: Ctx, t: int, tb: Any, stop_after: str | None = None) -> None:
+    """One self-play iteration: phases A, B, C of spec §2 (each stage skipped if already done); with
+    `stop_after` ("generator", "stage-b") only up to that phase."""
     cfg, run, engine, rep = ctx.cfg, ctx.run, ctx.engine, ctx.reporter
     lp = cfg.loop
     shared = cfg.roles.mode == "shared"
@@ -159,6 +176,8 @@ def run_iteration(ctx: Ctx, t: int, tb: Any) -> None:
 
             log_phase_a(tb, t, run.checkpoint_dir(t, "generator"))
         maybe_fault("generator_train", 1)
+    if stop_after == "generator":
+        return
     gen_ckpt = run.checkpoint("generator", t) if not lp.freeze_generator else None
     # shared weights: the frozen Solver of phase B is the shared model at the start of the phase (= G_t)
     shared_trained = shared and not lp.freeze_generator
@@ -174,6 +193,8 @@ def run_iteration(ctx: Ctx, t: int, tb: Any) -> None:
                 raise ToolR0Error(f"iteration {t} stage B: the child exited without marking select done")
         else:
             run_stage_b(ctx, t, gen_ckpt, solver_b, tb)
+    if stop_after == "stage-b":
+        return
     selected_path = run.file(t, "curriculum.jsonl")
 
     # ---- C. Solver GRPO on the curriculum

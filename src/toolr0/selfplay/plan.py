@@ -1,7 +1,6 @@
 """`--dry-run` plan: the stages of every iteration, their counts and a rough cost estimate, with no model.
 
-`memory_layouts` adds a per-GPU memory estimate of a training phase (weights, gradients, AdamW states over the
-ZeRO-3 shards) for the chosen model and role layout.
+`memory_layouts` (in `memory.py`) adds a per-GPU memory estimate of each training phase.
 
 Costs come from a few per-token constants (measured on the 2-core CPU development machine for the 0.5B
 default model, see docs/models.md and bench/RESULTS.md; GPU numbers are order-of-magnitude guesses) scaled
@@ -12,10 +11,19 @@ days instead of minutes, not to schedule a cluster.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 from toolr0.config import ToolR0Config
+from toolr0.selfplay.memory import (  # the memory estimate has its own module; importable from here too
+    LORA_SHARE_PER_RANK,
+    MemoryRow,
+    memory_estimate,
+    memory_layouts,
+    memory_lines,
+    model_billions,
+)
+
+__all__ = ["LORA_SHARE_PER_RANK", "MemoryRow", "memory_estimate", "memory_layouts", "memory_lines", "model_billions"]
 
 # Rates of the 0.5B default model in fp32 on the 2-core AVX2 development machine (oneDNN decode matmuls, 2 threads),
 # fitted to the stage times of whole runs at main ac8b386: the quickstart (bench/RESULTS.md, "Quickstart before /
@@ -52,14 +60,6 @@ class PlanRow:
     tokens: int
     seconds: float
     note: str = ""
-
-
-def model_billions(name: str) -> float:
-    """Parameter count in billions guessed from the model name ("default" = the 0.5B packaged model)."""
-    if name == "default":
-        return 0.5
-    m = re.search(r"(\d+(?:\.\d+)?)\s*[bB]\b", name.replace("_", "-").replace("-", " "))
-    return float(m.group(1)) if m else 0.5
 
 
 def uses_gpu(cfg: ToolR0Config) -> bool:
@@ -124,13 +124,18 @@ def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
     sol_tok = _typical(cfg.solver.max_completion_length)
     gen_prompt, solver_prompt = _gen_prompt_tokens(cfg), _solver_prompt_tokens(cfg)
     n_final = int(getattr(cfg.curriculum, "n_final", 2000))
+    # training processes per GRPO phase (launch.mode processes): completions per step scale with them
+    procs = {
+        ph: getattr(cfg.launch, ph).processes if cfg.launch.mode == "processes" else 1
+        for ph in ("generator", "solver")
+    }
     rows: list[PlanRow] = []
     for t in range(1, lp.iterations + 1):
         g = cfg.generator
         if lp.freeze_generator:
             rows.append(PlanRow(t, "A generator GRPO", "skipped", 0, 0.0, "freeze_generator"))
         else:
-            comps = g.max_steps * g.per_device_train_batch_size * g.gradient_accumulation_steps
+            comps = g.max_steps * g.per_device_train_batch_size * g.gradient_accumulation_steps * procs["generator"]
             groups = comps // max(1, g.num_generations)
             decode = comps * gen_tok
             # frozen-Solver pass rates for r_curr: K samples per completion (upper bound: every task valid)
@@ -142,7 +147,7 @@ def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
                 sample=solver_q,
                 prefill=groups * gen_prompt + comps * solver_prompt,
                 train=train,
-            )
+            ) / procs["generator"]
             rows.append(
                 PlanRow(
                     t,
@@ -190,7 +195,7 @@ def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
         )
         rows.append(PlanRow(t, "B6 select", f"{min(n_final, n_l)} of ~{n_l}", 0, 0.0, f"n_final={n_final}"))
         s = cfg.solver
-        comps = s.max_steps * s.per_device_train_batch_size * s.gradient_accumulation_steps
+        comps = s.max_steps * s.per_device_train_batch_size * s.gradient_accumulation_steps * procs["solver"]
         groups = comps // max(1, s.num_generations)
         decode = comps * sol_tok
         train = comps * sol_tok + groups * solver_prompt
@@ -200,7 +205,7 @@ def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
                 "C solver GRPO",
                 f"{s.max_steps} steps × {comps // s.max_steps} compl.",
                 decode + train,
-                rate.seconds(rollout=decode, prefill=groups * solver_prompt, train=train),
+                rate.seconds(rollout=decode, prefill=groups * solver_prompt, train=train) / procs["solver"],
             )
         )
     return rows
@@ -217,89 +222,3 @@ def format_seconds(s: float) -> str:
 def plan_total(rows: list[PlanRow]) -> float:
     return math.fsum(r.seconds for r in rows)
 
-
-# ------------------------------------------------------------------------------------- memory estimate
-GB = 1e9
-#: LoRA parameters per rank unit as a share of the base model (r=16 on every attention/MLP projection:
-#: Qwen2.5-0.5B 8.8 M = 1.8 %, Qwen2.5-1.5B 18.5 M = 1.2 %, i.e. ~0.075-0.11 % per unit of r)
-LORA_SHARE_PER_RANK = 0.001
-
-
-@dataclass
-class MemoryRow:
-    """Estimated memory per GPU of one GRPO training phase (GB). An estimate from parameter counts only."""
-
-    layout: str
-    processes: int
-    weights_gb: float
-    grads_gb: float
-    optimizer_gb: float
-    other_gb: float
-    note: str = ""
-
-    @property
-    def total_gb(self) -> float:
-        return self.weights_gb + self.grads_gb + self.optimizer_gb + self.other_gb
-
-
-def _full_training(cfg: ToolR0Config) -> bool:
-    mode = cfg.roles.mode
-    return mode == "full" or (mode == "shared" and not cfg.roles.shared_use_lora)
-
-
-def memory_estimate(cfg: ToolR0Config, processes: int = 1, zero3: bool = False) -> MemoryRow:
-    """Bytes per parameter for weights, gradients and AdamW states of the trained role, divided over the
-    ZeRO-3 shards; plus the frozen Solver when it runs in the training process (Generator phase, hf
-    backend, full layout) and the KL reference model when beta > 0. Activations, the rollout KV cache,
-    a colocated vLLM engine and the CUDA context are not included."""
-    p = max(model_billions(cfg.model.name), 0.01) * 1e9
-    shards = processes if zero3 else 1
-    notes: list[str] = []
-    other = 0.0
-    if _full_training(cfg):
-        if zero3:  # DeepSpeed bf16: bf16 weights + grads, fp32 master weights + Adam m, v (all sharded)
-            weights, grads, optim = 2 * p / shards, 2 * p / shards, (4 + 8) * p / shards
-        else:  # fp32 weights and grads with bf16 autocast, AdamW m and v in fp32
-            weights, grads, optim = 4 * p, 4 * p, 8 * p
-        if cfg.generator.beta > 0 or cfg.solver.beta > 0:
-            other += 2 * p / shards
-            notes.append("bf16 reference model (beta > 0)")
-        if cfg.inference.backend == "hf" and cfg.roles.mode == "full":
-            other += 2 * p
-            notes.append("Generator phase: + in-process frozen Solver (bf16)")
-    else:
-        lora = p * LORA_SHARE_PER_RANK * cfg.roles.lora_r
-        adapters = 1 if cfg.roles.mode == "shared" else 2
-        base_bytes = 4 if cfg.model.dtype == "fp32" else 2
-        weights = (base_bytes * p) / shards + 4 * lora * adapters  # frozen base + fp32 adapters
-        grads, optim = 4 * lora, 8 * lora  # only the trained adapter
-        notes.append(f"LoRA r={cfg.roles.lora_r}: ~{lora / 1e6:.0f} M trainable parameters per adapter")
-    if cfg.generator.use_vllm and cfg.generator.vllm_mode == "colocate":
-        notes.append(f"+ colocated vLLM: {cfg.generator.vllm_gpu_memory_utilization:.0%} of the GPU")
-    layout = f"ZeRO-3 × {processes}" if zero3 else ("1 process" if processes == 1 else f"DDP × {processes}")
-    return MemoryRow(layout, processes, weights / GB, grads / GB, optim / GB, other / GB, "; ".join(notes))
-
-
-def memory_layouts(cfg: ToolR0Config) -> list[MemoryRow]:
-    """The estimate for the layouts worth comparing: one process, and for full fine-tuning ZeRO-3 over the
-    reference 3 training GPUs, one 8-GPU node and two nodes."""
-    rows = [memory_estimate(cfg, 1)]
-    if _full_training(cfg):
-        rows += [memory_estimate(cfg, n, zero3=True) for n in (3, 8, 16)]
-    return rows
-
-
-def memory_lines(cfg: ToolR0Config) -> list[str]:
-    """The memory section of the `--dry-run` plan, one line per layout."""
-    lines = [
-        f"memory per GPU of a training phase (estimate from {model_billions(cfg.model.name):g} B parameters, "
-        f"roles {cfg.roles.mode}; excludes activations, rollout KV cache and CUDA context):"
-    ]
-    for r in memory_layouts(cfg):
-        lines.append(
-            f"  {r.layout:<12} {r.total_gb:6.1f} GB = weights {r.weights_gb:.1f} + grads {r.grads_gb:.1f} "
-            f"+ AdamW {r.optimizer_gb:.1f}"
-            + (f" + other {r.other_gb:.1f}" if r.other_gb else "")
-            + (f"  ({r.note})" if r.note else "")
-        )
-    return lines

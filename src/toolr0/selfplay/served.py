@@ -34,7 +34,13 @@ class ServedSolver:
             return self.server
         self.stop()
         base = str(resolve_model(self.cfg.model.name))
-        server = ManagedServer.for_checkpoint(self.cfg.server, base, checkpoint, self.run.root / "server.log")
+        server = ManagedServer.for_checkpoint(
+            self.cfg.server,
+            base,
+            checkpoint,
+            self.run.root / "server.log",
+            gpu_memory_utilization=self.cfg.inference.gpu_memory_utilization,
+        )
         self.server, self.checkpoint = server.start(), checkpoint
         self.run.log_metric(
             {

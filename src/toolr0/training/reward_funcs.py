@@ -12,7 +12,8 @@ The curriculum reward sends ALL parseable tasks of one generation batch to the f
 `SolverService.pass_rates` call and one `judge` call (no per-completion round trips). A single service
 failure is logged and gives r_curr from whatever was obtained (missing p̂ / judge → 0 terms); `max_failures`
 failed calls in a row stop the phase with a one-line `RewardServiceError` naming the service's URL (a phase
-must not train on a silently zeroed reward; 0 keeps the old warn-only behaviour).
+must not train on a silently zeroed reward; 0 keeps the old warn-only behaviour). An unreachable service
+(`ServiceUnreachableError`: connection refused, timeout, the server's process gone) stops it at the first call.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from toolr0.core.rewards.terms import (
     term_weights,
 )
 from toolr0.core.solver_format import SolverFormat
-from toolr0.errors import ToolR0Error
+from toolr0.errors import ServiceUnreachableError, ToolR0Error
 from toolr0.io import append_jsonl
 
 log = logging.getLogger(__name__)
@@ -235,9 +236,16 @@ def generator_reward_funcs(
 
 
 def _service_failed(service: Any, exc: Exception, failures: list[int], max_failures: int) -> None:
-    """Count one failed service call: warn, or raise `RewardServiceError` after `max_failures` in a row."""
+    """Count one failed service call: warn, or raise `RewardServiceError` after `max_failures` in a row. An
+    unreachable service (connection refused, timeout, server process gone) raises at once: the next optimizer
+    step would otherwise train on a zeroed curriculum reward."""
     failures[0] += 1
     what = " ".join(f"{type(exc).__name__}: {exc}".split())[:800]
+    if max_failures > 0 and isinstance(exc, ServiceUnreachableError):
+        raise RewardServiceError(
+            f"frozen Solver service at {service_location(service)} is unreachable ({what}); stopping the phase "
+            "before an optimizer step trains on a zeroed curriculum reward"
+        ) from None
     if max_failures > 0 and failures[0] >= max_failures:
         raise RewardServiceError(
             f"frozen Solver service at {service_location(service)} failed {failures[0]} times in "
