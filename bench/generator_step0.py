@@ -29,9 +29,14 @@ def _pvar(xs: list[float]) -> float:
     return statistics.pvariance(xs) if len(xs) > 1 else 0.0
 
 
-def run_config(sampler: Any, specs: list[Any], variant: str, decoding: str, args: argparse.Namespace) -> dict:
+def run_config(
+    sampler: Any, specs: list[Any], variant: str, decoding: str, args: argparse.Namespace, gen_sampler: Any = None
+) -> dict:
+    """One (prompt variant, decoding): Generator samples from ``gen_sampler`` (default: ``sampler``), the frozen
+    Solver's from ``sampler``."""
+    gen_sampler = gen_sampler or sampler
     from toolr0.core.matching import names_match, partial_call_score
-    from toolr0.core.prompts import generator_messages
+    from toolr0.core.prompts import generator_messages, generator_order, generator_stop
     from toolr0.core.rewards.config import RewardConfig
     from toolr0.core.rewards.generator import format_reward, validity_reward
     from toolr0.core.solver_format import SolverFormat
@@ -47,6 +52,7 @@ def run_config(sampler: Any, specs: list[Any], variant: str, decoding: str, args
         enabled=decoding in ("structured", "grounded"),
         budget_tokens=budget,
         ground_calls=decoding == "grounded",
+        order=generator_order(variant),
     )
     prompts = [generator_messages(s, variant) for s in specs]
     params = SamplingParams(
@@ -54,12 +60,12 @@ def run_config(sampler: Any, specs: list[Any], variant: str, decoding: str, args
         temperature=args.temperature,
         top_p=1.0,
         max_new_tokens=args.max_new_tokens,
-        stop=("</tool_call_answer>",),
+        stop=generator_stop(variant),
         seed=args.seed,
     )
     t0 = time.perf_counter()
-    with constrained(sampler, specs, scfg):
-        result = sampler.generate_detailed(prompts, params)
+    with constrained(gen_sampler, specs, scfg):
+        result = gen_sampler.generate_detailed(prompts, params)
     gen_s = time.perf_counter() - t0
 
     rows: list[dict[str, Any]] = []
@@ -311,6 +317,11 @@ def main(argv: list[str] | None = None) -> int:
         default="reference,native",
         help="comma list of Solver formats for the frozen Solver's pass rates (the first fills the main table)",
     )
+    p.add_argument(
+        "--generator-model",
+        default="",
+        help="model or LoRA folder for the Generator's samples (default: --model); the Solver stays --model",
+    )
     p.add_argument("--keep-replies", type=int, default=3, help="Solver replies kept per task in --out")
     p.add_argument("--spec-file", default="", help="task-spec file ('' = the default spec; cpu preset: no_call)")
     p.add_argument("--gen-temperature", type=float, default=None, help="alias of --temperature")
@@ -335,6 +346,15 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         max_batch_sequences=args.max_batch_sequences,
     )
+    gen_sampler = None
+    if args.generator_model:  # a trained Generator (e.g. a run's LoRA folder, folded in) against the base Solver
+        gen_sampler = HFSampler.from_pretrained(
+            args.generator_model,
+            dtype=args.dtype,
+            batch_size=args.batch_size,
+            max_batch_sequences=args.max_batch_sequences,
+            merge_adapter=True,
+        )
     if args.gen_temperature is not None:
         args.temperature = args.gen_temperature
     specs = SpecSampler(load_spec_file(args.spec_file or None), seed=args.seed).sample(args.specs)
@@ -356,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         f"seed {args.seed}.\n\n`{cmd}`"
     )
     for i, (variant, decoding) in enumerate(plan):
-        s = run_config(sampler, specs, variant, decoding, args)
+        s = run_config(sampler, specs, variant, decoding, args, gen_sampler)
         summaries.append(s)
         print(json.dumps({k: v for k, v in s.items() if k != "p_hats"}, indent=1), flush=True)
         text = _table(

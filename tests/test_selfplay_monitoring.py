@@ -115,7 +115,7 @@ def test_quickstart_run_puts_funnel_histograms_and_samples_in_tensorboard(
     monkeypatch.setattr(rf, "_generator_samples", valid_texts)
     cfg = tiny_config(
         tiny_model_dir,
-        **{"loop.iterations": 1, "loop.cross_verify": False, "curriculum.keep_zero": True,
+        **{"loop.iterations": 1, "loop.cross_verify": False, "curriculum.keep_zero": False,
            "loop.n_candidates": 6, "loop.gen_batch_size": 3},
     )  # fmt: skip
     out = tmp_path / "run"

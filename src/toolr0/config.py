@@ -77,6 +77,17 @@ class ToolR0Config(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _zero_only_cross_verified(self) -> ToolR0Config:
+        # spec §11 keeps never-solved tasks only when cross-verification stands behind their gold; without it a
+        # p̂ = 0 task is gold nobody produced (the quickstart's were prompt echoes with an invented argument)
+        if self.curriculum.keep_zero and not self.loop.cross_verify:
+            raise ValueError(
+                "curriculum.keep_zero keeps p̂ = 0 tasks as hard only when they are cross-verified (spec §11): "
+                "set loop.cross_verify: true or curriculum.keep_zero: false"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _grammar_order_from_prompt(self) -> ToolR0Config:
         """The grammar's block order is the Generator prompt variant's (one knob: prompts.generator_variant)."""
         order = generator_order(self.prompts.generator_variant)

@@ -166,7 +166,7 @@ def stage_cross_verify(
     rows = _run_batched(ctx, t, "cross_verify", "crossverify.jsonl", checked, label)
     kept = {r["id"] for r in rows if r["kept"]} | exempt
     ctx.reporter.update(acceptance={"cross-verify": _rate(len(kept), n)})
-    return [r for r in unique if r["id"] in kept]
+    return [{**r, "cross_verified": r["id"] not in exempt} for r in unique if r["id"] in kept]
 
 
 def _gold_calls(row: dict[str, Any]) -> list[Any]:
@@ -274,12 +274,20 @@ def stage_select(ctx: Ctx, t: int, labelled: list[dict[str, Any]]) -> list[dict[
 
     cur = ctx.cfg.curriculum
     ctx.reporter.stage_start(t, "select", len(labelled), "tasks")
-    items = [training_record(r) for r in labelled]
+    # spec §11: a never-solved task is kept (as hard) only when cross-verification stood behind its gold; an
+    # exempt no-call task or a run without cross-verification has nothing to vouch for p̂ = 0 gold
+    vouched = [r for r in labelled if not (_never_solved(r) and not r.get("cross_verified", False))]
+    items = [training_record(r) for r in vouched]
     weights = load_spec_file(ctx.cfg.spec_file).domain_weights()
     selected = select_curriculum(items, weights, cur, seed=seed_for(ctx.cfg.seed, "select", t))
     ctx.run.write_jsonl(ctx.run.file(t, "curriculum.jsonl"), selected)
     ctx.reporter.advance(completed=len(labelled))
     return selected
+
+
+def _never_solved(row: dict[str, Any]) -> bool:
+    p = (row.get("label") or {}).get("p_hat")
+    return p is not None and p <= 0
 
 
 def reason_counts(candidates: list[dict[str, Any]]) -> dict[str, int]:
