@@ -36,6 +36,7 @@ def _gpu_cfg(**extra):
         "launch.solver.accelerate_config": "configs/accelerate/multinode.yaml",
         "launch.solver.extra_args": ["--machine_rank", "0", "--main_process_ip", "10.0.0.1"],
         "launch.main_process_port": 29512,
+        "roles.mode": "full",  # LoRA + hf decoding on a ZeRO-3-sharded model is refused (a deadlock)
     }
     return load_config(None, {**over, **extra})
 
