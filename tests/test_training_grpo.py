@@ -130,7 +130,8 @@ class RecordingService:
 
 
 def test_generator_grpo_with_frozen_solver_service(tmp_path):
-    from toolr0.training.run import _default_service, train_generator
+    from toolr0.training.recipes import _default_service
+    from toolr0.training.run import train_generator
 
     cfg = small_cfg()
     rm = _fresh_roles(cfg)
