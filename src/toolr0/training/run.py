@@ -348,10 +348,16 @@ def train_solver(
     return fit(solver_recipe(cfg, data), cfg, out_dir, **fit_kwargs)
 
 
+_GENERATOR_ONLY = ("service", "spec_seed", "spec_start", "n_prompts")
+
+
 def train_role(role: Role, cfg: ToolR0Config, out_dir: str | os.PathLike[str], **kwargs: Any) -> TrainResult:
     """`train_generator` or `train_solver` by name (`toolr0 train <role>`): `data=` is the Solver's curriculum,
     the other keywords are the chosen function's."""
     if role == "solver":
+        for key in _GENERATOR_ONLY:  # the CLI passes them for either role; unset they mean nothing here
+            if kwargs.pop(key, None) not in (None, 0):
+                raise ConfigError(f"{key} is the Generator's; solver training takes a curriculum (--data)")
         return train_solver(cfg, kwargs.pop("data", None), out_dir, **kwargs)  # type: ignore[arg-type]
     if kwargs.pop("data", None) is not None:
         raise ConfigError("generator training takes no curriculum (--data is the Solver's)")
