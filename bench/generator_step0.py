@@ -34,13 +34,14 @@ def run_config(
 ) -> dict:
     """One (prompt variant, decoding): Generator samples from ``gen_sampler`` (default: ``sampler``), the frozen
     Solver's from ``sampler``."""
+    from toolr0.core.frozen_solver import FrozenSolverConfig
+
     gen_sampler = gen_sampler or sampler
     from toolr0.core.matching import names_match, partial_call_score
     from toolr0.core.prompts import generator_messages, generator_order, generator_stop
     from toolr0.core.rewards.config import RewardConfig
     from toolr0.core.rewards.generator import format_reward, validity_reward
     from toolr0.core.solver_format import SolverFormat
-    from toolr0.core.solver_sampling import SolverSamplingConfig
     from toolr0.core.verify import verify_task
     from toolr0.inference.base import SamplingParams
     from toolr0.inference.grammar import StructuredConfig
@@ -102,7 +103,7 @@ def run_config(
         val_groups.append(vg)
 
     rcfg = RewardConfig(allow_unclosed_answer=True)
-    sampling = SolverSamplingConfig(k=args.k, max_tokens=args.solver_max_tokens)
+    fs_cfg = FrozenSolverConfig(k=args.k, max_tokens=args.solver_max_tokens)
     p_hats: list[float] = []
     solve_s = 0.0
     frontier: dict[str, dict[str, Any]] = {}
@@ -114,7 +115,7 @@ def run_config(
         for fmt_name in formats:  # the same call tasks, the frozen Solver asked in each format
             t1 = time.perf_counter()
             fmt = SolverFormat(fmt_name)
-            service = SolverService(sampler, rcfg, seed=args.seed, solver_format=fmt, sampling=sampling)
+            service = SolverService(sampler, fs_cfg, seed=args.seed, solver_format=fmt, allow_unclosed=True)
             detailed = service.pass_rates_detailed(call_tasks, K=args.k)
             replies = service.pass_samples(call_tasks, K=args.k)  # cached: the same samples
             secs = time.perf_counter() - t1

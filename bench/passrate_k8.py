@@ -11,9 +11,9 @@ import argparse
 
 from _inference_util import Timer, append_results, solver_tasks
 
+from toolr0.core.frozen_solver import FrozenSolverConfig
 from toolr0.core.prompts import solver_messages
 from toolr0.core.solver_format import REFERENCE_STOP
-from toolr0.core.solver_sampling import SolverSamplingConfig
 from toolr0.inference.base import SamplingParams
 from toolr0.inference.hf import HFSampler
 from toolr0.inference.solver_service import SolverService
@@ -32,7 +32,7 @@ def main() -> None:
     sampler = HFSampler.from_pretrained(args.model, dtype=args.dtype, batch_size=8)
     task = solver_tasks(args.task + 1)[args.task]
     conv = solver_messages(task.question, task.tools)
-    cfg = SolverSamplingConfig(k=args.K, max_tokens=args.max_new_tokens)
+    cfg = FrozenSolverConfig(k=args.K, max_tokens=args.max_new_tokens)
     sampler.generate([conv], SamplingParams(max_new_tokens=4))  # warm-up
     plen = len(sampler.encode(conv))
     print(f"task: {task.question!r}, prompt {plen} tokens, K={args.K}, T={cfg.temperature}")
@@ -51,7 +51,7 @@ def main() -> None:
     results = []
     for prefill_once in (True, False):
         sampler.prefill_once = prefill_once
-        svc = SolverService(sampler, checkpoint_id="bench", seed=7, sampling=cfg)
+        svc = SolverService(sampler, cfg, checkpoint_id="bench", seed=7)
         with Timer() as t:
             detail = svc.pass_rates_detailed([task], K=args.K)[0]
         st = sampler.last_stats

@@ -33,8 +33,8 @@ def overrides(args: argparse.Namespace, role: str) -> list[str]:
         "roles.mode=lora",
         "model.name=default",
         f"model.dtype={args.precision}",
-        f"solver_sampling.k={args.k}",
-        f"solver_sampling.max_tokens={args.solver_tokens}",
+        f"frozen_solver.k={args.k}",
+        f"frozen_solver.max_tokens={args.solver_tokens}",
         f"loop.generator_prompts={max(8, args.steps * args.prompts)}",
     ]
     if args.no_structured:

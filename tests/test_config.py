@@ -35,7 +35,7 @@ def test_defaults_construct_and_roundtrip(tmp_path):
     cfg = ToolR0Config()
     for s in SECTIONS:
         assert getattr(cfg, s) is not None
-    assert cfg.loop.iterations == 3 and cfg.loop.n_candidates == 10000 and cfg.loop.tau == 0.2
+    assert cfg.loop.iterations == 3 and cfg.loop.n_candidates == 10000 and cfg.frozen_solver.verify.tau == 0.2
     p = tmp_path / "c.yaml"
     p.write_text(dump_config(cfg))
     again = load_config(p)
@@ -96,8 +96,8 @@ def test_overrides():
     }
     cfg = load_config(CONFIGS / "quickstart.yaml", ["loop.iterations=2", "solver.learning_rate=3e-5"])
     assert cfg.loop.iterations == 2 and cfg.solver.learning_rate == 3e-5
-    cfg = load_config(None, {"solver_sampling.k": 4})
-    assert cfg.solver_sampling.k == 4
+    cfg = load_config(None, {"frozen_solver.k": 4})
+    assert cfg.frozen_solver.k == 4
     with pytest.raises(ConfigError, match="key=value"):
         load_config(None, ["loop.iterations"])
     with pytest.raises(ConfigError, match="loop.iterations"):
@@ -116,10 +116,17 @@ def test_table3_ablations_are_one_switch_each():
 @pytest.mark.parametrize(
     "key,value,replacement",
     [
-        ("loop.k_passk", 4, "solver_sampling.k"),
-        ("rewards.K", 4, "solver_sampling.k"),
-        ("rewards.solver_max_tokens", 9, "solver_sampling.max_tokens"),
-        ("loop.passk_temperature", 0.5, "solver_sampling.temperature"),
+        ("loop.k_passk", 4, "frozen_solver.k"),
+        ("rewards.K", 4, "frozen_solver.k"),
+        ("rewards.solver_max_tokens", 9, "frozen_solver.max_tokens"),
+        ("loop.passk_temperature", 0.5, "frozen_solver.temperature"),
+        ("solver_sampling.k", 4, "frozen_solver.k"),
+        ("rewards.pass_success", "multiset", "frozen_solver.pass_success"),
+        ("rewards.judge_retries", 2, "frozen_solver.judge.retries"),
+        ("loop.k_verify", 2, "frozen_solver.verify.k"),
+        ("loop.tau", 0.5, "frozen_solver.verify.tau"),
+        ("loop.cross_verify_mode", "full_call", "frozen_solver.verify.mode"),
+        ("loop.cross_verify_no_call", False, "frozen_solver.verify.no_call"),
         ("loop.shared_weights", True, "roles.mode: shared"),
         ("loop.no_difficulty_reward", True, "rewards.difficulty_weight: 0"),
         ("loop.hard_band_edges", True, "rewards.band_mode: hard"),
@@ -149,7 +156,7 @@ def test_removed_keys_table_names_only_keys_that_are_gone():
         node = ToolR0Config().model_dump()
         *parents, leaf = key.split(".")
         for p in parents:
-            node = node[p]
+            node = node.get(p, {})  # a removed section (solver_sampling) is gone too
         assert leaf not in node, key
 
 
@@ -176,7 +183,7 @@ def test_presets_validate(name):
         assert not cfg.structured.enabled and cfg.prompts.generator_variant == "reference"
         assert (cfg.loop.iterations, cfg.loop.n_candidates, cfg.curriculum.n_final) == (3, 10000, 2000)
         assert cfg.generator.max_steps == cfg.solver.max_steps == 50
-        ss = cfg.solver_sampling  # spec §5.4: K = 8 at 0.7, 2048 tokens, for r_diff and pass@K alike
+        ss = cfg.frozen_solver  # spec §5.4: K = 8 at 0.7, 2048 tokens, for r_diff and pass@K alike
         assert (ss.k, ss.temperature, ss.max_tokens, cfg.seed) == (8, 0.7, 2048, 13)
     else:
         assert cfg.model.name == "default" and cfg.roles.mode == "lora"
@@ -190,9 +197,9 @@ def test_presets_validate(name):
         # cross-verification back on with the native Solver format (it keeps the coherent tasks there)
         assert cfg.loop.cross_verify and cfg.prompts.solver_format == "native"
         # ... except for no-call tasks, which the base Solver's eagerness to call would all drop
-        assert not cfg.loop.cross_verify_no_call
+        assert not cfg.frozen_solver.verify.no_call
     if name == "quickstart":
-        assert cfg.loop.iterations == 1 and cfg.loop.n_candidates <= 24 and cfg.solver_sampling.k == 4
+        assert cfg.loop.iterations == 1 and cfg.loop.n_candidates <= 24 and cfg.frozen_solver.k == 4
         assert cfg.generator.max_steps == 1
         assert not cfg.loop.cross_verify
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from toolr0.core.frozen_solver import FrozenSolverConfig
 from toolr0.core.rewards.config import RewardConfig
 from toolr0.core.schema import Task, Tool, ToolCall
-from toolr0.core.solver_sampling import SolverSamplingConfig
 from toolr0.errors import ToolR0Error
 from toolr0.inference.base import SamplingParams
 from toolr0.inference.server import ManagedServer, ServerConfig, ServerError, free_port, port_free
@@ -84,7 +84,7 @@ def test_start_health_use_restart_with_new_weights_stop(tmp_path, weights):
     try:
         assert s1.running and s1.models() == ["solver"]
         assert s1.sampler().health_check() == ["solver"]
-        svc = SolverService(s1.sampler(), RewardConfig(), seed=0, sampling=SolverSamplingConfig(k=2))
+        svc = SolverService(s1.sampler(), FrozenSolverConfig(k=2), seed=0)
         # the deterministic fake answers the empty list and judge score 4, quoting the weights it serves
         assert svc.pass_rates([_task()]) == [0.0] and svc.judge([_task()]) == [4]
         out = s1.sampler().generate([[{"role": "user", "content": "x"}]], SamplingParams(n=2))
@@ -149,7 +149,7 @@ def test_a_server_dying_mid_phase_stops_the_reward_with_its_log_tail(tmp_path, w
 
     monkeypatch.setenv("FAKE_SERVER_DIE_AFTER", "2")  # one reward call = a pass-rate and a judge request
     with ManagedServer(_cfg(), str(weights[0]), tmp_path / "log") as s:
-        svc = SolverService(s.sampler(timeout_s=5), seed=0, sampling=SolverSamplingConfig(k=1))
+        svc = SolverService(s.sampler(timeout_s=5), FrozenSolverConfig(k=1), seed=0)
         _, _, cur = generator_reward_funcs(RewardConfig(), svc, max_failures=2)
         conv = [[{"role": "assistant", "content": GEN_GOOD}]]
         assert len(cur(completions=conv)) == 1 and "failed" not in caplog.text  # answered

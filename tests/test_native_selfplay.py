@@ -20,7 +20,7 @@ def test_native_iteration_trains_the_solver_on_rendered_tool_prompts(tmp_path, t
         tiny_model_dir,
         **{
             "loop.iterations": 1,
-            "loop.tau": 0.0,
+            "frozen_solver.verify.tau": 0.0,
             "curriculum.keep_zero": True,
             "loop.n_candidates": 3,
             "loop.gen_batch_size": 3,

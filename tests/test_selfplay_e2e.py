@@ -78,7 +78,7 @@ def test_ablations_reach_the_trainers(tmp_path, tiny_model_dir):
             "roles.mode": "shared",
             "rewards.difficulty_weight": 0,
             "rewards.band_mode": "hard",
-            "loop.tau": 0.0,
+            "frozen_solver.verify.tau": 0.0,
             "curriculum.keep_zero": True,
             "loop.n_candidates": 3,
             "loop.gen_batch_size": 3,
@@ -119,7 +119,7 @@ def test_no_call_tasks_through_every_stage(tmp_path, tiny_model_dir):
             "loop.iterations": 1,
             "loop.freeze_generator": True,  # phase A is not what this test is about
             "loop.cross_verify": True,
-            "loop.tau": 0.0,
+            "frozen_solver.verify.tau": 0.0,
             "curriculum.keep_zero": True,
             "loop.n_candidates": 4,
             "loop.gen_batch_size": 4,
@@ -143,7 +143,7 @@ def test_no_call_tasks_through_every_stage(tmp_path, tiny_model_dir):
 
 
 def test_no_call_tasks_can_skip_cross_verification(tmp_path, tiny_model_dir):
-    """`loop.cross_verify_no_call: false` (small presets): gold-[] tasks are not put to the frozen Solver's vote
+    """`frozen_solver.verify.no_call: false` (small presets): gold-[] tasks are not put to the frozen Solver's vote
     (a Solver that always calls a tool would drop them all) but still get a pass rate and reach the curriculum."""
     from selfplay_fakes import FakeGeneratorEngine
 
@@ -155,8 +155,8 @@ def test_no_call_tasks_can_skip_cross_verification(tmp_path, tiny_model_dir):
             "loop.iterations": 1,
             "loop.freeze_generator": True,
             "loop.cross_verify": True,
-            "loop.cross_verify_no_call": False,
-            "loop.tau": 1.0,  # would drop any task the tiny Solver does not answer with no call every time
+            "frozen_solver.verify.no_call": False,
+            "frozen_solver.verify.tau": 1.0,  # would drop any task the tiny Solver does not answer with no call every time
             "curriculum.keep_zero": True,
             "loop.n_candidates": 4,
             "loop.gen_batch_size": 4,

@@ -1,10 +1,9 @@
-"""Engine glue without heavy models: reward-mean extraction, the loop's view of the Solver service, the
+"""Engine glue without heavy models: reward-mean extraction, the frozen Solver's one section, the
 vLLM path's sampler wiring (with a stand-in sampler: no GPU here), the role-init chain, the live display."""
 
 from __future__ import annotations
 
 import io
-from types import SimpleNamespace
 
 from rich.console import Console
 
@@ -25,33 +24,49 @@ def test_reward_means_from_trl_logs():
     assert set(m) == {"total", "a"} and abs(m["total"] - 0.75) < 1e-12 and abs(m["a"] - 0.3) < 1e-12
 
 
-class _FakeService:
-    def __init__(self):
-        self.calls = []
+class _RecordingSampler:
+    """Answers every Solver prompt with a call of `w` and records the sampling params of each call."""
 
-    def cross_verify(self, tasks, **kw):
-        self.calls.append(("xv", kw))
+    def __init__(self):
+        self.params = []
+
+    def generate(self, prompts, params, adapter=None):
+        self.params.append(params)
         return [
-            SimpleNamespace(agreement=0.5, extra={"kept": True, "k": kw["k"], "mode": kw["mode"]})
-            for _ in tasks
+            ['<think>t</think><tool_call_answer>[{"name": "w", "arguments": {}}]</tool_call_answer>']
+            * params.n
+            for _ in prompts
         ]
 
-    def pass_rates_detailed(self, tasks, K, seed):
-        self.calls.append(("pk", {"K": K, "seed": seed}))
-        return [SimpleNamespace(p_hat=0.25, successes=2) for _ in tasks]
 
+def test_the_frozen_solver_reads_its_one_section():
+    """Stage B passes tasks and a seed; k, τ, mode and temperatures come from `frozen_solver` alone (the
+    stages' records: kept = agreement ≥ τ, and the K behind each p̂)."""
+    from toolr0.inference.solver_service import build_solver_service
 
-def test_solver_ops_applies_loop_settings():
-    cfg = load_config(
-        None, ["loop.k_verify=3", "loop.tau=0.4", "loop.cross_verify_mode=full_call", "solver_sampling.k=8"]
-    )
-    svc = _FakeService()
-    ops = eng.SolverOps(svc, cfg)
-    assert ops.cross_verify([{}, {}], seed=7) == [(0.5, {"k": 3, "mode": "full_call"})] * 2
-    assert ops.pass_rates([{}], seed=9) == [(0.25, 2)]
-    xv = svc.calls[0][1]
-    assert (xv["k"], xv["tau"], xv["mode"], xv["seed"], xv["temperature"]) == (3, 0.4, "full_call", 7, 0.001)
-    assert svc.calls[1][1] == {"K": 8, "seed": 9}
+    over = [
+        "frozen_solver.verify.k=3",
+        "frozen_solver.verify.tau=0.4",
+        "frozen_solver.verify.mode=full_call",
+        "frozen_solver.verify.no_call=false",
+        "frozen_solver.k=8",
+    ]
+    cfg = load_config(None, over)
+    s = _RecordingSampler()
+    svc = build_solver_service(cfg, s)
+    task = {
+        "question": "q",
+        "tools": [{"name": "w", "description": "d", "parameters": {}}],
+        "calls": [{"name": "w", "arguments": {}}],
+    }
+    no_call = {**task, "calls": []}
+    assert svc.verifies(task) and not svc.verifies(no_call)
+    [(a, extra)] = svc.cross_verify([task], seed=7)
+    assert (a, extra) == (1.0, {"kept": True, "k": 3, "mode": "full_call"})
+    xv = s.params[0]
+    assert (xv.n, xv.seed, xv.temperature, xv.top_p, xv.max_new_tokens) == (3, 7, 0.001, 0.95, 1024)
+    [r] = svc.pass_rates_detailed([task], seed=9)
+    assert (r.p_hat, r.successes, r.K) == (1.0, 8, 8) and s.params[1].seed == 9
 
 
 class _StandInVLLM:
@@ -122,6 +137,7 @@ def test_live_display_renders():
 
 def test_engines_and_fakes_satisfy_the_seam(tmp_path):
     from selfplay_fakes import FakeGeneratorEngine, _FakeGen
+    from toolr0.inference.solver_service import SolverService
     from toolr0.selfplay.launch import ProcessEngine
     from toolr0.selfplay.seam import CandidateGenerator, Engine, FrozenSolver, StageBChild
 
@@ -131,5 +147,5 @@ def test_engines_and_fakes_satisfy_the_seam(tmp_path):
     assert isinstance(ProcessEngine(cfg, run), StageBChild)
     assert not isinstance(eng.RoleEngine(cfg, run), StageBChild)
     procs = (CandidateGenerator, FrozenSolver)
-    for impl, proto in ((_FakeGen, procs[0]), (eng._Generator, procs[0]), (eng.SolverOps, procs[1])):
+    for impl, proto in ((_FakeGen, procs[0]), (eng._Generator, procs[0]), (SolverService, procs[1])):
         assert all(callable(getattr(impl, m, None)) for m in proto.__dict__ if not m.startswith("_")), impl

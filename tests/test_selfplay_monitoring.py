@@ -116,7 +116,7 @@ def test_quickstart_run_puts_funnel_histograms_and_samples_in_tensorboard(
     cfg = tiny_config(
         tiny_model_dir,
         # cross-verified at any agreement, so the tiny Solver's p̂ = 0 tasks may fill the curriculum sample
-        **{"loop.iterations": 1, "loop.tau": 0.0, "curriculum.keep_zero": True,
+        **{"loop.iterations": 1, "frozen_solver.verify.tau": 0.0, "curriculum.keep_zero": True,
            "loop.n_candidates": 6, "loop.gen_batch_size": 3},
     )  # fmt: skip
     out = tmp_path / "run"
@@ -160,11 +160,10 @@ def test_quickstart_run_puts_funnel_histograms_and_samples_in_tensorboard(
 
 
 def test_the_cross_verify_line_says_skipped_when_off():
-    from types import SimpleNamespace
-
+    from toolr0.config import load_config
     from toolr0.selfplay.loop import _cross_verify_line
 
-    off = SimpleNamespace(cross_verify=False, tau=0.2, cross_verify_mode="names")
+    off = load_config(None, {"loop.cross_verify": False})
     assert _cross_verify_line(off, 7, 7) == "skipped (off): all 7 unique task(s) pass on"
-    on = SimpleNamespace(cross_verify=True, tau=0.2, cross_verify_mode="names")
-    assert _cross_verify_line(on, 3, 7) == "3 kept of 7 (τ=0.2, names)"
+    on = load_config(None, {"frozen_solver.verify.tau": 0.2})
+    assert _cross_verify_line(on, 3, 7) == f"3 kept of 7 (τ=0.2, {on.frozen_solver.verify.mode})"

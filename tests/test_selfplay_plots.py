@@ -40,7 +40,8 @@ def test_train_logs_empty_run(tmp_path):
 def test_passk_k_reads_new_and_old_run_configs():
     from toolr0.selfplay.plots import passk_k
 
-    assert passk_k({"solver_sampling": {"k": 4}, "loop": {}}) == 4
+    assert passk_k({"frozen_solver": {"k": 5}, "loop": {}}) == 5
+    assert passk_k({"solver_sampling": {"k": 4}, "loop": {}}) == 4  # a run saved before frozen_solver existed
     assert passk_k({"loop": {"k_passk": 6}}) == 6  # a run saved before solver_sampling existed
     assert passk_k({}) == 8
 

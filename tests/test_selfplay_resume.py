@@ -32,7 +32,7 @@ def _cfg(model_dir):
         model_dir,
         **{
             "loop.freeze_generator": True,
-            "loop.tau": 0.0,
+            "frozen_solver.verify.tau": 0.0,
             "curriculum.keep_zero": True,
             "loop.n_candidates": 6,
             "loop.gen_batch_size": 3,

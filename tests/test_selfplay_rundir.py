@@ -247,12 +247,12 @@ def test_a_setting_added_later_resumes_at_its_default_only(tmp_path):
     (the run was made with that behaviour); set to anything else it is a changed config like any other."""
     run, _ = _open(tmp_path / "r")
     state = json.loads(run.state_path.read_text())
-    del state["config"]["loop"]["cross_verify_no_call"]  # as written before the setting existed
+    del state["config"]["frozen_solver"]["verify"]["no_call"]  # as written before the setting existed
     run.state_path.write_text(json.dumps(state))
     _, resumed = _open(tmp_path / "r")
     assert resumed
     state = json.loads(run.state_path.read_text())
-    del state["config"]["loop"]["cross_verify_no_call"]
+    del state["config"]["frozen_solver"]["verify"]["no_call"]
     run.state_path.write_text(json.dumps(state))
-    with pytest.raises(ConfigError, match="cross_verify_no_call"):
-        _open(tmp_path / "r", load_config(None, ["loop.cross_verify_no_call=false"]))
+    with pytest.raises(ConfigError, match="frozen_solver.verify.no_call"):
+        _open(tmp_path / "r", load_config(None, ["frozen_solver.verify.no_call=false"]))

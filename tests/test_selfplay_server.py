@@ -33,7 +33,7 @@ def _cfg(model_dir, **extra):
             "server.port": 0,
             "server.startup_timeout_s": 30,
             "server.poll_interval_s": 0.1,
-            "loop.tau": 0.0,  # cross-verified at any agreement, so the fake Solver's p̂ = 0 tasks are kept
+            "frozen_solver.verify.tau": 0.0,  # cross-verified at any agreement, so the fake Solver's p̂ = 0 tasks are kept
             "curriculum.keep_zero": True,  # the fake Solver answers [] (p̂ = 0): kept as hard, so S_1 is trained
             "loop.n_candidates": 3,
             "loop.gen_batch_size": 3,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from toolr0.core.frozen_solver import FrozenSolverConfig
 from toolr0.core.rewards.config import RewardConfig
-from toolr0.core.solver_sampling import SolverSamplingConfig
 from toolr0.inference.server import ManagedServer, ServerConfig, free_port
 from toolr0.inference.solver_service import SolverService
 
@@ -59,7 +59,7 @@ def test_a_server_killed_mid_phase_stops_generator_training_before_the_next_opti
     rm = wrap_roles(model, tok, cfg.roles, seed=0)
     killed = {}
     with _server(tmp_path) as server:
-        svc = SolverService(server.sampler(timeout_s=5), seed=0, sampling=SolverSamplingConfig(k=1))
+        svc = SolverService(server.sampler(timeout_s=5), FrozenSolverConfig(k=1), seed=0)
 
         class KillServer(TrainerCallback):
             def on_step_end(self, args, state, control, **kwargs):

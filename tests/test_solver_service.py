@@ -7,9 +7,8 @@ import json
 
 import pytest
 
-from toolr0.core.rewards.config import RewardConfig
+from toolr0.core.frozen_solver import FrozenSolverConfig, VerifyConfig
 from toolr0.core.schema import Task, Tool, ToolCall
-from toolr0.core.solver_sampling import SolverSamplingConfig
 from toolr0.inference.base import BaseSampler, Completion, GenerationResult, SamplingParams
 from toolr0.inference.solver_service import SolverService, content_key
 
@@ -85,7 +84,7 @@ def test_pass_rates_score_whole_call_lists_in_one_batched_call():
     s = ScriptedSampler(
         {"[T1]": [GOOD_1, WRONG_ARG, GOOD_1, "no answer"], "[T2]": [FIRST_ONLY, BOTH, BOTH, BOTH_LOOSE]}
     )
-    svc = SolverService(s, RewardConfig(), seed=1)
+    svc = SolverService(s, FrozenSolverConfig(), seed=1)
     assert svc.pass_rates([single, double.to_dict()], K=8) == [0.5, 0.5]
     assert len(s.calls) == 1 and s.calls[0][0] == 2
     params = s.calls[0][1]
@@ -96,19 +95,21 @@ def test_pass_rates_score_whole_call_lists_in_one_batched_call():
     )  # the first-call-only answer fails (spec §10.2)
 
 
-def test_build_solver_service_reads_solver_sampling_and_the_master_seed():
+def test_build_solver_service_reads_frozen_solver_and_the_master_seed():
     from toolr0.config import load_config
     from toolr0.inference.solver_service import build_solver_service
 
     single, _ = _tasks()
-    over = ["solver_sampling.k=3", "solver_sampling.temperature=0.5", "solver_sampling.max_tokens=77", "seed=21"]
+    over = ["frozen_solver.k=3", "frozen_solver.temperature=0.5", "frozen_solver.max_tokens=77", "seed=21"]
+    over += ["rewards.allow_unclosed_answer=true"]
     cfg = load_config(None, over)
     s = ScriptedSampler({"[T1]": [GOOD_1]})
     svc = build_solver_service(cfg, s, checkpoint_id="ck", adapter="solver")
     assert svc.pass_rates([single]) == [1.0]
     params = s.calls[0][1]
     assert (params.n, params.temperature, params.max_new_tokens, params.seed) == (3, 0.5, 77, 21)
-    assert (svc.checkpoint_id, svc.adapter, svc.cfg is cfg.rewards) == ("ck", "solver", True)
+    assert (svc.checkpoint_id, svc.adapter, svc.cfg is cfg.frozen_solver) == ("ck", "solver", True)
+    assert svc.allow_unclosed  # one reading of a Solver reply: the GRPO reward's and the frozen Solver's
 
 
 def test_cache_is_content_keyed_and_cleared():
@@ -162,7 +163,7 @@ def test_empty_gold_needs_an_explicit_empty_list():
 
 def test_judge_retries_with_suffix_then_falls_back():
     single, double = _tasks()
-    suffix = RewardConfig().judge_retry_suffix
+    suffix = FrozenSolverConfig().judge.retry_suffix
 
     class Judge(BaseSampler):
         def __init__(self):
@@ -182,7 +183,7 @@ def test_judge_retries_with_suffix_then_falls_back():
             return GenerationResult(completions=rows)
 
     j = Judge()
-    svc = SolverService(j, RewardConfig())
+    svc = SolverService(j, FrozenSolverConfig())
     detail = svc.judge_detailed([single, double])
     assert detail[0] == (4, ["Four out of five"], False)  # spelled-out number parses on the first try
     assert detail[1] == (3, ["hmm", "hmm", "hmm"], True)  # three attempts, then the fallback score
@@ -193,12 +194,14 @@ def test_judge_retries_with_suffix_then_falls_back():
 def test_cross_verify_names_vs_full_call():
     single, double = _tasks()
     s = ScriptedSampler({"[T1]": [WRONG_ARG, GOOD_1], "[T2]": [BOTH_LOOSE, FIRST_ONLY]})
-    svc = SolverService(s)
-    names = svc.cross_verify([single, double], mode="names", k=10, tau=0.2)
+    svc = SolverService(s, FrozenSolverConfig(verify=VerifyConfig(mode="names", k=10, tau=0.2)))
+    names = svc.cross_verify([single, double])
     assert [r.agreement for r in names] == [1.0, 0.5]
     a, extra = names[1]
     assert a == 0.5 and extra["kept"] and extra["mode"] == "names"
-    full = svc.cross_verify([single, double], mode="full_call", k=10, tau=0.6)
+    full = SolverService(s, FrozenSolverConfig(verify=VerifyConfig(mode="full_call", tau=0.6))).cross_verify(
+        [single, double]
+    )
     # "paris" != "Paris"; "Paris " matches "Paris" under the §7.3 whitespace rule
     assert [r.agreement for r in full] == [0.5, 0.5] and not full[0].extra["kept"]
     p = s.calls[0][1]
@@ -221,8 +224,8 @@ def test_end_to_end_on_tiny_model_is_deterministic(torch_one_thread):
 
     sampler = HFSampler(*tiny_random_model(seed=0), batch_size=4)
     single, double = _tasks()
-    a = SolverService(sampler, seed=5, sampling=SolverSamplingConfig(max_tokens=8))
-    b = SolverService(sampler, seed=5, sampling=SolverSamplingConfig(max_tokens=8))
+    a = SolverService(sampler, FrozenSolverConfig(max_tokens=8), seed=5)
+    b = SolverService(sampler, FrozenSolverConfig(max_tokens=8), seed=5)
     ra, rb = a.pass_rates_detailed([single, double], K=3), b.pass_rates_detailed([single, double], K=3)
     assert ra == rb and all(r.K == 3 and r.p_hat == 0.0 for r in ra)  # a random model never answers
     assert sampler.last_stats.sequences == 6

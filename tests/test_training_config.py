@@ -118,6 +118,23 @@ def test_reward_weights_come_from_the_reward_config(tmp_path):
     assert dry_run("solver", cfg, tmp_path)["grpo_config"]["reward_weights"] == [1.0, 2.0]
 
 
+def test_train_role_dispatches_by_name_and_takes_the_cli_keywords_for_either_role(tmp_path, monkeypatch):
+    """`toolr0 train <role>` passes the Generator's spec seed (None) for either role; the Solver needs --data."""
+    from toolr0.training import run
+
+    seen = {}
+    monkeypatch.setattr(run, "fit", lambda recipe, cfg, out, **kw: seen.update(role=recipe.role, kw=kw))
+    cfg = config_from_dict({})
+    run.train_role("solver", cfg, tmp_path, data=[], spec_seed=None, resume=True)
+    assert seen == {"role": "solver", "kw": {"resume": True}}
+    with pytest.raises(ConfigError, match="needs a curriculum"):
+        run.train_role("solver", cfg, tmp_path, spec_seed=None)
+    with pytest.raises(ConfigError, match="spec_seed is the Generator's"):
+        run.train_role("solver", cfg, tmp_path, data=[], spec_seed=3)
+    run.train_role("generator", cfg, tmp_path, spec_seed=5, echo=None)
+    assert seen["role"] == "generator" and seen["kw"] == {"echo": None}
+
+
 def test_generation_batch_arithmetic_matches_reference_runs():
     # Generator: 2 per device × 3 processes × 4 accumulation = 24 completions = 6 prompts × 4 (spec §8.1)
     assert resolve_generation_batch(GRPORoleConfig(), n_processes=3) == 24

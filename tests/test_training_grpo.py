@@ -120,9 +120,9 @@ class RecordingService:
         trainable = {n.split(".")[-2] for n, p in pm.named_parameters() if p.requires_grad and "lora_" in n}
         self.calls.append((kind, len(tasks), pm.active_adapter, trainable, pm.training))
 
-    def pass_rates(self, tasks, K=None):
+    def pass_rates(self, tasks):
         self._record("pass_rates", tasks)
-        return self.inner.pass_rates(tasks, K)
+        return self.inner.pass_rates(tasks)
 
     def judge(self, tasks):
         self._record("judge", tasks)
@@ -130,7 +130,8 @@ class RecordingService:
 
 
 def test_generator_grpo_with_frozen_solver_service(tmp_path):
-    from toolr0.training.run import _default_service, train_generator
+    from toolr0.training.recipes import _default_service
+    from toolr0.training.run import train_generator
 
     cfg = small_cfg()
     rm = _fresh_roles(cfg)

@@ -32,8 +32,8 @@ class FakeService:
     def __init__(self, p=0.5, score=5):
         self.calls, self.p, self.score = [], p, score
 
-    def pass_rates(self, tasks, K):
-        self.calls.append(("pass_rates", len(tasks), K))
+    def pass_rates(self, tasks):
+        self.calls.append(("pass_rates", len(tasks)))
         return [self.p] * len(tasks)
 
     def judge(self, tasks):
@@ -44,7 +44,7 @@ class FakeService:
 def test_generator_rewards_match_core_and_batch_the_service():
     cfg = RewardConfig()
     svc = FakeService(p=0.5, score=5)
-    fmt, val, cur = generator_reward_funcs(cfg, svc, K=4)
+    fmt, val, cur = generator_reward_funcs(cfg, svc)
     assert [f.__name__ for f in (fmt, val, cur)] == [
         "generator_format",
         "generator_validity",
@@ -65,7 +65,7 @@ def test_generator_rewards_match_core_and_batch_the_service():
     cu = cur(completions=_conv(texts), **kw)
     # p̂ 0.5 is in band (r_diff 1), judge 5 → r_sem 1: r_curr = 1 for parseable tasks, 0 for garbage
     assert cu == [1.0, 1.0, 0.0, 1.0]
-    assert svc.calls == [("pass_rates", 3, 4), ("judge", 3)]  # ONE call each for the whole batch
+    assert svc.calls == [("pass_rates", 3), ("judge", 3)]  # ONE call each for the whole batch
     assert logged["generator/tasks_scored_rate"] == 0.75 and logged["generator/p_hat_mean"] == 0.5
     assert "generator/gate_rate" in logged and "generator/fully_valid_rate" in logged
 
@@ -75,7 +75,7 @@ def test_curriculum_without_service_and_with_failing_service():
     assert cur(completions=_conv([GEN_GOOD])) == [0.0]
 
     class Broken:
-        def pass_rates(self, tasks, K):
+        def pass_rates(self, tasks):
             raise RuntimeError("server down")
 
         def judge(self, tasks):
@@ -154,7 +154,7 @@ class _Failing:
         self.down, self.calls = True, 0
         self.sampler = type("S", (), {"base_url": url})()
 
-    def pass_rates(self, tasks, K):
+    def pass_rates(self, tasks):
         self.calls += 1
         if self.down:
             raise ConnectionError("connection refused\nsecond line")
@@ -207,9 +207,9 @@ def test_no_call_spec_rows_score_empty_gold_and_reach_the_solver():
     seen = []
 
     class Svc(FakeService):
-        def pass_rates(self, tasks, K):
+        def pass_rates(self, tasks):
             seen.extend(tasks)
-            return super().pass_rates(tasks, K)
+            return super().pass_rates(tasks)
 
     fmt, val, cur = generator_reward_funcs(cfg, Svc(p=0.5, score=5))
     calls = grw.analyse_generator_output(GEN_GOOD).parse.answer_text

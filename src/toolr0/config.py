@@ -6,9 +6,9 @@ removed or renamed (`REMOVED_KEYS`, each with its replacement), and turns valida
 
 Every knob has one home. The Table 3 ablations (spec §9.4, §11) are one switch each:
 shared weights `roles.mode: shared`, frozen Generator `loop.freeze_generator: true`, no difficulty reward
-`rewards.difficulty_weight: 0`, hard band edges `rewards.band_mode: hard`. The frozen Solver's p̂ sampling
-(phase A's r_diff and stage B's pass@K alike) is `solver_sampling`; every seed derives from `seed`
-(`toolr0.core.seeds.seed_for`).
+`rewards.difficulty_weight: 0`, hard band edges `rewards.band_mode: hard`. Everything the frozen Solver is
+asked (p̂ for phase A's r_diff and stage B's pass@K alike, cross-verification, judge, difficulty label) is
+`frozen_solver`; every seed derives from `seed` (`toolr0.core.seeds.seed_for`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from toolr0.core.curriculum import CurriculumConfig
+from toolr0.core.frozen_solver import FrozenSolverConfig
 from toolr0.core.prompts import PromptConfig, generator_order
 from toolr0.core.rewards.config import RewardConfig
-from toolr0.core.solver_sampling import SolverSamplingConfig
 from toolr0.core.yamlfile import parse_yaml, read_user_file
 from toolr0.errors import ConfigError
 from toolr0.inference.config import InferenceConfig, ModelConfig
@@ -50,9 +50,10 @@ class ToolR0Config(BaseModel):
     spec_file: str | None = Field(None, description="Task-spec YAML (None: the packaged default spec).")
     prompts: PromptConfig = Field(default_factory=PromptConfig, description="Prompt variants.")
     rewards: RewardConfig = Field(default_factory=RewardConfig, description="Reward weights and constants.")
-    solver_sampling: SolverSamplingConfig = Field(
-        default_factory=SolverSamplingConfig,
-        description="Frozen-Solver samples for p̂: phase A's r_diff and stage B's pass@K (spec §5.4, §6.5).",
+    frozen_solver: FrozenSolverConfig = Field(
+        default_factory=FrozenSolverConfig,
+        description="Everything the frozen Solver is asked: p̂ (phase A's r_diff, stage B's pass@K), "
+        "cross-verification, judge, difficulty label (spec §5.4, §6.4, §6.5).",
     )
     curriculum: CurriculumConfig = Field(
         default_factory=CurriculumConfig, description="Curriculum selection."
@@ -124,13 +125,29 @@ class ToolR0Config(BaseModel):
 #: Keys that were removed or renamed: dotted path -> what to use instead. A config file or `--set` override that
 #: still uses one fails with a one-line `ConfigError` naming the replacement.
 REMOVED_KEYS: dict[str, str] = {
-    # the frozen Solver's p̂ sampling had two homes; phase A and stage B now read one section (spec §5.4, §6.5)
-    "rewards.K": "use solver_sampling.k",
-    "rewards.solver_temperature": "use solver_sampling.temperature",
-    "rewards.solver_max_tokens": "use solver_sampling.max_tokens",
-    "loop.k_passk": "use solver_sampling.k",
-    "loop.passk_temperature": "use solver_sampling.temperature",
-    "loop.passk_max_tokens": "use solver_sampling.max_tokens",
+    # everything the frozen Solver is asked lives in one section, `frozen_solver` (issue 30; spec §5.4, §6.4, §6.5)
+    "rewards.K": "use frozen_solver.k",
+    "rewards.solver_temperature": "use frozen_solver.temperature",
+    "rewards.solver_max_tokens": "use frozen_solver.max_tokens",
+    "loop.k_passk": "use frozen_solver.k",
+    "loop.passk_temperature": "use frozen_solver.temperature",
+    "loop.passk_max_tokens": "use frozen_solver.max_tokens",
+    "solver_sampling.k": "use frozen_solver.k",
+    "solver_sampling.temperature": "use frozen_solver.temperature",
+    "solver_sampling.max_tokens": "use frozen_solver.max_tokens",
+    "rewards.pass_success": "use frozen_solver.pass_success",
+    "rewards.judge_temperature": "use frozen_solver.judge.temperature",
+    "rewards.judge_max_tokens": "use frozen_solver.judge.max_tokens",
+    "rewards.judge_retries": "use frozen_solver.judge.retries",
+    "rewards.judge_fallback_score": "use frozen_solver.judge.fallback_score",
+    "rewards.judge_retry_suffix": "use frozen_solver.judge.retry_suffix",
+    "loop.k_verify": "use frozen_solver.verify.k",
+    "loop.verify_temperature": "use frozen_solver.verify.temperature",
+    "loop.verify_top_p": "use frozen_solver.verify.top_p",
+    "loop.verify_max_tokens": "use frozen_solver.verify.max_tokens",
+    "loop.cross_verify_mode": "use frozen_solver.verify.mode",
+    "loop.tau": "use frozen_solver.verify.tau",
+    "loop.cross_verify_no_call": "use frozen_solver.verify.no_call",
     # Table 3 ablations: one switch each, the setting itself
     "loop.shared_weights": "use roles.mode: shared",
     "loop.no_difficulty_reward": "use rewards.difficulty_weight: 0",

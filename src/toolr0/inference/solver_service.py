@@ -1,11 +1,18 @@
-"""The frozen-Solver service: pass rates (r_diff, pass@K difficulty), judge scores (r_sem) and
-cross-verification, for many tasks per batched sampler call.
+"""The frozen Solver: the one object that asks it anything. Pass rates (r_diff, pass@K difficulty), judge
+scores (r_sem), difficulty labels and cross-verification, for many tasks per batched sampler call.
+
+Every knob comes from the `frozen_solver` config section (`core.frozen_solver.FrozenSolverConfig`), given once
+to the constructor: callers pass tasks (and a per-batch seed), never sampling settings. `SolverService` is
+the loop's `seam.FrozenSolver` as it is (stage B) and the Generator reward's service (phase A).
 
 Every Solver query is rendered with the one Solver format (`core.solver_format.SolverFormat`, spec §10
 item 4) and cached by content: sha256 over (checkpoint id, system prompt, user message, sampling params,
 K, seed, purpose) — never `id()` (spec §10 item 7). `clear()` between iterations. Sampling is seeded, so
 results are deterministic for the same tasks, order and seed. Tasks may be `core.schema.Task` objects or
 their dict form. `build_solver_service` is the one way the rest of the code builds one from the config.
+(The engine picks the weights and the sampler behind it; `training.roles.frozen_scope` switches a shared
+PeftModel to the frozen Solver's adapter around each reward call; `selfplay.served.ServedSolver` is the
+managed server process a service may sample through.)
 """
 
 from __future__ import annotations
@@ -15,14 +22,13 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from toolr0.core.frozen_solver import FrozenSolverConfig
 from toolr0.core.matching import calls_equal_canonical, values_match
 from toolr0.core.prompts import difficulty_label_messages, judge_messages
-from toolr0.core.rewards.config import RewardConfig
 from toolr0.core.rewards.generator import parse_judge_score
 from toolr0.core.schema import Task, ToolCall
 from toolr0.core.seeds import seed_for
 from toolr0.core.solver_format import SolverFormat
-from toolr0.core.solver_sampling import SolverSamplingConfig
 from toolr0.inference.base import Messages, Sampler, SamplingParams
 
 if TYPE_CHECKING:
@@ -42,7 +48,8 @@ class PassRate(NamedTuple):
 
 
 class CrossVerifyResult(NamedTuple):
-    """Agreement of the k samples with the gold calls; unpacks as (agreement, extra)."""
+    """Agreement of the k samples with the gold calls; unpacks as (agreement, extra), extra = {"kept": agreement
+    >= τ, "k", "mode"} (the crossverify.jsonl record's fields)."""
 
     agreement: float
     extra: dict[str, Any]
@@ -114,23 +121,23 @@ class SolverService:
     def __init__(
         self,
         sampler: Sampler,
-        reward_cfg: RewardConfig | None = None,
+        cfg: FrozenSolverConfig | None = None,
         checkpoint_id: str | None = None,
         seed: int = 0,
         *,
         adapter: str | None = None,
         prompt_variant: str = "reference",
         solver_format: SolverFormat | None = None,
-        sampling: SolverSamplingConfig | None = None,
+        allow_unclosed: bool = False,
     ) -> None:
         self.sampler = sampler
-        self.cfg = reward_cfg or RewardConfig()
+        self.cfg = cfg or FrozenSolverConfig()  # the `frozen_solver` section: every knob of every query
         self.checkpoint_id = checkpoint_id or getattr(sampler, "checkpoint_id", None) or "unknown"
         self.seed = seed
         self.adapter = adapter
         self.prompt_variant = prompt_variant  # judge and difficulty-label prompts
         self.format = solver_format or SolverFormat(variant=prompt_variant)
-        self.sampling = sampling or SolverSamplingConfig()  # K, temperature, max tokens of p̂ (spec §5.4)
+        self.allow_unclosed = allow_unclosed  # rewards.allow_unclosed_answer: how a Solver reply is read
         self.cache = SolverCache()
 
     def clear(self) -> None:
@@ -159,12 +166,12 @@ class SolverService:
     ) -> list[list[str]]:
         """The K raw Solver replies per task behind p̂ (cached: asking again after `pass_rates_detailed` with
         the same K and seed samples nothing)."""
-        K = K or self.sampling.k
+        K = K or self.cfg.k
         params = SamplingParams(
             n=K,
-            temperature=self.sampling.temperature,
+            temperature=self.cfg.temperature,
             top_p=1.0,
-            max_new_tokens=self.sampling.max_tokens,
+            max_new_tokens=self.cfg.max_tokens,
             stop=self.format.stop,
             seed=self.seed if seed is None else seed,
         )
@@ -173,8 +180,8 @@ class SolverService:
     def pass_rates_detailed(
         self, tasks: list[Task | dict[str, Any]], K: int | None = None, seed: int | None = None
     ) -> list[PassRate]:
-        """K Solver samples per task (`solver_sampling`; K defaults to its k); success = the whole call list
-        equals the gold list (canonical JSON, ordered unless rewards.pass_success = multiset)."""
+        """K Solver samples per task (K defaults to `frozen_solver.k`); success = the whole call list equals the
+        gold list (canonical JSON, ordered unless frozen_solver.pass_success = multiset)."""
         ts = [_as_task(t) for t in tasks]
         samples = self.pass_samples(ts, K, seed)
         ordered = self.cfg.pass_success == "ordered"
@@ -183,7 +190,7 @@ class SolverService:
             succ = unclosed = 0
             reasons = []
             for text in texts:
-                parse = self.format.parse(text, allow_unclosed=self.cfg.allow_unclosed_answer)
+                parse = self.format.parse(text, allow_unclosed=self.allow_unclosed)
                 if task.calls:
                     ok = parse.parsed and calls_equal_canonical(parse.calls, task.calls, ordered=ordered)
                 else:  # no call expected: success only on an explicit "no call"
@@ -205,32 +212,33 @@ class SolverService:
 
     # --------------------------------------------------------------------------------------------- judge
     def judge_detailed(self, tasks: list[Task | dict[str, Any]]) -> list[tuple[int, list[str], bool]]:
-        """(score, replies, used_fallback) per task: up to `judge_retries` attempts, the later ones with
-        the retry suffix appended; every attempt batched over the tasks still unscored."""
+        """(score, replies, used_fallback) per task: up to `frozen_solver.judge.retries` attempts, the later ones
+        with the retry suffix appended; every attempt batched over the tasks still unscored."""
         ts = [_as_task(t) for t in tasks]
         base = [judge_messages(t.question, t.tools, t.calls, self.prompt_variant) for t in ts]
         scores: list[int | None] = [None] * len(ts)
         replies: list[list[str]] = [[] for _ in ts]
-        for attempt in range(self.cfg.judge_retries):
+        jc = self.cfg.judge
+        for attempt in range(jc.retries):
             pending = [i for i, s in enumerate(scores) if s is None]
             if not pending:
                 break
             convs = [self._retry(base[i]) if attempt else base[i] for i in pending]
             params = SamplingParams(
                 n=1,
-                temperature=self.cfg.judge_temperature,
-                max_new_tokens=self.cfg.judge_max_tokens,
+                temperature=jc.temperature,
+                max_new_tokens=jc.max_tokens,
                 seed=self.seed + attempt,
             )
             for i, outs in zip(pending, self._sample(convs, params, f"judge{attempt}"), strict=True):
                 replies[i].append(outs[0])
                 scores[i] = parse_judge_score(outs[0])
-        fb = self.cfg.judge_fallback_score
+        fb = jc.fallback_score
         return [(fb, r, True) if s is None else (s, r, False) for s, r in zip(scores, replies, strict=True)]
 
     def _retry(self, messages: Messages) -> Messages:
         out = [dict(m) for m in messages]
-        out[-1]["content"] = out[-1]["content"].rstrip() + "\n" + self.cfg.judge_retry_suffix
+        out[-1]["content"] = out[-1]["content"].rstrip() + "\n" + self.cfg.judge.retry_suffix
         return out
 
     def judge(self, tasks: list[Task | dict[str, Any]]) -> list[int]:
@@ -238,11 +246,12 @@ class SolverService:
         return [s for s, _, _ in self.judge_detailed(tasks)]
 
     def judge_labels(self, tasks: list[Task | dict[str, Any]]) -> list[tuple[str, str, bool]]:
-        """The reference code's easy|medium|hard label (spec §6.5): (label, raw, used_fallback); T=0,
-        10 tokens, unparseable -> medium."""
+        """The reference code's easy|medium|hard label (spec §6.5): (label, raw, used_fallback); sampled with
+        `frozen_solver.label` (reference: T = 0, 10 tokens), unparseable -> medium."""
         ts = [_as_task(t) for t in tasks]
         convs = [difficulty_label_messages(t.question, t.tools, t.calls, self.prompt_variant) for t in ts]
-        params = SamplingParams(n=1, temperature=0.0, max_new_tokens=10, seed=self.seed)
+        lc = self.cfg.label
+        params = SamplingParams(n=1, temperature=lc.temperature, max_new_tokens=lc.max_tokens, seed=self.seed)
         out = []
         for outs in self._sample(convs, params, "difficulty_label"):
             raw = outs[0]
@@ -251,27 +260,28 @@ class SolverService:
         return out
 
     # -------------------------------------------------------------------------------------- cross-verify
+    def verifies(self, task: Task | dict[str, Any]) -> bool:
+        """Whether cross-verification checks `task`: every task, unless `frozen_solver.verify.no_call` is off and
+        the task expects no call (it then skips the stage)."""
+        if self.cfg.verify.no_call:
+            return True
+        calls = task.get("calls") if isinstance(task, dict) else task.calls
+        return bool(calls)
+
     def cross_verify(
-        self,
-        tasks: list[Task | dict[str, Any]],
-        mode: str = "names",
-        k: int = 10,
-        tau: float = 0.2,
-        seed: int | None = None,
-        temperature: float = 0.001,
-        top_p: float = 0.95,
-        max_new_tokens: int = 1024,
+        self, tasks: list[Task | dict[str, Any]], seed: int | None = None
     ) -> list[CrossVerifyResult]:
-        """Spec §6.4: agreement = share of k samples whose ordered tool names equal the gold names
-        (mode "names"), or whose whole calls agree under the §7.3 value rules (mode "full_call", §11)."""
-        if mode not in ("names", "full_call"):
-            raise ValueError(f"cross_verify mode must be names or full_call, got {mode!r}")
+        """Spec §6.4 with `frozen_solver.verify`: agreement = share of k samples whose ordered tool names equal
+        the gold names (mode "names"), or whose whole calls agree under the §7.3 value rules (mode "full_call",
+        §11); kept = agreement >= τ."""
+        vc = self.cfg.verify
+        mode = vc.mode
         ts = [_as_task(t) for t in tasks]
         params = SamplingParams(
-            n=k,
-            temperature=temperature,
-            top_p=top_p,
-            max_new_tokens=max_new_tokens,
+            n=vc.k,
+            temperature=vc.temperature,
+            top_p=vc.top_p,
+            max_new_tokens=vc.max_tokens,
             stop=self.format.stop,
             seed=self.seed if seed is None else seed,
         )
@@ -281,7 +291,7 @@ class SolverService:
             gold_names = [c.name for c in task.calls]
             agree = 0
             for text in texts:
-                parse = self.format.parse(text, allow_unclosed=self.cfg.allow_unclosed_answer)
+                parse = self.format.parse(text, allow_unclosed=self.allow_unclosed)
                 if not parse.parsed:
                     continue
                 no_call = self.format.is_no_call(parse)
@@ -290,22 +300,23 @@ class SolverService:
                 else:
                     agree += _full_call_equal(parse.calls, task.calls) and (bool(task.calls) or no_call)
             a = agree / len(texts)
-            out.append(CrossVerifyResult(a, {"kept": a >= tau, "k": len(texts), "mode": mode}))
+            out.append(CrossVerifyResult(a, {"kept": a >= vc.tau, "k": len(texts), "mode": mode}))
         return out
 
 
 def build_solver_service(
     cfg: ToolR0Config, sampler: Sampler, *, checkpoint_id: str | None = None, adapter: str | None = None
 ) -> SolverService:
-    """The frozen-Solver service for `cfg`: its reward constants, `solver_sampling`, Solver format and
-    judge prompts, seeded from the master seed. Every caller (phase A's reward, stage B) builds it here."""
+    """The frozen Solver for `cfg`: the `frozen_solver` section, the Solver format and judge prompts
+    (`prompts`), how a reply is read (`rewards.allow_unclosed_answer`), seeded from the master seed. Every
+    caller (phase A's reward, stage B, the CLI) builds it here."""
     return SolverService(
         sampler,
-        cfg.rewards,
+        cfg.frozen_solver,
         checkpoint_id=checkpoint_id,
         seed=seed_for(cfg.seed, "service"),
         adapter=adapter,
         prompt_variant=cfg.prompts.solver_variant,
         solver_format=SolverFormat.from_config(cfg.prompts),
-        sampling=cfg.solver_sampling,
+        allow_unclosed=cfg.rewards.allow_unclosed_answer,
     )

@@ -32,23 +32,12 @@ class LoopConfig(BaseModel):
     gen_max_tokens: int = Field(4096, ge=1, description="Max new tokens per candidate.")
 
     # Phase B.3: cross-verification (spec §6.4).
-    cross_verify: bool = Field(True, description="Run cross-verification with the frozen Solver.")
-    cross_verify_mode: Literal["names", "full_call"] = Field(
-        "names", description="names: ordered tool names agree (reference); full_call: whole calls agree."
-    )
-    k_verify: int = Field(10, ge=1, description="Solver samples per task for cross-verification.")
-    verify_temperature: float = Field(0.001, ge=0, description="Cross-verification temperature.")
-    verify_top_p: float = Field(0.95, gt=0, le=1, description="Cross-verification top-p.")
-    verify_max_tokens: int = Field(1024, ge=1, description="Cross-verification max new tokens.")
-    tau: float = Field(0.2, ge=0, le=1, description="Keep a task if agreement >= tau.")
-    cross_verify_no_call: bool = Field(
+    cross_verify: bool = Field(
         True,
-        description="Cross-verify no-call tasks (gold []) too. False: they skip it, because a Solver that "
-        "calls a tool on every request (the 0.5B base model) rejects exactly the tasks that would teach it "
-        "restraint (RESULTS.md, issue 13); they still pass verification and pass@K.",
+        description="Run cross-verification with the frozen Solver (its settings: frozen_solver.verify).",
     )
 
-    # Phase B.4: difficulty (spec §6.5, §11): source = curriculum.difficulty_source, sampling = solver_sampling.
+    # Phase B.4: difficulty (spec §6.5, §11): source = curriculum.difficulty_source, sampling = frozen_solver.
     filter_batch_size: int = Field(
         64, ge=1, description="Tasks per cross-verification / pass@K batch (one JSONL append each)."
     )

@@ -29,7 +29,7 @@ from toolr0.config import ToolR0Config
 from toolr0.core.seeds import seed_for
 from toolr0.errors import ToolR0Error
 from toolr0.inference.base import Sampler
-from toolr0.selfplay.ops import SolverOps, _Generator, _progress_callback
+from toolr0.selfplay.ops import _Generator, _progress_callback
 from toolr0.selfplay.progress import Reporter
 from toolr0.selfplay.rundir import RunDir
 from toolr0.selfplay.seam import Engine
@@ -55,7 +55,7 @@ class RoleEngine:
         self.run = run
         self.models: RoleModels | None = None
         self.loaded: dict[str, str | None] = {}
-        self._services: dict[tuple[str | None, int], SolverOps] = {}
+        self._services: dict[tuple[str | None, int], SolverService] = {}
         self._sampler: Sampler | None = None
         self._external: tuple[tuple[str, str, str | None], Sampler, str | None] | None = None
         self._training = False
@@ -222,7 +222,7 @@ class RoleEngine:
     def begin_iteration(self, t: int) -> None:
         """New iteration: the Solver changed, so every Solver cache is dropped (spec §10.10)."""
         for s in self._services.values():
-            s.service.clear()
+            s.clear()
         self._services.clear()
 
     def generator(self, checkpoint: str | None, t: int) -> _Generator:
@@ -230,7 +230,7 @@ class RoleEngine:
         sampler, adapter = self._role_sampler("generator")
         return _Generator(sampler, adapter, self.cfg)
 
-    def solver(self, checkpoint: str | None, t: int) -> SolverOps:
+    def solver(self, checkpoint: str | None, t: int) -> SolverService:
         """The frozen Solver at `checkpoint` for cross-verification and difficulty (cache scoped to t)."""
         key = (checkpoint, t)
         if key not in self._services:
@@ -242,8 +242,7 @@ class RoleEngine:
 
             sampler, adapter = self._role_sampler("solver")
             ck = f"solver:{checkpoint or 'base'}"
-            service = build_solver_service(self.cfg, sampler, checkpoint_id=ck, adapter=adapter)
-            self._services[key] = SolverOps(service, self.cfg)
+            self._services[key] = build_solver_service(self.cfg, sampler, checkpoint_id=ck, adapter=adapter)
         return self._services[key]
 
     def _frozen_service(self, frozen_solver: str | None) -> SolverService:

@@ -228,7 +228,6 @@ def run_iteration(ctx: Ctx, t: int, tb: Any, stop_after: str | None = None) -> N
 def run_stage_b(ctx: Ctx, t: int, gen_ckpt: str | None, solver_b: str | None, tb: Any) -> None:
     """Stage B of iteration t: generate + verify, dedup, cross-verify, difficulty, select (each resumable)."""
     cfg, run, engine, rep = ctx.cfg, ctx.run, ctx.engine, ctx.reporter
-    lp = cfg.loop
     with _Timer(ctx, t, "generate", tb):
         candidates = stage_generate(ctx, t, gen_ckpt)
     ok = sum(r["ok"] for r in candidates)
@@ -239,7 +238,7 @@ def run_stage_b(ctx: Ctx, t: int, gen_ckpt: str | None, solver_b: str | None, tb
     solver = engine.solver(solver_b, t) if unique else None
     with _Timer(ctx, t, "cross_verify", tb):
         crossed = stage_cross_verify(ctx, t, unique, solver) if unique else []
-    rep.stage_end(t, "cross_verify", _cross_verify_line(lp, len(crossed), len(unique)))
+    rep.stage_end(t, "cross_verify", _cross_verify_line(cfg, len(crossed), len(unique)))
     with _Timer(ctx, t, "difficulty", tb):
         labelled = stage_difficulty(ctx, t, crossed, solver) if crossed else []
     rep.stage_end(t, "difficulty", f"{len(labelled)} labelled of {len(crossed)}")
@@ -277,17 +276,18 @@ def _log_samples(ctx: Ctx, t: int, tb: Any, counts: dict[str, Any], stages: dict
     for key in ("dedup", "crossverify", "passrates"):
         path = run.file(t, f"{key}.jsonl")
         files[key] = list(read_jsonl(path)) if path.is_file() else []
-    tables = iteration_sample(ctx.cfg.seed, t, stages, files, ctx.cfg.loop.tau)
+    tables = iteration_sample(ctx.cfg.seed, t, stages, files, ctx.cfg.frozen_solver.verify.tau)
     atomic_write_text(run.file(t, "samples.md"), "\n".join(tables))
     p_all = [float(r["p_hat"]) for r in files["passrates"] if isinstance(r.get("p_hat"), int | float)]
     log_stage_b(tb, t, counts, p_all, tables)
 
 
-def _cross_verify_line(lp: Any, kept: int, of: int) -> str:
+def _cross_verify_line(cfg: ToolR0Config, kept: int, of: int) -> str:
     """The B3 line: what cross-verification kept, or that it did not run (`loop.cross_verify: false`)."""
-    if not lp.cross_verify:
+    if not cfg.loop.cross_verify:
         return f"skipped (off): all {of} unique task(s) pass on"
-    return f"{kept} kept of {of} (τ={lp.tau}, {lp.cross_verify_mode})"
+    vc = cfg.frozen_solver.verify
+    return f"{kept} kept of {of} (τ={vc.tau}, {vc.mode})"
 
 
 def _phase_b_checkpoints(run: RunDir, t: int, cfg: ToolR0Config) -> tuple[str | None, str | None]:

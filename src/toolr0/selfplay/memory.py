@@ -96,8 +96,8 @@ def memory_estimate(
             parts["bf16 reference model (beta > 0)"] = 2 * p / shards
         if phase == "generator" and _in_process_solver(cfg):
             parts["in-process frozen Solver (fp32)"] = 4 * p
-            rows = min(cfg.inference.batch_size * cfg.solver_sampling.k, cfg.inference.max_batch_sequences)
-            tokens = SOLVER_PROMPT_TOKENS + cfg.solver_sampling.max_tokens
+            rows = min(cfg.inference.batch_size * cfg.frozen_solver.k, cfg.inference.max_batch_sequences)
+            tokens = SOLVER_PROMPT_TOKENS + cfg.frozen_solver.max_tokens
             parts["frozen Solver KV cache"] = rows * tokens * 2 * layers * kv_heads * head_dim * 4
             notes.append(f"Solver KV: {rows} rows × {tokens} tokens")
     else:

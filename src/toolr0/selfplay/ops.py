@@ -1,48 +1,15 @@
-"""The loop's views of sampled models (`seam.CandidateGenerator`, `seam.FrozenSolver`) and the GRPO progress
-callback, shared by the engines (`engine.RoleEngine`)."""
+"""The loop's view of the sampled Generator (`seam.CandidateGenerator`) and the GRPO progress callback, shared
+by the engines (`engine.RoleEngine`). The frozen Solver needs no view: `inference.solver_service.SolverService`
+is the `seam.FrozenSolver` itself."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from toolr0.config import ToolR0Config
 from toolr0.core.prompts import generator_stop
 from toolr0.inference.base import Sampler
 from toolr0.selfplay.progress import Reporter
-
-if TYPE_CHECKING:
-    from toolr0.inference.solver_service import SolverService
-
-
-
-class SolverOps:
-    """The loop's view of the frozen Solver (`seam.FrozenSolver`): the config's k / τ / temperatures applied to
-    the `SolverService`."""
-
-    def __init__(self, service: SolverService, cfg: ToolR0Config):
-        self.service = service
-        self.cfg = cfg
-
-    def cross_verify(self, tasks: list[dict[str, Any]], seed: int) -> list[tuple[float, dict[str, Any]]]:
-        lp = self.cfg.loop
-        res = self.service.cross_verify(
-            tasks,
-            mode=lp.cross_verify_mode,
-            k=lp.k_verify,
-            tau=lp.tau,
-            seed=seed,
-            temperature=lp.verify_temperature,
-            top_p=lp.verify_top_p,
-            max_new_tokens=lp.verify_max_tokens,
-        )
-        return [(float(r.agreement), {k: v for k, v in r.extra.items() if k != "kept"}) for r in res]
-
-    def pass_rates(self, tasks: list[dict[str, Any]], seed: int) -> list[tuple[float, int]]:
-        res = self.service.pass_rates_detailed(tasks, K=self.cfg.solver_sampling.k, seed=seed)
-        return [(float(r.p_hat), int(r.successes)) for r in res]
-
-    def judge_labels(self, tasks: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:
-        return self.service.judge_labels(tasks)
 
 
 class _Generator:

@@ -117,7 +117,7 @@ def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
     samples (phase A) and the loss forward + backward over completions and one prompt per group."""
     lp = cfg.loop
     rate = _rates(cfg, cpu_bf16)
-    ss = cfg.solver_sampling  # the same K samples per task in phase A's r_diff and stage B's pass@K
+    ss = cfg.frozen_solver  # the same K samples per task in phase A's r_diff and stage B's pass@K
     solver_tok = _typical(ss.max_tokens, TYP_SOLVER_TOKENS)
     gen_tok = _typical(cfg.generator.max_completion_length, TYP_GEN_TOKENS)
     cand_tok = _typical(lp.gen_max_tokens, TYP_GEN_TOKENS)
@@ -166,16 +166,17 @@ def build_plan(cfg: ToolR0Config, cpu_bf16: bool = True) -> list[PlanRow]:
         n_d = int(n_v * ASSUMED_PASS["dedup"])
         rows.append(PlanRow(t, "B3 dedup", f"~{n_d} unique", 0, 0.0))
         if lp.cross_verify:
-            vt = n_d * lp.k_verify * _typical(lp.verify_max_tokens, TYP_SOLVER_TOKENS)
+            vc = ss.verify
+            vt = n_d * vc.k * _typical(vc.max_tokens, TYP_SOLVER_TOKENS)
             n_c = int(n_d * ASSUMED_PASS["cross_verify"])
             rows.append(
                 PlanRow(
                     t,
                     "B4 cross-verify",
-                    f"{n_d}×k={lp.k_verify} → ~{n_c}",
+                    f"{n_d}×k={vc.k} → ~{n_c}",
                     vt,
                     rate.seconds(sample=vt, prefill=n_d * solver_prompt),
-                    f"{lp.cross_verify_mode}, τ={lp.tau}",
+                    f"{vc.mode}, τ={vc.tau}",
                 )
             )
         else:

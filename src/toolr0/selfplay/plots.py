@@ -52,8 +52,13 @@ def _save(fig: Any, path: Path) -> None:
 
 
 def passk_k(saved: dict[str, Any]) -> int:
-    """K of a run's saved config: `solver_sampling.k`, or `loop.k_passk` in a run saved before that section."""
-    k = saved.get("solver_sampling", {}).get("k") or saved.get("loop", {}).get("k_passk")
+    """K of a run's saved config: `frozen_solver.k`, or `solver_sampling.k` / `loop.k_passk` in a run saved
+    before that section."""
+    k = (
+        saved.get("frozen_solver", {}).get("k")
+        or saved.get("solver_sampling", {}).get("k")
+        or saved.get("loop", {}).get("k_passk")
+    )
     return int(k or 8)
 
 

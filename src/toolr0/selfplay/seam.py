@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -21,14 +22,24 @@ class CandidateGenerator(Protocol):
 
 
 class FrozenSolver(Protocol):
-    """The frozen S_{t-1} as verifier and difficulty judge of stage B (spec §6.4, §6.5)."""
+    """The frozen S_{t-1} as verifier and difficulty judge of stage B (spec §6.4, §6.5):
+    `inference.solver_service.SolverService`, every setting from the `frozen_solver` section. The stages pass
+    tasks and a per-batch seed, never settings."""
 
-    def cross_verify(self, tasks: list[Task], seed: int) -> list[tuple[float, dict[str, Any]]]:
-        """(agreement, extra record fields) per task."""
+    def verifies(self, task: Task) -> bool:
+        """Whether cross-verification checks this task (no-call tasks may skip it)."""
         ...
 
-    def pass_rates(self, tasks: list[Task], seed: int) -> list[tuple[float, int]]:
-        """(p̂, successes) per task from `solver_sampling.k` samples."""
+    def cross_verify(
+        self, tasks: list[Task], seed: int | None = None
+    ) -> Sequence[tuple[float, dict[str, Any]]]:
+        """(agreement, extra record fields: kept = agreement >= τ, k, mode) per task."""
+        ...
+
+    def pass_rates_detailed(
+        self, tasks: list[Task], K: int | None = None, seed: int | None = None
+    ) -> Sequence[Any]:
+        """A `PassRate` (p_hat, successes, K, ...) per task."""
         ...
 
     def judge_labels(self, tasks: list[Task]) -> list[tuple[str, str, bool]]:

@@ -148,31 +148,24 @@ def stage_dedup(ctx: Ctx, t: int, candidates: list[dict[str, Any]]) -> list[dict
 def stage_cross_verify(
     ctx: Ctx, t: int, unique: list[dict[str, Any]], solver: FrozenSolver
 ) -> list[dict[str, Any]]:
-    """Agreement of S_{t-1}'s k_verify samples with the gold calls; keep agreement ≥ τ (spec §6.4, §11)."""
-    lp = ctx.cfg.loop
-    if not lp.cross_verify:
+    """Agreement of S_{t-1}'s samples with the gold calls; keep agreement ≥ τ (spec §6.4, §11; the settings
+    are the solver's, `frozen_solver.verify`)."""
+    if not ctx.cfg.loop.cross_verify:
         return unique
 
     def label(b: int, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
         res = solver.cross_verify([r["task"] for r in chunk], seed=seed_for(ctx.cfg.seed, "xv", t, b))
         return [
-            {"id": r["id"], "agreement": a, "kept": a >= lp.tau, **extra}
-            for r, (a, extra) in zip(chunk, res, strict=True)
+            {"id": r["id"], "agreement": float(a), **extra} for r, (a, extra) in zip(chunk, res, strict=True)
         ]
 
     n = len(unique)
-    exempt = set() if lp.cross_verify_no_call else {r["id"] for r in unique if not _gold_calls(r)}
+    exempt = {r["id"] for r in unique if not solver.verifies(r["task"])}
     checked = [r for r in unique if r["id"] not in exempt]
     rows = _run_batched(ctx, t, "cross_verify", "crossverify.jsonl", checked, label)
     kept = {r["id"] for r in rows if r["kept"]} | exempt
     ctx.reporter.update(acceptance={"cross-verify": _rate(len(kept), n)})
     return [{**r, "cross_verified": r["id"] not in exempt} for r in unique if r["id"] in kept]
-
-
-def _gold_calls(row: dict[str, Any]) -> list[Any]:
-    task = row.get("task")
-    calls = task.get("calls") if isinstance(task, dict) else getattr(task, "calls", None)
-    return list(calls or [])
 
 
 def _run_batched(
@@ -218,7 +211,7 @@ def stage_difficulty(
     """p̂ from S_{t-1}'s pass@K (paper) and/or the LLM label (reference), bucketed (spec §6.5, §11)."""
     from toolr0.core.curriculum import item_level
 
-    cur, k = ctx.cfg.curriculum, ctx.cfg.solver_sampling.k
+    cur = ctx.cfg.curriculum
     source = cur.difficulty_source
 
     def label(b: int, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -226,8 +219,8 @@ def stage_difficulty(
         new: list[dict[str, Any]] = [{"id": r["id"], "domain": r["task"].get("domain", "")} for r in chunk]
         if source in ("passk", "both"):
             seed = seed_for(ctx.cfg.seed, "passk", t, b)
-            for row, (p, succ) in zip(new, solver.pass_rates(batch_tasks, seed=seed), strict=True):
-                row.update(p_hat=p, successes=succ, K=k)
+            for row, r in zip(new, solver.pass_rates_detailed(batch_tasks, seed=seed), strict=True):
+                row.update(p_hat=float(r.p_hat), successes=int(r.successes), K=int(r.K))
         if source in ("llm", "both"):
             for row, (lab, raw, fallback) in zip(new, solver.judge_labels(batch_tasks), strict=True):
                 row.update(label=lab, judge_raw=raw, judge_used_fallback=fallback)

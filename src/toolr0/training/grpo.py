@@ -361,7 +361,7 @@ def build_trainer(
     """THE one place a `GRPOTrainer` is built for a role: explicit `GRPOConfig`, our reward functions
     (each logged by TRL under `rewards/<name>/mean`), completion-marker checkpoints, optional structured
     decoding. `model` is a PeftModel with the role's adapter active, or a full model. `args`: the `GRPOConfig`
-    already built for this run (`train_role` builds it before loading models, as ZeRO-3 needs), else built here."""
+    already built for this run (`run.fit` builds it before loading models, as ZeRO-3 needs), else built here."""
     from toolr0.training.checkpoint import completion_callback
 
     if cfg.beta > 0 and _is_multi_adapter(model):

@@ -2,7 +2,7 @@
 
 Which engine shards the trained model comes from an accelerate config file (a `launch` phase's
 `accelerate_config`, checked when the config is validated) or, inside a process started by `accelerate launch`,
-from the environment it sets (checked by `training.run.train_role`). Two pairs cannot work:
+from the environment it sets (checked by `training.run.fit`). Two pairs cannot work:
 - `save_only_model: true` under DeepSpeed: transformers resumes a DeepSpeed run through
   `deepspeed_load_checkpoint`, which needs the `global_step*` folder that a weights-only save does not write, so
   `--resume` fails (not merely "inexact").

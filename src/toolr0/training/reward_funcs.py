@@ -176,16 +176,16 @@ def generator_reward_funcs(
     cfg: RewardConfig | None = None,
     service: Any | None = None,
     scope: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
-    K: int | None = None,
     max_failures: int = 3,
     p_hat_path: str | os.PathLike[str] | None = None,
 ) -> list[RewardFunc]:
     """One function per Generator term (`GENERATOR_TERMS`: format, validity, curriculum) for Generator GRPO.
 
-    `service`: a `SolverService` (frozen Solver) with `pass_rates(tasks, K)` and `judge(tasks)`; None gives
+    `service`: a `SolverService` (frozen Solver) with `pass_rates(tasks)` and `judge(tasks)`, every setting
+    its own (`frozen_solver`: K, temperatures, judge retries); None gives
     r_curr without the Solver terms (p̂ and judge missing → 0). `scope`: a context-manager factory entered
     around the service calls (e.g. `roles.frozen_scope` to switch to the frozen Solver adapter and restore
-    the trained one afterwards). `K`: samples per task (None: the service's `solver_sampling.k`).
+    the trained one afterwards).
     `max_failures`: consecutive failed service calls that raise `RewardServiceError` (0: never raise, only
     warn). `p_hat_path`: a JSONL file that gets one row per step, ``{"step", "p_hat": [...]}``, the p̂ of the
     batch's parseable tasks (the loop draws their histogram; other ranks write ``<stem>.rank<N>.jsonl``).
@@ -209,7 +209,7 @@ def generator_reward_funcs(
                     if c.difficulty_weight > 0:
                         for i, v in zip(
                             idx,
-                            _as_floats(service.pass_rates(batch, K), ("p_hat", "pass_rate")),
+                            _as_floats(service.pass_rates(batch), ("p_hat", "pass_rate")),
                             strict=False,
                         ):
                             p_hat[i] = v

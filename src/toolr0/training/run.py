@@ -3,7 +3,12 @@
 Public entry points (used by the CLI and by the self-play loop):
 - `train_generator(cfg, out_dir, models=None, service=None, resume=False, ...) -> TrainResult`
 - `train_solver(cfg, data, out_dir, models=None, resume=False, ...) -> TrainResult`
+- `train_role(role, cfg, out_dir, ...)`: one of the two by name (`toolr0 train <role>`).
 - `dry_run(role, cfg, out_dir) -> dict` — the resolved `GRPOConfig` arguments, without loading a model.
+
+Each is a recipe (`training.recipes.GeneratorRecipe` / `SolverRecipe`: the role's own sections, dataset,
+rewards and decoding hook) run by the one shared `fit(recipe, cfg, out_dir, ...)`: preflight, `GRPOConfig`,
+resume point, weights, `GRPOTrainer`, `resolved.json`, training, `final/`, `summary.json`.
 
 A role's run folder (`out_dir`) holds `checkpoints/checkpoint-N/` (TRL saves, completed by a marker),
 `resolved.json` (every GRPOConfig argument, precision, reward names/weights, the full toolr0 config),
@@ -24,9 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolr0.core.schema import Task
 from toolr0.core.seeds import seed_for
-from toolr0.core.solver_format import SolverFormat
 from toolr0.errors import ConfigError
 from toolr0.io import append_jsonl, atomic_write_json
 from toolr0.training import checkpoint as ckpt
@@ -38,10 +41,10 @@ from toolr0.training.grpo import (
     build_trainer,
     cuda_available,
     grpo_config_kwargs,
-    outside_zero3_init,
     resolve_precision,
     world_size,
 )
+from toolr0.training.recipes import CurriculumData, Recipe, RoleInit, generator_recipe, solver_recipe
 from toolr0.training.roles import Role, RoleModels
 
 if TYPE_CHECKING:  # annotations only: the config tree sits above this layer (it assembles every section)
@@ -51,8 +54,6 @@ if TYPE_CHECKING:  # annotations only: the config tree sits above this layer (it
 log = logging.getLogger(__name__)
 
 Echo = Callable[[str], None]
-RoleInit = dict[str, str | os.PathLike[str] | None]
-CurriculumData = str | os.PathLike[str] | list[Task]
 
 
 @dataclass
@@ -164,15 +165,6 @@ class _MetricsCallbackFactory:
         return MetricsCallback()
 
 
-def end_token_ids(tokenizer: Any, model: Any) -> tuple[int, ...]:
-    """Token ids that end a completion (EOS of the tokenizer and of the generation config, and pad), as TRL
-    tells a finished completion from one cut at `max_completion_length`."""
-    ids: list[Any] = [getattr(tokenizer, "eos_token_id", None), getattr(tokenizer, "pad_token_id", None)]
-    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids.extend(eos if isinstance(eos, list | tuple) else [eos])
-    return tuple(sorted({i for i in ids if isinstance(i, int)}))
-
-
 def _check_prompt_lengths(dataset: Any, tokenizer: Any, max_prompt_length: int | None) -> int:
     """Longest prompt in tokens; TRL 1.16 never truncates, so `max_prompt_length` is only a guard."""
     longest = 0
@@ -192,154 +184,92 @@ def _check_prompt_lengths(dataset: Any, tokenizer: Any, max_prompt_length: int |
     return longest
 
 
-def _structured_factory(cfg: ToolR0Config, tokenizer: Any) -> LogitsProcessorFactory | None:
-    """The Generator's structured-decoding hook when `structured.enabled` (docs/structured_generation.md)."""
-    if not getattr(cfg.structured, "enabled", False):
-        return None
-    from toolr0.inference import structured
-
-    def factory(row_specs: list[Any]) -> Any:
-        return structured.make_logits_processor(tokenizer, row_specs, cfg.structured, num_return_sequences=1)
-
-    return factory
-
-
-def train_role(
-    role: Role,
+def fit(
+    recipe: Recipe,
     cfg: ToolR0Config,
     out_dir: str | os.PathLike[str],
     *,
     models: RoleModels | None = None,
-    data: CurriculumData | None = None,
-    service: SolverService | None = None,
     resume: bool = False,
     init: RoleInit | None = None,
     callbacks: Sequence[Any] = (),
-    spec_seed: int | None = None,
-    spec_start: int = 0,
-    n_prompts: int | None = None,
     echo: Echo | None = None,
     logits_processor_factory: LogitsProcessorFactory | None = None,
 ) -> TrainResult:
-    """GRPO-train `role` (see module docstring). `models`: a `RoleModels` (loaded from `cfg` when None);
-    `data`: Solver curriculum (JSONL path or list of `Task`); `service`: frozen-Solver `SolverService` for the
-    Generator's curriculum reward (built in-process on the frozen Solver adapter when None);
-    `logits_processor_factory`: constrained-decoding hook for TRL's generation (default: the Generator's
-    structured decoding when `cfg.structured.enabled`, none for the Solver)."""
+    """GRPO-train `recipe.role` (see module docstring): TRL's `GRPOConfig` and `GRPOTrainer` around what the
+    recipe supplies (`training.recipes`). `cfg` is read here only for what no role owns: the model and roles
+    to load, the master seed, the distributed preflight, and the whole tree for `resolved.json`.
+    `models`: a `RoleModels` (loaded when None); `logits_processor_factory`: a constrained-decoding hook for
+    TRL's generation (default: the recipe's)."""
     from toolr0.inference.device import resolve_device
-    from toolr0.inference.hf import render_prompt
-    from toolr0.training import data as tdata
-    from toolr0.training import reward_funcs as rf
-    from toolr0.training.roles import frozen_scope, load_role_models
+    from toolr0.training.roles import load_role_models
 
-    out = Path(out_dir)
-    rc = _role_cfg(cfg, role)
-    if role == "solver" and data is None:
-        raise ConfigError("solver training needs a curriculum (--data curriculum.jsonl)")
+    out, role, rc = Path(out_dir), recipe.role, recipe.grpo
     preflight.check_role(cfg, role, preflight.engine_from_env(), "accelerate launch")
     device = resolve_device(cfg.model.device)
     precision = resolve_precision(rc.precision, device=device)
     names, weights = _reward_names_weights(cfg, role)
+    seed, run_name, ckpts = seed_for(cfg.seed, "train"), f"toolr0-{role}", out / "checkpoints"
     t_start = time.perf_counter()
     # The GRPOConfig comes first: it sets up the process group and, under DeepSpeed, the HfDeepSpeedConfig through
     # which from_pretrained partitions ZeRO-3 weights as they load (zero3_init_flag), instead of a full fp32
     # copy per rank. Then rank 0 alone picks the resume checkpoint and the others take its choice.
     args = build_grpo_config(
-        rc, out / "checkpoints", reward_weights=weights, n_processes=world_size(), run_name=f"toolr0-{role}",
-        device=device, seed=seed_for(cfg.seed, "train"),
+        rc,
+        ckpts,
+        reward_weights=weights,
+        n_processes=world_size(),
+        run_name=run_name,
+        device=device,
+        seed=seed,
     )
     resume_from = ckpt.resume_point(out, resume)
     if resume_from is not None and rc.save_only_model:
-        log.warning("%s: save_only_model checkpoints hold no optimizer/scheduler state: resume is not exact", role)
-
-    # Build the dataset first: a bad curriculum file fails before a model is loaded.
-    if role == "generator":
-        from toolr0.core.spec import load_spec_file
-
-        dist = load_spec_file(cfg.spec_file)
-        n = n_prompts or cfg.loop.generator_prompts
-        seed = seed_for(cfg.seed, "train") if spec_seed is None else spec_seed
-        dataset = tdata.generator_dataset(n, seed, cfg.prompts.generator_variant, dist, start=spec_start)
-    else:
-        solver_format = SolverFormat.from_config(cfg.prompts)
-        tasks = data if isinstance(data, list) else tdata.load_tasks(data)
-        if not solver_format.native:
-            dataset = tdata.solver_dataset(tasks, cfg.prompts.solver_variant)
-
-    # GPU recipe: the frozen Solver runs in its own vLLM server (OpenAI-compatible, inference.base_url).
-    remote_solver = role == "generator" and service is None and cfg.inference.backend in ("openai", "vllm")
-    if remote_solver:  # every rank checks the server before loading a model: an unreachable one fails now
-        service = _remote_service(cfg)
-        service.sampler.health_check()
-    if models is None:
-        # Only what the phase uses: the trained role, plus the Solver adapter that plays the frozen Solver in a
-        # LoRA Generator phase (a full frozen Solver is loaded below or served); phase C needs no Generator.
-        which = ("generator", "solver") if role == "generator" and cfg.roles.mode != "full" else (role,)
+        log.warning(
+            "%s: save_only_model checkpoints hold no optimizer/scheduler state: resume is not exact", role
+        )
+    recipe.prepare()  # the dataset (and a served frozen Solver) first: a bad input fails before a model loads
+    if models is None:  # only the weights the phase uses
         models = load_role_models(
             cfg.model,
             cfg.roles,
             init=init,
-            roles=which,
+            roles=recipe.roles_to_load(),
             training_precision=precision,
-            seed=seed_for(cfg.seed, "train"),
+            seed=seed,
             device=device,
         )
     tokenizer = models.tokenizer
-    # a native Solver prompt is rendered with each task's own tools= (needs the tokenizer)
-    if role == "solver" and solver_format.native:
-        dataset = tdata.solver_dataset(
-            tasks, cfg.prompts.solver_variant, solver_format, lambda m: render_prompt(tokenizer, m)
-        )
+    dataset = recipe.dataset(tokenizer)
     longest = _check_prompt_lengths(dataset, tokenizer, rc.max_prompt_length)
-
-    max_failures = cfg.inference.service_max_failures
-    if role == "generator":
-        models.snapshot_for_frozen_solver()  # shared-weights ablation: the frozen Solver = phase-start snapshot
-        # p̂ per step to p_hat.jsonl: the loop draws its histograms
-        rkw: dict[str, Any] = {"max_failures": max_failures, "p_hat_path": out / "p_hat.jsonl"}
-        if remote_solver:
-            funcs = rf.generator_reward_funcs(cfg.rewards, service, **rkw)
-        else:
-            if service is None:
-                if cfg.roles.mode == "full":
-                    with outside_zero3_init(args):  # a whole frozen copy per rank, never partitioned
-                        solver = _load_frozen_full_solver(cfg, init, device)
-                    models.full_models.setdefault("solver", solver)
-                service = _default_service(cfg, models)
-            funcs = rf.generator_reward_funcs(cfg.rewards, service, scope=lambda: frozen_scope(models), **rkw)
-    model = models.model_for(role)
-    if role != "generator":
-        funcs = rf.solver_reward_funcs(
-            cfg.rewards, solver_format, rc.max_completion_length, end_token_ids(tokenizer, model)
-        )
+    funcs = recipe.reward_funcs(models, args, device, init, out)
 
     out.mkdir(parents=True, exist_ok=True)
     trainer = build_trainer(
-        model,
+        models.model_for(role),
         tokenizer,
         dataset,
         funcs,
         rc,
-        out / "checkpoints",
+        ckpts,
         reward_weights=weights,
         callbacks=[_MetricsCallbackFactory.make(out / "metrics.jsonl", echo), *callbacks],
-        logits_processor_factory=logits_processor_factory
-        or (_structured_factory(cfg, tokenizer) if role == "generator" else None),
-        run_name=f"toolr0-{role}",
+        logits_processor_factory=logits_processor_factory or recipe.logits_processor_factory(tokenizer),
+        run_name=run_name,
         device=device,
-        seed=seed_for(cfg.seed, "train"),
+        seed=seed,
         args=args,
     )
     accelerator = trainer.accelerator
     n_processes = accelerator.num_processes  # the real count under accelerate/torchrun, not assumed 1
     kw = grpo_config_kwargs(
         rc,
-        out / "checkpoints",
+        ckpts,
         reward_weights=weights,
-        run_name=f"toolr0-{role}",
+        run_name=run_name,
         n_processes=n_processes,
         device=device,
-        seed=seed_for(cfg.seed, "train"),
+        seed=seed,
     )
     resolved = {
         "role": role,
@@ -366,9 +296,7 @@ def train_role(
         longest,
         len(dataset),
     )
-    start_step = 0
-    if resume_from is not None:
-        start_step = ckpt.checkpoint_step(resume_from) or 0
+    start_step = (ckpt.checkpoint_step(resume_from) or 0) if resume_from is not None else 0
     t_train = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     train_seconds = time.perf_counter() - t_train
@@ -393,53 +321,44 @@ def train_role(
     return result
 
 
-def _default_service(cfg: ToolR0Config, models: RoleModels) -> SolverService:
-    """In-process frozen Solver: an `HFSampler` over the frozen Solver model (the shared PeftModel with the
-    solver adapter, the phase-start snapshot in shared mode, or the separate Solver model in full mode)."""
-    from toolr0.inference.hf import HFSampler
-    from toolr0.inference.solver_service import build_solver_service
-
-    adapter = models.frozen_solver_adapter()
-    sampler = HFSampler(
-        models.frozen_solver_model(),
-        models.tokenizer,
-        batch_size=cfg.inference.batch_size,
-        max_batch_sequences=cfg.inference.max_batch_sequences,
-        sort_by_length=cfg.inference.sort_by_length,
-        checkpoint_id=f"frozen-solver:{adapter or 'full'}:{time.time_ns()}",  # fresh cache scope per phase
+def train_generator(
+    cfg: ToolR0Config,
+    out_dir: str | os.PathLike[str],
+    *,
+    service: SolverService | None = None,
+    spec_seed: int | None = None,
+    spec_start: int = 0,
+    n_prompts: int | None = None,
+    **fit_kwargs: Any,
+) -> TrainResult:
+    """Phase A: GRPO on the Generator with r_fmt, r_valid, r_curr. `service`: the frozen Solver for r_curr
+    (None: behind `inference.base_url` for the openai / vllm backends, else in-process on the frozen Solver
+    weights); `spec_seed` / `spec_start` / `n_prompts`: the sampled specs (default: the master seed, from 0,
+    `loop.generator_prompts`). `fit_kwargs`: `fit`'s (models, resume, init, callbacks, echo, ...)."""
+    recipe = generator_recipe(
+        cfg, service=service, spec_seed=spec_seed, spec_start=spec_start, n_prompts=n_prompts
     )
-    return build_solver_service(cfg, sampler, adapter=adapter)
-
-
-def _remote_service(cfg: ToolR0Config) -> SolverService:
-    """Frozen Solver behind an OpenAI-compatible server (e.g. `vllm serve`, GPU recipe; restart or reload it
-    with the newest Solver checkpoint before every Generator phase, spec §10.10)."""
-    from toolr0.inference.openai_backend import OpenAISampler
-    from toolr0.inference.solver_service import build_solver_service
-
-    # a configured served model (e.g. the loop's managed server) is the frozen Solver itself: no adapter on top
-    lora = cfg.roles.mode == "lora" and cfg.inference.served_model is None
-    adapter = cfg.roles.solver_adapter if lora else None
-    return build_solver_service(cfg, OpenAISampler.from_config(cfg.inference), adapter=adapter)
-
-
-def _load_frozen_full_solver(cfg: ToolR0Config, init: RoleInit | None, device: str) -> Any:
-    from toolr0.inference.models import load_model_for
-
-    model, _ = load_model_for(cfg.model, (init or {}).get("solver"), device=device)
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
-
-def train_generator(cfg: ToolR0Config, out_dir: str | os.PathLike[str], **kwargs: Any) -> TrainResult:
-    """Phase A: GRPO on the Generator with r_fmt, r_valid, r_curr (frozen Solver via the service)."""
-    return train_role("generator", cfg, out_dir, **kwargs)
+    return fit(recipe, cfg, out_dir, **fit_kwargs)
 
 
 def train_solver(
-    cfg: ToolR0Config, data: CurriculumData, out_dir: str | os.PathLike[str], **kwargs: Any
+    cfg: ToolR0Config, data: CurriculumData, out_dir: str | os.PathLike[str], **fit_kwargs: Any
 ) -> TrainResult:
     """Phase C: GRPO on the Solver with r_fmt, r_acc over a curriculum (JSONL path or list of tasks)."""
-    return train_role("solver", cfg, out_dir, data=data, **kwargs)
+    return fit(solver_recipe(cfg, data), cfg, out_dir, **fit_kwargs)
+
+
+_GENERATOR_ONLY = ("service", "spec_seed", "spec_start", "n_prompts")
+
+
+def train_role(role: Role, cfg: ToolR0Config, out_dir: str | os.PathLike[str], **kwargs: Any) -> TrainResult:
+    """`train_generator` or `train_solver` by name (`toolr0 train <role>`): `data=` is the Solver's curriculum,
+    the other keywords are the chosen function's."""
+    if role == "solver":
+        for key in _GENERATOR_ONLY:  # the CLI passes them for either role; unset they mean nothing here
+            if kwargs.pop(key, None) not in (None, 0):
+                raise ConfigError(f"{key} is the Generator's; solver training takes a curriculum (--data)")
+        return train_solver(cfg, kwargs.pop("data", None), out_dir, **kwargs)  # type: ignore[arg-type]
+    if kwargs.pop("data", None) is not None:
+        raise ConfigError("generator training takes no curriculum (--data is the Solver's)")
+    return train_generator(cfg, out_dir, **kwargs)

@@ -47,7 +47,7 @@ class RewardConfig(BaseModel):
         "passing, or first_call (the reference code's behaviour, for comparison only).",
     )
 
-    # --- Generator curriculum r_curr (spec §5.4, §11 ablations); p_hat's K samples: `solver_sampling`
+    # --- Generator curriculum r_curr (spec §5.4, §11 ablations); p̂ and the judge: the `frozen_solver` section
     difficulty_weight: float = Field(
         0.5, ge=0, description="Weight of r_diff in r_curr (0 = the no-difficulty-reward ablation)."
     )
@@ -57,20 +57,6 @@ class RewardConfig(BaseModel):
     sigma: float = Field(0.12, gt=0, description="Gaussian fall-off width outside the band.")
     band_mode: Literal["gaussian", "hard"] = Field(
         "gaussian", description="gaussian fall-off (spec) or hard band edges (Table 3 ablation)."
-    )
-    pass_success: Literal["ordered", "multiset"] = Field(
-        "ordered",
-        description="r_diff/pass@K success test: full call list equal as ordered canonical JSON (spec §11 "
-        "default) or as a multiset.",
-    )
-
-    # --- Judge r_sem (spec §5.4)
-    judge_temperature: float = Field(0.1, ge=0, description="Judge sampling temperature.")
-    judge_max_tokens: int = Field(16, ge=1, description="Judge max new tokens.")
-    judge_retries: int = Field(3, ge=1, description="Judge attempts before falling back.")
-    judge_fallback_score: int = Field(3, ge=1, le=5, description="Judge score used when every attempt fails.")
-    judge_retry_suffix: str = Field(
-        "reply with only a single digit 1-5", description="Appended to the judge prompt on a retry."
     )
 
     # --- Solver (spec §7): top-level weights of R_S = r_fmt + r_acc
@@ -93,8 +79,10 @@ class RewardConfig(BaseModel):
     )
     allow_unclosed_answer: bool = Field(
         False,
-        description="Accept a final <tool_call_answer> left unclosed at the end of generation (off = faithful to spec §7.2); "
-        "in the native format, a Solver GRPO reply cut at max_completion_length (docs/solver_format.md).",
+        description="Accept a final <tool_call_answer> left unclosed at the end of generation (off = faithful to spec "
+        "§7.2); in the native format, a Solver GRPO reply cut at max_completion_length (docs/solver_format.md). "
+        "One setting for every reading of a Solver reply: the Solver's GRPO reward and the frozen Solver's p̂ and "
+        "cross-verification alike (build_solver_service passes it on), so difficulty counts what training rewards.",
     )
 
     @model_validator(mode="after")

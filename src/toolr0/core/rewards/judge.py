@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from toolr0.core.frozen_solver import JudgeConfig
 from toolr0.core.rewards.base import RewardValue
-from toolr0.core.rewards.config import RewardConfig
 
 _JUDGE_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
 _JUDGE_WORD_RE = re.compile(r"\b(one|two|three|four|five)\b", re.I)
@@ -50,15 +50,15 @@ def parse_judge_score(text: Any) -> int | None:
     return None
 
 
-def judge_score_from_attempts(replies: list[Any], cfg: RewardConfig | None = None) -> tuple[int, bool]:
-    """First parseable score among up to ``judge_retries`` replies; else the fallback score.
+def judge_score_from_attempts(replies: list[Any], cfg: JudgeConfig | None = None) -> tuple[int, bool]:
+    """First parseable score among up to ``frozen_solver.judge.retries`` replies; else the fallback score.
     Returns (score, used_fallback)."""
-    c = cfg if cfg is not None else RewardConfig()
-    for reply in list(replies)[: c.judge_retries]:
+    c = cfg if cfg is not None else JudgeConfig()
+    for reply in list(replies)[: c.retries]:
         s = parse_judge_score(reply)
         if s is not None:
             return s, False
-    return c.judge_fallback_score, True
+    return c.fallback_score, True
 
 
 def semantic_reward(judge_score: Any) -> RewardValue:
