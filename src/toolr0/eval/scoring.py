@@ -30,6 +30,23 @@ from toolr0.core.parsing import normalise_call
 from toolr0.core.schema import ToolCall
 from toolr0.core.solver_format import DEFAULT_SOLVER_FORMAT
 
+#: Every reason a verdict can carry (the fuzz test checks that no other appears).
+REASONS = (
+    "ok",
+    "no_answer_tag",
+    "unclosed",
+    "empty_answer",
+    "unparseable",
+    "no_call",
+    "malformed_call",
+    "unexpected_call",
+    "wrong_count",
+    "wrong_name",
+    "missing_arg",
+    "extra_arg",
+    "wrong_value",
+    "wrong_args",
+)
 
 @dataclass
 class Verdict:
