@@ -221,7 +221,7 @@ def _coverage_in(words: list[str], n: int) -> float:
     grams = _template_ngrams(n)
     vocab = _template_vocab(n)
     covered = [False] * len(words)
-    run = 0  # words in a row, ending at i + n - 1, that a template n-gram can hold
+    run = 0  # template-vocabulary words in a row, ending at word j
     for j, w in enumerate(words):
         run = run + 1 if w in vocab else 0
         if run >= n and tuple(words[j - n + 1 : j + 1]) in grams:
