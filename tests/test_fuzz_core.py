@@ -27,7 +27,7 @@ from toolr0.core.verify import verify_task
 from toolr0.eval.scoring import REASONS, score_completion
 
 SEED = 20260131
-MAX_CHARS = 2000  # about 500 tokens; longer texts mostly cost time in the question gate's n-gram scan
+MAX_CHARS = 2000  # about 500 tokens; longer texts mostly cost time in the readers' JSON scans
 N_GENERATOR, N_SOLVER = 25_000, 75_000
 
 _TOOLS = (
@@ -227,8 +227,10 @@ SOLVER_TARGETS: list[Target] = [  # (name, fn(text, gold), check)
 def test_fuzz_the_pure_core_100k_inputs():
     """100,000 mutated inputs (25,000 Generator-shaped, 75,000 Solver-shaped), 775,000 target calls.
     Measured on the 2-core dev machine with a benchmark loading both cores (load average ~6, nice 10):
-    83 s wall, 53 s CPU. Unloaded it should take about the CPU time; if CI runs on loaded cores, lower
-    N_SOLVER first (the Solver side is the cheaper half per input but the larger share)."""
+    83 s wall, 53 s CPU. After issue 30's hot-path changes (tests/test_hot_paths.py), alternated with the code
+    before on the same machine (load 4-5.5, nice 10): 37-71 s wall, 37-43 s CPU (before: 43-85 s wall, 43-50 s
+    CPU). Unloaded it should take about the CPU time; if CI runs on loaded cores, lower N_SOLVER first (the
+    Solver side, five native readings of each reply, is now most of the time)."""
     rng = random.Random(SEED)
     chk = _Checker()
     t0 = time.perf_counter()

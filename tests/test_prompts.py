@@ -15,7 +15,6 @@ from toolr0.core.prompts import (
     difficulty_label_messages,
     generator_messages,
     judge_messages,
-    judge_retry_suffix,
     load_prompt_variant,
     render_conversation,
     solver_messages,
@@ -114,7 +113,7 @@ def test_solver_messages_work_for_every_benchmark_menu_form():
     assert flagged | set(seal[0].get("required", [])) <= set(rendered[0]["parameters"]["required"])
 
 
-def test_judge_messages_and_retry_suffix():
+def test_judge_and_difficulty_messages():
     tools = [{"name": "get_rate", "description": "Exchange rate", "parameters": {"base": {"type": "string"}}}]
     calls = [ToolCall("get_rate", {"base": "EUR"})]
     msgs = judge_messages("What is the EUR rate {tools}?", tools, calls)
@@ -125,7 +124,6 @@ def test_judge_messages_and_retry_suffix():
         "<question>\nWhat is the EUR rate {tools}?\n</question>" in user
     )  # inserted text is not re-substituted
     assert '[{"name": "get_rate", "arguments": {"base": "EUR"}}]' in user
-    assert "single digit 1-5" in judge_retry_suffix()
     lab = difficulty_label_messages("q", tools, [{"name": "get_rate", "arguments": {}}])
     assert "easy" in lab[0]["content"] and lab[1]["content"].rstrip().endswith("(easy, medium or hard):")
 

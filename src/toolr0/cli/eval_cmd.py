@@ -90,8 +90,8 @@ def run(
     prompt_variant: str = typer.Option(
         None,
         "--prompt-variant",
-        help="Solver prompt variant (reference, compact, or a YAML path). Default: a run directory's "
-        "prompts.solver_variant, else reference.",
+        help="Solver prompt variant (reference, compact, or a YAML path; its solver section is every text the "
+        "Solver is sent). Default: a run directory's prompts.solver_variant, else reference.",
     ),
     solver_format: str = typer.Option(
         None,

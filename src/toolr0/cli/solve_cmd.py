@@ -65,7 +65,7 @@ def solve(
         "reference",
         "--prompt-variant",
         help="Solver prompt variant (reference, compact, or a YAML path), as `toolr0 eval run --prompt-variant`: "
-        "the system prompt of the reference format, the --reason-first line of the native one.",
+        "its solver section is every text the Solver is sent, in either format.",
     ),
 ) -> None:
     """Render the Solver prompt for QUESTION and TOOLS, sample one answer and print the parsed calls as JSON."""

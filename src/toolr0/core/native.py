@@ -178,8 +178,10 @@ def _from_blocks(body: str, out: NativeParse) -> bool:
 
 def _from_json(body: str, out: NativeParse) -> bool:
     """A call in a code fence, or bare JSON (Llama-3 style), anywhere in the reply."""
-    fences = _FENCE_RE.findall(body)
-    sources = [("fence", f) for f in fences] + [("bare", _FENCE_RE.sub(" ", body).replace(_PY_TAG, " "))]
+    fenced = "```" in body  # every fence match starts with it; the regex scans of long text are not free
+    fences = _FENCE_RE.findall(body) if fenced else []
+    bare = _FENCE_RE.sub(" ", body) if fenced else body
+    sources = [("fence", f) for f in fences] + [("bare", bare.replace(_PY_TAG, " "))]
     for wrapper, src in sources:
         calls: list[ToolCall] = []
         for value in _json_values(src):

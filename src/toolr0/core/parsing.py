@@ -184,7 +184,8 @@ def parse_relaxed(s: Any) -> ParseResult:
                 pass
         replaced = t
         for k, pat in _CONST_RE.items():
-            replaced = pat.sub(_CONST_JSON[k], replaced)
+            if k in replaced:  # the word itself must be there; a regex scan of long text is not free
+                replaced = pat.sub(_CONST_JSON[k], replaced)
         if replaced != t:
             r2 = _json_loads(replaced)
             if r2.ok:

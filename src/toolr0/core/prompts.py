@@ -5,6 +5,9 @@ faithful to spec §4/§5.4/§6.5/§7.1; ``compact``: short, for small models;
 ``compact_noexample``: compact without the format illustration, for structured decoding; ``compact_named``: that,
 with placeholder names so the model names parameters instead of copying a literal one; ``answer_first``: tools and
 gold calls first, then the question that states their values, ``generator.order: answer_first``). Users pass their own file path.
+The ``solver`` section holds every text the Solver is sent in either format (``system``, ``user`` with
+``{question}``/``{tools}``, ``native_system``, ``native_reason_first``, ``native_user`` with ``{question}``); a
+key a variant leaves out comes from the reference variant.
 Templates use ``{name}`` placeholders substituted in one pass; any other brace is literal, so JSON examples are
 written with plain quotes. A spec with ``num_calls`` 0 (a no-call task) uses the generator section's
 ``no_call_system`` / ``no_call_user`` pair (a variant without them borrows the reference variant's pair).
@@ -41,12 +44,16 @@ SECTION_PLACEHOLDERS = {
     "judge": {"question", "tools", "calls"},
     "difficulty": {"question", "tools", "calls"},
 }
+#: Solver templates with placeholders, all required (every other solver key is plain text): key -> names.
+#: ``user`` is the reference format's user message, the menu as ``tools_json``; ``native_user`` is the native
+#: format's user message (the menu travels to the chat template as ``tools=``, so no ``{tools}``).
+SOLVER_TEMPLATES = {"user": {"question", "tools"}, "native_user": {"question"}}
 SECTION_KEYS_TOP = ("generator", "solver", "judge", "difficulty")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 _SECTION_KEYS = {
     "generator": {"system", "user", "context_notes", "order", *NO_CALL_KEYS},
-    "solver": {"system", "native_reason_first"},
-    "judge": {"system", "user", "retry_suffix"},
+    "solver": {"system", "user", "native_system", "native_user", "native_reason_first"},
+    "judge": {"system", "user"},
     "difficulty": {"system", "user"},
 }
 
@@ -116,6 +123,8 @@ def _validate(data: Any, source: str) -> PromptVariant:
             raise _fail(source, sec, "expected a mapping")
         for key, value in body.items():
             if key not in _SECTION_KEYS[sec]:
+                if (sec, key) == ("judge", "retry_suffix"):  # never read; the judge retries with the config's
+                    raise _fail(source, "judge.retry_suffix", "was removed; use rewards.judge_retry_suffix")
                 raise _fail(
                     source, f"{sec}.{key}", f"unknown key (allowed: {', '.join(sorted(_SECTION_KEYS[sec]))})"
                 )
@@ -130,10 +139,14 @@ def _validate(data: Any, source: str) -> PromptVariant:
             elif not isinstance(value, str):
                 raise _fail(source, f"{sec}.{key}", "expected a string")
             else:
-                for ph in _PLACEHOLDER.findall(value):
-                    if ph not in SECTION_PLACEHOLDERS[sec]:
-                        raise _fail(source, f"{sec}.{key}", f"unknown placeholder {{{ph}}}")
-        for key in ("system",) + (("user",) if sec in ("generator", "judge", "difficulty") else ()):
+                allowed = SOLVER_TEMPLATES.get(key, set()) if sec == "solver" else SECTION_PLACEHOLDERS[sec]
+                used = set(_PLACEHOLDER.findall(value))
+                unknown = sorted(used - allowed)
+                if unknown:
+                    raise _fail(source, f"{sec}.{key}", f"unknown placeholder {{{unknown[0]}}}")
+                if sec == "solver" and allowed - used:
+                    raise _fail(source, f"{sec}.{key}", f"must use placeholder(s) {sorted(allowed - used)}")
+        for key in () if sec == "solver" else ("system", "user"):  # a solver key left out: the reference's
             if key not in body:
                 raise _fail(source, f"{sec}.{key}", "missing")
         if sec == "generator":
@@ -246,31 +259,45 @@ def _calls_json(calls: Any) -> str:
     return json.dumps(rows, ensure_ascii=False, default=str)
 
 
-def solver_user_message(question: str, tools: Any) -> str:
-    """The one Solver user message (spec §6.4/§6.6), used for r_diff, verification, training and evaluation."""
-    return f"User request:\n{question}\n\nAvailable tools (JSON):\n{tools_json(_as_tools(tools))}\n"
+def _solver_text(variant: str | PromptVariant, key: str) -> str:
+    """A key of the variant's solver section; a key the variant leaves out comes from the reference variant."""
+    text = _variant(variant).section("solver").get(key)
+    return text if isinstance(text, str) else load_prompt_variant("reference").section("solver")[key]
+
+
+def solver_user_message(question: str, tools: Any, variant: str | PromptVariant = "reference") -> str:
+    """The reference format's Solver user message (spec §6.4/§6.6): ``solver.user`` with ``{question}`` and
+    ``{tools}`` (the menu as :func:`schema.tools_json`) filled; used for r_diff, verification, training and eval."""
+    values = {"question": question, "tools": tools_json(_as_tools(tools))}
+    return _fill(_solver_text(variant, "user"), values)
 
 
 def solver_system_prompt(variant: str | PromptVariant = "reference") -> str:
-    return _variant(variant).section("solver")["system"]
+    """The reference format's Solver system prompt (``solver.system``, spec §7.1)."""
+    return _solver_text(variant, "system")
 
 
-def solver_native_system(variant: str | PromptVariant = "reference") -> str:
-    """The system line of the native format's "reason first" switch (the chat template adds the tools)."""
-    text = _variant(variant).section("solver").get("native_reason_first")
-    return text if isinstance(text, str) else load_prompt_variant("reference").section("solver")["native_reason_first"]
+def solver_native_system(variant: str | PromptVariant = "reference", reason_first: bool = True) -> str:
+    """The native format's system text: ``solver.native_reason_first`` (the "reason first" switch) or
+    ``solver.native_system`` (empty: no system message; the chat template adds the tools either way)."""
+    return _solver_text(variant, "native_reason_first" if reason_first else "native_system")
+
+
+def solver_native_user(question: str, variant: str | PromptVariant = "reference") -> str:
+    """The native format's user message: ``solver.native_user`` with ``{question}`` filled."""
+    return _fill(_solver_text(variant, "native_user"), {"question": question})
 
 
 def solver_messages(
     question: str, tools: Any, variant: str | PromptVariant = "reference"
 ) -> list[dict[str, str]]:
-    """Solver chat: the §7.1 system prompt and the ``User request: ... Available tools (JSON): ...`` message.
+    """Solver chat of the reference format: the §7.1 system prompt and the ``solver.user`` message.
 
     ``tools`` may be :class:`Tool` objects or raw tools in any form :func:`schema.normalise_tool` accepts.
     """
     return [
         {"role": "system", "content": solver_system_prompt(variant)},
-        {"role": "user", "content": solver_user_message(question, tools)},
+        {"role": "user", "content": solver_user_message(question, tools, variant)},
     ]
 
 
@@ -279,11 +306,6 @@ def judge_messages(
 ) -> list[dict[str, str]]:
     """Solver-as-judge chat of spec §5.4; the user message ends with ``Score (1-5):``."""
     return _task_review_messages("judge", question, tools, calls, variant)
-
-
-def judge_retry_suffix(variant: str | PromptVariant = "reference") -> str:
-    """Appended to the judge's user message on a retry after an unparseable score (spec §5.4)."""
-    return _variant(variant).section("judge").get("retry_suffix", "\nReply with only a single digit 1-5.")
 
 
 def difficulty_label_messages(

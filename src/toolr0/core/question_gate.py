@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 # ---------------------------------------------------------------------------------------------- patterns
@@ -147,19 +148,59 @@ def _wild_masks(n: int) -> tuple[tuple[int, ...], ...]:
     return tuple(m for m in masks if len(m) <= MAX_ECHO_WILDCARDS)
 
 
+@lru_cache(maxsize=16)
+def _template_vocab(n: int) -> frozenset[str]:
+    """Every word of the template n-grams (not the wildcard): a text n-gram with a word outside it can match a
+    template n-gram only where a wildcard covers that word."""
+    return frozenset(w for gram in _template_ngrams(n) for w in gram if w != _WILD)
+
+
+@lru_cache(maxsize=8)
+def _mask_getters(n: int, wildcards: bool) -> dict[tuple[int, ...], tuple[Any, ...]]:
+    """For each set of window offsets whose words are outside the template vocabulary (at most
+    ``MAX_ECHO_WILDCARDS``), the probes worth trying: one ``itemgetter`` per wildcard mask that covers every
+    such offset, reading a window extended by one ``_WILD`` (index ``n``). Masks in ``_wild_masks`` order."""
+    masks = _wild_masks(n) if wildcards else ((),)
+    out: dict[tuple[int, ...], tuple[Any, ...]] = {}
+    for oov in _wild_masks(n):
+        getters = []
+        for mask in masks:
+            if set(oov) <= set(mask):
+                idx = [n if k in mask else k for k in range(n)]
+                getters.append(itemgetter(*idx) if n > 1 else (lambda w, i=idx[0]: (w[i],)))
+        out[oov] = tuple(getters)
+    return out
+
+
+def _overlap_in(words: list[str], n: int, wildcards: bool) -> tuple[str, ...] | None:
+    """:func:`echo_overlap` on words already tokenised and cut (the scan, without re-tokenising)."""
+    grams = _template_ngrams(n)
+    vocab = _template_vocab(n)
+    getters = _mask_getters(n, wildcards)
+    limit = MAX_ECHO_WILDCARDS if wildcards else 0
+    oov = [k for k, w in enumerate(words) if w not in vocab]  # positions no template word can match
+    first = 0  # index into oov of the first position >= i
+    for i in range(len(words) - n + 1):
+        while first < len(oov) and oov[first] < i:
+            first += 1
+        inside: list[int] = []
+        k = first
+        while k < len(oov) and oov[k] < i + n and len(inside) <= limit:
+            inside.append(oov[k] - i)
+            k += 1
+        if len(inside) > limit:  # more outside words than wildcards can cover
+            continue
+        window = (*words[i : i + n], _WILD)
+        for get in getters[tuple(inside)]:
+            if get(window) in grams:
+                return tuple(words[i : i + n])
+    return None
+
+
 def echo_overlap(text: str, n: int, wildcards: bool = True, max_words: int = 5000) -> tuple[str, ...] | None:
     """The first word n-gram of ``text`` that also occurs in a prompt template (a placeholder matching any one
     word when ``wildcards``), or None. Only the first ``max_words`` words are scanned."""
-    grams = _template_ngrams(n)
-    words = _tokens(text)[:max_words]
-    masks = _wild_masks(n) if wildcards else ((),)
-    for i in range(len(words) - n + 1):
-        gram = tuple(words[i : i + n])
-        for mask in masks:
-            probe = gram if not mask else tuple(_WILD if k in mask else w for k, w in enumerate(gram))
-            if probe in grams:
-                return gram
-    return None
+    return _overlap_in(_tokens(text)[:max_words], n, wildcards)
 
 
 ECHO_COVERAGE_NGRAM = 4
@@ -170,14 +211,21 @@ ECHO_COVERAGE = (
 
 def echo_coverage(text: str, n: int = ECHO_COVERAGE_NGRAM, max_words: int = 400) -> float:
     """Share of the words of ``text`` covered by word n-grams that also occur in a prompt template."""
-    grams = _template_ngrams(n)
-    words = _tokens(text)[:max_words]
+    return _coverage_in(_tokens(text)[:max_words], n)
+
+
+def _coverage_in(words: list[str], n: int) -> float:
+    """:func:`echo_coverage` on words already tokenised and cut."""
     if not words:
         return 0.0
+    grams = _template_ngrams(n)
+    vocab = _template_vocab(n)
     covered = [False] * len(words)
-    for i in range(len(words) - n + 1):
-        if tuple(words[i : i + n]) in grams:
-            for k in range(i, i + n):
+    run = 0  # template-vocabulary words in a row, ending at word j
+    for j, w in enumerate(words):
+        run = run + 1 if w in vocab else 0
+        if run >= n and tuple(words[j - n + 1 : j + 1]) in grams:
+            for k in range(j - n + 1, j + 1):
                 covered[k] = True
     return sum(covered) / len(words)
 
@@ -251,11 +299,12 @@ def question_gate(question: Any) -> tuple[bool, str]:
         if REFUSAL.search(_unquoted(q)):
             return False, "refusal"
         normed = _norm_words(q)
+        tokens = _tokens(q)  # once for both n-gram scans (echo_overlap's and echo_coverage's default caps)
         if (
             any(f" {p} " in f" {normed} " for p in ECHO_PHRASES)
             or (" tool call " in f" {normed} " and not TOOL_CALL_META_WORDS.isdisjoint(normed.split()))
-            or echo_overlap(q, QUESTION_ECHO_NGRAM)
-            or echo_coverage(q) >= ECHO_COVERAGE
+            or _overlap_in(tokens[:5000], QUESTION_ECHO_NGRAM, True)
+            or _coverage_in(tokens[:400], ECHO_COVERAGE_NGRAM) >= ECHO_COVERAGE
         ):
             return False, "echo"
         if has_angle_placeholder(question):

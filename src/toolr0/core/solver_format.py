@@ -8,6 +8,9 @@ Two formats (docs/solver_format.md):
   as the user message; replies parsed by ``core.native.parse_native_output``. ``reason_first`` adds a short
   system line asking for a ``<think>`` block before the calls (then required, as in spec §7.3).
 
+Every text either format sends is in the ``solver`` section of the prompt variant (``prompts.solver_variant``):
+``system`` and ``user`` (reference), ``native_system``, ``native_reason_first`` and ``native_user`` (native).
+
 A native conversation carries its menu as a leading ``{"role": "tools", "tools": [...]}`` entry; every
 sampler backend takes it out with :func:`split_tools` and hands it to the chat template (or to the API's
 ``tools`` field). Pass@K, cross-verification, Solver GRPO, ``toolr0 solve`` and ``toolr0 eval`` all build
@@ -22,7 +25,7 @@ from typing import Any
 
 from toolr0.core.completions import SolverParse, parse_solver_output
 from toolr0.core.native import openai_tools, parse_native_output, render_native_calls
-from toolr0.core.prompts import PromptConfig, solver_messages, solver_native_system
+from toolr0.core.prompts import PromptConfig, solver_messages, solver_native_system, solver_native_user
 from toolr0.core.schema import ToolCall
 
 SOLVER_FORMATS: tuple[str, ...] = ("reference", "native")
@@ -47,7 +50,8 @@ def split_tools(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], l
 
 @dataclass(frozen=True)
 class SolverFormat:
-    """The Solver's prompt and reply format. ``variant`` names the prompt variant of the reference format."""
+    """The Solver's prompt and reply format. ``variant`` names the prompt variant (name or YAML path) whose
+    ``solver`` section holds every text of both formats (system, user template, native system lines)."""
 
     name: str = DEFAULT_SOLVER_FORMAT
     variant: str = "reference"
@@ -76,9 +80,10 @@ class SolverFormat:
         if not self.native:
             return solver_messages(question, tools, self.variant)
         out: list[dict[str, Any]] = [{"role": TOOLS_ROLE, "tools": openai_tools(tools)}]
-        if self.reason_first:
-            out.append({"role": "system", "content": solver_native_system(self.variant)})
-        out.append({"role": "user", "content": question})
+        system = solver_native_system(self.variant, self.reason_first)
+        if system:
+            out.append({"role": "system", "content": system})
+        out.append({"role": "user", "content": solver_native_user(question, self.variant)})
         return out
 
     def parse(self, text: Any, allow_unclosed: bool = False) -> SolverParse:
@@ -112,5 +117,8 @@ class SolverFormat:
     def describe(self) -> str:
         """One line for summaries: which format, and the prompt it uses."""
         if self.native:
-            return "native (chat template with tools=" + (", reason first)" if self.reason_first else ")")
+            extra = (", reason first" if self.reason_first else "") + (
+                f", variant {self.variant}" if self.variant != "reference" else ""
+            )
+            return f"native (chat template with tools={extra})"
         return f"reference (spec §7.1 prompt, variant {self.variant})"
