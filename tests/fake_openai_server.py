@@ -5,7 +5,8 @@ Takes `vllm serve`'s command line (model path, --host, --port, --served-model-na
 POST /v1/chat/completions deterministically: every choice is "4 [<root>] <tool_call_answer>[]</tool_call_answer>"
 (a judge score of 4, an empty call list, and the weights it came from). Loopback only. Behaviour switches by env:
 FAKE_SERVER_STARTUP_S (delay before listening), FAKE_SERVER_FAIL_START (exit 1 at once, after a message),
-FAKE_SERVER_DIE_AFTER (exit 3 after that many chat requests), FAKE_SERVER_IGNORE_TERM (ignore SIGTERM). The HTTP
+FAKE_SERVER_DIE_AFTER (exit 3 after that many chat requests), FAKE_SERVER_EXIT_LAG_S (when dying, close the
+connection first and exit that many seconds later, as a crashing engine's teardown does), FAKE_SERVER_IGNORE_TERM (ignore SIGTERM). The HTTP
 handler is the shared one of tests/_fake_openai.py.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import sys
 import time
 from http.server import ThreadingHTTPServer
@@ -42,6 +44,7 @@ def main() -> None:
     else:
         served, root = args.served_model_name or args.model, args.model
     die_after = int(os.environ.get("FAKE_SERVER_DIE_AFTER", "0"))
+    exit_lag_s = float(os.environ.get("FAKE_SERVER_EXIT_LAG_S", "0"))
 
     class Handler(FakeOpenAIHandler):
         models = [{"id": served, "root": root}]
@@ -49,6 +52,9 @@ def main() -> None:
         def chat(self, body):
             if die_after and len(self.requests) > die_after:
                 print("fatal: fake engine died mid-request", flush=True)
+                if exit_lag_s:  # a real crash drops the connection before its exit code exists
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    time.sleep(exit_lag_s)
                 os._exit(3)
             if body.get("model") != served:
                 return not_found(body.get("model"))

@@ -143,11 +143,14 @@ def test_stop_kills_a_server_that_ignores_terminate(tmp_path, weights, monkeypat
 
 
 def test_a_server_dying_mid_phase_stops_the_reward_with_its_log_tail(tmp_path, weights, monkeypatch, caplog):
-    """The first call after the server died stops the phase (issue 29: not after max_failures calls)."""
+    """The first call after the server died stops the phase (issue 29: not after max_failures calls), with the
+    server's exit code even when the dropped connection is seen before the process can be reaped (the fake
+    exits 0.5 s after closing it: this was a race, intermittently a bare 'unreachable' without the log tail)."""
     from _training_support import GEN_GOOD
     from toolr0.training.reward_funcs import RewardServiceError, generator_reward_funcs
 
     monkeypatch.setenv("FAKE_SERVER_DIE_AFTER", "2")  # one reward call = a pass-rate and a judge request
+    monkeypatch.setenv("FAKE_SERVER_EXIT_LAG_S", "0.5")
     with ManagedServer(_cfg(), str(weights[0]), tmp_path / "log") as s:
         svc = SolverService(s.sampler(timeout_s=5), FrozenSolverConfig(k=1), seed=0)
         _, _, cur = generator_reward_funcs(RewardConfig(), svc, max_failures=2)

@@ -88,6 +88,9 @@ class ServerConfig(BaseModel):
     )
 
 
+EXIT_GRACE_S = 5.0  # a request to the server failed: how long to wait for its process to exit, if it is exiting
+
+
 class ServerError(ToolR0Error):
     """The managed server could not start, died, or its port is taken."""
 
@@ -280,11 +283,16 @@ class ManagedServer:
             data = json.loads(resp.read().decode("utf-8")).get("data") or []
         return [str(d.get("id")) for d in data if isinstance(d, dict)]
 
-    def check_alive(self, when: str = "") -> None:
-        """Raise a one-line `ServerError` with the log tail when the process has exited."""
+    def check_alive(self, when: str = "", wait_s: float = 0.0) -> None:
+        """Raise a one-line `ServerError` with the log tail when the process has exited. `wait_s` > 0 first
+        waits that long for it to exit: a server that crashes mid-request drops its connections while it
+        exits, before it can be reaped, so the client sees the reset first (the sampler waits, see below)."""
         if self.proc is None:
             raise ServerError(f"Solver server at {self.base_url} was never started")
-        rc = self.proc.poll()
+        try:
+            rc = self.proc.wait(timeout=wait_s) if wait_s > 0 else self.proc.poll()
+        except subprocess.TimeoutExpired:
+            rc = None  # still running: the caller's own error (unreachable, timed out) stands
         if rc is not None:
             where = f" {when}" if when else ""
             raise ServerGone(
@@ -338,14 +346,16 @@ class ManagedServer:
 
     def sampler(self, **kwargs: Any) -> Any:
         """An `OpenAISampler` on this server's served model; an unreachable server raises this server's exit
-        code and log tail (a server that died mid-phase) instead of a bare connection error."""
+        code and log tail (a server that died mid-phase) instead of a bare connection error. A failed request
+        waits up to `EXIT_GRACE_S` for the process to exit (only on that error path): its sockets close
+        before its exit code exists, so polling at once would miss a crash the request itself ran into."""
         from toolr0.inference.openai_backend import OpenAISampler
 
         return OpenAISampler(
             base_url=self.base_url,
             model=self.served_model,
             checkpoint_id=f"server:{self.adapter or self.model}",
-            on_unreachable=lambda: self.check_alive("mid-phase"),
+            on_unreachable=lambda: self.check_alive("mid-phase", wait_s=EXIT_GRACE_S),
             **kwargs,
         )
 
