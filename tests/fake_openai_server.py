@@ -3,17 +3,20 @@
 Takes `vllm serve`'s command line (model path, --host, --port, --served-model-name or --enable-lora
 --lora-modules NAME=PATH, ...), answers GET /v1/models (id = served name, root = the weights it serves) and
 POST /v1/chat/completions deterministically: every choice is "4 [<root>] <tool_call_answer>[]</tool_call_answer>"
-(a judge score of 4, an empty call list, and the weights it came from). Loopback only. Behaviour switches by env:
-FAKE_SERVER_STARTUP_S (delay before listening), FAKE_SERVER_FAIL_START (exit 1 at once, after a message),
-FAKE_SERVER_DIE_AFTER (exit 3 after that many chat requests), FAKE_SERVER_EXIT_LAG_S (when dying, close the
-connection first and exit that many seconds later, as a crashing engine's teardown does), FAKE_SERVER_IGNORE_TERM (ignore SIGTERM). The HTTP
-handler is the shared one of tests/_fake_openai.py.
+(a judge score of 4, an empty call list, and the weights it came from); with --play (in server.command), Generator
+and Solver prompts get role-like answers instead (see `play`), so a self-play loop gets a non-empty curriculum.
+Loopback only. Behaviour switches by env: FAKE_SERVER_STARTUP_S (delay before listening), FAKE_SERVER_FAIL_START
+(exit 1 at once, after a message), FAKE_SERVER_DIE_AFTER (exit 3 after that many chat requests),
+FAKE_SERVER_EXIT_LAG_S (when dying, close the connection first and exit that many seconds later, as a crashing
+engine's teardown does), FAKE_SERVER_IGNORE_TERM (ignore SIGTERM). The HTTP handler is the shared one of
+tests/_fake_openai.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import socket
 import sys
@@ -21,6 +24,48 @@ import time
 from http.server import ThreadingHTTPServer
 
 from _fake_openai import FakeOpenAIHandler, completion, not_found
+
+CITIES = ["Paris", "Lima", "Oslo", "Cairo", "Quito", "Hanoi", "Dakar", "Perth"]
+TOOL = (
+    '[{"name": "book_table", "description": "Books a restaurant table in a city.", "parameters": {"city": '
+    '{"type": "string", "description": "City name"}, "guests": {"type": "integer", "description": "Number of '
+    'guests"}}, "required": ["city", "guests"]}]'
+)
+QUESTION = re.compile(r"book a table for (\d+) guests at a bistro in (\w+) tonight")
+
+
+def _call(city: str, guests: int) -> str:
+    return f'[{{"name": "book_table", "arguments": {{"city": "{city}", "guests": {guests}}}}}]'
+
+
+def play(body: dict, n: int, request_no: int) -> list[str] | None:
+    """--play: answer as the two roles would, so a loop on this server gets a real curriculum. A Generator
+    prompt (its system message asks for a <question> block) gets valid booking tasks (verify_task passes them),
+    a different city and party size per choice and request; a Solver prompt on such a task gets the gold call
+    in its even-numbered choices and a wrong city in the odd ones (p̂ = 1/2 for n = 2, 1 for n = 1); anything
+    else (judge, difficulty label) gets None: the default reply, whose leading 4 is a judge score."""
+    msgs = body.get("messages") or []
+    system = " ".join(str(m.get("content") or "") for m in msgs if m.get("role") == "system")
+    user = str(msgs[-1].get("content") or "") if msgs else ""
+    if "<question>" in system:
+        out = []
+        for i in range(n):
+            j = request_no * n + i
+            city, guests = CITIES[j % len(CITIES)], 2 + j % 5
+            out.append(
+                f"<think>book</think><question>Please book a table for {guests} guests at a bistro in {city} "
+                f"tonight.</question><available_tools>{TOOL}</available_tools>"
+                f"<tool_call_answer>{_call(city, guests)}</tool_call_answer>"
+            )
+        return out
+    asked = QUESTION.search(user)
+    if "judge" in system.lower() or "difficulty" in system.lower() or not asked:
+        return None
+    guests, city = int(asked.group(1)), asked.group(2)
+    return [
+        f"<think>b</think><tool_call_answer>{_call(city if i % 2 == 0 else 'Atlantis', guests)}</tool_call_answer>"
+        for i in range(n)
+    ]
 
 
 def main() -> None:
@@ -31,6 +76,7 @@ def main() -> None:
     ap.add_argument("--served-model-name", default=None)
     ap.add_argument("--enable-lora", action="store_true")
     ap.add_argument("--lora-modules", default=None)
+    ap.add_argument("--play", action="store_true")
     args, _unknown = ap.parse_known_args()
     assert args.host == "127.0.0.1", "the fake server binds loopback only"
     if os.environ.get("FAKE_SERVER_FAIL_START"):
@@ -59,10 +105,11 @@ def main() -> None:
             if body.get("model") != served:
                 return not_found(body.get("model"))
             print(f"chat model={body['model']} n={body['n']} root={root}", flush=True)
-            text = f"4 [{root}] <tool_call_answer>[]</tool_call_answer>"
-            return 200, completion(
-                [text] * int(body.get("n", 1)), {"prompt_tokens": 3, "completion_tokens": 2}
-            )
+            n = int(body.get("n", 1))
+            texts = play(body, n, len(self.requests)) if args.play else None
+            if texts is None:
+                texts = [f"4 [{root}] <tool_call_answer>[]</tool_call_answer>"] * n
+            return 200, completion(texts, {"prompt_tokens": 3, "completion_tokens": 2})
 
     httpd = ThreadingHTTPServer((args.host, args.port), Handler)
     print(f"fake server for {root} as {served} on {args.host}:{args.port}", flush=True)

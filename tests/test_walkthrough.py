@@ -1,7 +1,8 @@
 """Issue 29 item 4: every command of docs/training.md's one-node walkthrough, parsed from the doc's code block
 (so the doc and the test cannot drift), run in order on a CPU with the tiny random model: `runs/paper` becomes
 a temporary folder and the documented `--set` overrides swap the paper's model, GPUs and `vllm serve` for the
-tiny model, CPU processes and the fake OpenAI server. Iteration 2's models must start from iteration 1's."""
+tiny model, CPU processes and the fake OpenAI server (in its --play mode, so iteration 1 selects a curriculum and
+trains S_1). Iteration 2's models must start from iteration 1's."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def _tiny_overrides(model_dir: Path) -> list[str]:
         "server.gpus": None,
         "server.port": 0,
         "server.poll_interval_s": 0.1,
-        "server.command": [sys.executable, FAKE],
+        "server.command": [sys.executable, FAKE, "--play"],  # role-like answers: a non-empty curriculum
         "launch.stage_b.gpus": None,
     }
     for phase in ("generator", "solver"):
@@ -110,10 +111,19 @@ def test_every_walkthrough_command_runs_in_order_on_a_tiny_model(tmp_path, tiny_
     assert state["finished"] is True
     ck = state["checkpoints"]
     assert ck["generator"]["1"] == "iter_01/generator/final" and ck["generator"]["2"] == "iter_02/generator/final"
-    # iteration 2's Generator started from iteration 1's and was judged by iteration 1's Solver
+    # iteration 1 selected a curriculum (the fake's --play tasks, p̂ = 1/2), so S_1 was trained, not skipped
+    assert "iter_01/solver_train" not in state.get("skipped", {}), state.get("skipped")
+    curriculum = (run / "iter_01" / "curriculum.jsonl").read_text().splitlines()
+    assert curriculum and all(0 < json.loads(r)["p_hat"] <= 1 for r in curriculum)
+    assert ck["solver"]["1"] == "iter_01/solver/final" and (run / "iter_01" / "solver" / "final").is_dir()
+    s1 = run / "iter_01" / "solver" / "final"
+    # iteration 2's Generator started from iteration 1's and was rewarded by iteration 1's Solver, served
     log2 = (run / "iter_02" / "generator" / "launch.log").read_text()
     assert f"--init-generator {run / 'iter_01' / 'generator' / 'final'}" in log2
-    s1 = ck["solver"]["1"]
-    if s1:
-        assert f"--init-solver {run / s1}" in log2
+    assert f"--init-solver {s1}" in log2
+    # the managed server served S_1 twice: phase A's reward and stage B's cross-verification/pass@K of iteration 2
+    assert (run / "server.log").read_text().count(f"fake server for {s1} as solver") == 2
+    # iteration 2's Solver phase started from iteration 1's Solver weights (and iteration 1's from the base)
+    assert f"--init-solver {s1}" in (run / "iter_02" / "solver" / "launch.log").read_text()
+    assert "--init-solver" not in (run / "iter_01" / "solver" / "launch.log").read_text()
     assert "--init-generator" not in (run / "iter_01" / "generator" / "launch.log").read_text()  # π₀
