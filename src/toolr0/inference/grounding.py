@@ -30,6 +30,7 @@ from toolr0.inference.grammar import (
 )
 
 QUESTION_AFTER_CALLS = "</tool_call_answer>\n<question>"
+TAIL_MAX_CHARS = 80  # most characters after the question's last value
 _FREE = f"[^<{_CTRL}{_CJK}]"
 _SEP = f"[^<a-zA-Z0-9{_CTRL}{_CJK}]"  # a value starts and ends at a word boundary (the grounding check's \b)
 _TYPED = {"string": "string", "integer": "integer", "number": "number", "boolean": "gbool"}
@@ -76,14 +77,17 @@ def answer_first_calls_ebnf(
     if not alts:
         return None
     q_max = question_max or cfg.question_max_chars
+    v = max(2, cfg.value_max_chars)
     rest = f'(", " call){{{num_calls - 1},{num_calls - 1}}} ' if num_calls > 1 else ""
     d = cfg.number_max_digits
     rules = [
         f'root ::= "[" call {rest}"]" {_lit(QUESTION_AFTER_CALLS)} question {_lit("</question>")}',
         "call ::= " + " | ".join(f"({a})" for a in alts),
-        # a value must hold a letter or digit, or it cannot be stated in the question
-        f'string ::= "\\"" [^"\\\\<\\0-\\x1f{_CJK}]{{0,{cfg.value_max_chars - 1}}} [a-zA-Z0-9] '
-        f'[^"\\\\<\\0-\\x1f{_CJK}]{{0,{cfg.value_max_chars - 1}}} "\\""',
+        # a value starts or ends with a letter or digit (so the question can state it at a word boundary) and
+        # has no outer spaces (a gold " NYC" matched no Solver sample)
+        f'string ::= "\\"" ([a-zA-Z0-9] | [a-zA-Z0-9] vchar{{0,{v - 2}}} vend | vend vchar{{0,{v - 2}}} [a-zA-Z0-9]) "\\""',
+        f'vchar ::= [^"\\\\<\\0-\\x1f{_CJK}]',
+        f'vend ::= [^ "\\\\<\\0-\\x1f{_CJK}]',
         f'integer ::= "-"? ("0" | [1-9] [0-9]{{0,{d - 1}}})',
         'number ::= integer ("." [0-9]{1,6})?',
         'gbool ::= "true" | "false"',
@@ -127,12 +131,15 @@ def question_with_values_ebnf(
     values = [v for v in values if "<" not in v and all(ord(ch) >= 0x20 for ch in v)]
     if not values:
         return None
-    gap = question_max or cfg.question_max_chars
+    q_max = question_max or cfg.question_max_chars
+    # the text around the values is bounded so the question ends soon after its last value: with one cap for
+    # every gap the 0.5B model kept asking ("what about Seoul? what about Tokyo? ...") up to the limit
+    head, mid, tail = q_max // 2, q_max // 3, min(TAIL_MAX_CHARS, q_max // 3)
     parts = ["head"] + [f"{_lit(v)} {'mid' if i < len(values) - 1 else 'tail'}" for i, v in enumerate(values)]
     rules = [
         f"root ::= {' '.join(parts)} {_lit('</question>')}",
-        f'head ::= "" | {_FREE}{{0,{gap}}} {_SEP}',
-        f"mid ::= {_SEP} | {_SEP} {_FREE}{{0,{gap}}} {_SEP}",
-        f'tail ::= "" | {_SEP} {_FREE}{{0,{gap}}}',
+        f'head ::= "" | {_FREE}{{0,{head}}} {_SEP}',
+        f"mid ::= {_SEP} | {_SEP} {_FREE}{{0,{mid}}} {_SEP}",
+        f'tail ::= "" | {_SEP} {_FREE}{{0,{tail}}}',
     ]
     return "\n".join(rules) + "\n"
