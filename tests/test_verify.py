@@ -578,7 +578,8 @@ NO_CALL_BAD = {
     # the no-call rules
     "no_call_names_tool": gen(question="Use get_stock_price to open a savings account for Maria.", calls=[]),
     "no_call_meta": gen(
-        question="Open a savings account for Maria; none of the available tools can do this.", calls=[]
+        # (not "none of the ... tools can": that is answer_first prompt text, an echo first)
+        question="Open a savings account for Maria, even though the available tools cannot do this.", calls=[]
     ),
 }
 
