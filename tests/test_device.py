@@ -101,8 +101,8 @@ def test_cuda_reaches_loading_samplers_frozen_solver_eval_and_trainer_args(fake_
     from toolr0.inference.hf import HFSampler
     from toolr0.inference.models import load_model, save_tiny_model
     from toolr0.training.config import GRPORoleConfig, RolesConfig
+    from toolr0.training.frozen import _load_frozen_full_solver
     from toolr0.training.grpo import grpo_config_kwargs
-    from toolr0.training.recipes import _load_frozen_full_solver
     from toolr0.training.roles import load_role_models
 
     folder = str(save_tiny_model(tmp_path / "tiny"))

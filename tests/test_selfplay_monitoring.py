@@ -161,7 +161,7 @@ def test_quickstart_run_puts_funnel_histograms_and_samples_in_tensorboard(
 
 def test_the_cross_verify_line_says_skipped_when_off():
     from toolr0.config import load_config
-    from toolr0.selfplay.loop import _cross_verify_line
+    from toolr0.selfplay.monitor import cross_verify_line as _cross_verify_line
 
     off = load_config(None, {"loop.cross_verify": False})
     assert _cross_verify_line(off, 7, 7) == "skipped (off): all 7 unique task(s) pass on"

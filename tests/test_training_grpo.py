@@ -130,7 +130,7 @@ class RecordingService:
 
 
 def test_generator_grpo_with_frozen_solver_service(tmp_path):
-    from toolr0.training.recipes import _default_service
+    from toolr0.training.frozen import _default_service
     from toolr0.training.run import train_generator
 
     cfg = small_cfg()

@@ -11,7 +11,8 @@ import torch  # noqa: E402
 
 from toolr0.inference.config import ModelConfig  # noqa: E402
 from toolr0.training.config import RolesConfig  # noqa: E402
-from toolr0.training.roles import SNAPSHOT_ADAPTER, frozen_scope, load_role_models, wrap_roles  # noqa: E402
+from toolr0.training.frozen import frozen_scope  # noqa: E402
+from toolr0.training.roles import SNAPSHOT_ADAPTER, load_role_models, wrap_roles  # noqa: E402
 
 RC = RolesConfig(lora_r=4, lora_alpha=8)
 

@@ -10,7 +10,7 @@ item 4) and cached by content: sha256 over (checkpoint id, system prompt, user m
 K, seed, purpose) — never `id()` (spec §10 item 7). `clear()` between iterations. Sampling is seeded, so
 results are deterministic for the same tasks, order and seed. Tasks may be `core.schema.Task` objects or
 their dict form. `build_solver_service` is the one way the rest of the code builds one from the config.
-(The engine picks the weights and the sampler behind it; `training.roles.frozen_scope` switches a shared
+(The engine picks the weights and the sampler behind it; `training.frozen.frozen_scope` switches a shared
 PeftModel to the frozen Solver's adapter around each reward call; `selfplay.served.ServedSolver` is the
 managed server process a service may sample through.)
 """

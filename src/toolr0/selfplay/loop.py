@@ -12,19 +12,18 @@ and TensorBoard; `summary.md` and the plots are rewritten after every iteration.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from toolr0.config import ToolR0Config, config_to_dict, dump_config
 from toolr0.errors import ToolR0Error
+from toolr0.selfplay.monitor import StageTimer, cross_verify_line, log_train, open_tb, record_stage_b
 from toolr0.selfplay.progress import Reporter
 from toolr0.selfplay.rundir import RunDir, maybe_fault
 from toolr0.selfplay.seam import Engine, StageBChild
 from toolr0.selfplay.stages import (
     Ctx,
-    reason_counts,
     stage_cross_verify,
     stage_dedup,
     stage_difficulty,
@@ -35,37 +34,6 @@ from toolr0.selfplay.stages import (
 
 def _config_for_state(cfg: ToolR0Config) -> dict[str, Any]:
     return config_to_dict(cfg)
-
-
-class _Timer:
-    """Records one stage's wall time in metrics.jsonl (and TensorBoard) when the stage finishes."""
-
-    def __init__(self, ctx: Ctx, t: int, stage: str, tb: Any):
-        self.ctx, self.t, self.stage, self.tb = ctx, t, stage, tb
-
-    def __enter__(self) -> _Timer:
-        self.t0 = time.monotonic()
-        return self
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        wall = time.monotonic() - self.t0
-        self.ctx.run.log_metric(
-            {
-                "event": "stage_time",
-                "iteration": self.t,
-                "stage": self.stage,
-                "wall_s": round(wall, 3),
-                "completed": exc_type is None,
-            }
-        )
-        if self.tb is not None:
-            self.tb.add_scalar(f"time/{self.stage}", wall, self.t)
-
-
-def _open_tb(run: RunDir) -> Any:
-    from toolr0.selfplay.tb_log import open_writer
-
-    return open_writer(run.tb_dir)
 
 
 def _role_inits(run: RunDir, t: int, shared: bool) -> tuple[str | None, str | None]:
@@ -108,7 +76,7 @@ def run_selfplay(
 
         engine = (engine_factory or build_engine)(cfg, run)
     lp = cfg.loop
-    tb = _open_tb(run)
+    tb = open_tb(run)
     reporter = Reporter(enabled=progress, iterations=lp.iterations)
     ctx = Ctx(cfg=cfg, run=run, engine=engine, reporter=reporter)
     run.log_metric({"event": "run_start", "resumed": resumed, "iterations": lp.iterations})
@@ -163,7 +131,7 @@ def run_iteration(ctx: Ctx, t: int, tb: Any, stop_after: str | None = None) -> N
             )
             rep.stage_end(t, "generator_train", "skipped (freeze_generator)")
         else:
-            with _Timer(ctx, t, "generator_train", tb):
+            with StageTimer(ctx, t, "generator_train", tb):
                 res = engine.train_generator(
                     iteration=t,
                     init=gen_init,
@@ -186,7 +154,7 @@ def run_iteration(ctx: Ctx, t: int, tb: Any, stop_after: str | None = None) -> N
     # ---- B. Dataset synthesis with G_t frozen, S_{t-1} as verifier and difficulty judge
     if not run.is_done(t, "select"):
         if isinstance(engine, StageBChild):  # launch.mode processes: stage B in its own process
-            with _Timer(ctx, t, "stage_b", tb):
+            with StageTimer(ctx, t, "stage_b", tb):
                 engine.run_stage_b(t, rep)
             _reload_state(run)
             if not run.is_done(t, "select"):
@@ -210,7 +178,7 @@ def run_iteration(ctx: Ctx, t: int, tb: Any, stop_after: str | None = None) -> N
             run.mark_done(t, "solver_train", reason)
             rep.stage_end(t, "solver_train", "skipped: " + reason)
         else:
-            with _Timer(ctx, t, "solver_train", tb):
+            with StageTimer(ctx, t, "solver_train", tb):
                 res = engine.train_solver(
                     iteration=t,
                     init=solver_init,
@@ -228,66 +196,25 @@ def run_iteration(ctx: Ctx, t: int, tb: Any, stop_after: str | None = None) -> N
 def run_stage_b(ctx: Ctx, t: int, gen_ckpt: str | None, solver_b: str | None, tb: Any) -> None:
     """Stage B of iteration t: generate + verify, dedup, cross-verify, difficulty, select (each resumable)."""
     cfg, run, engine, rep = ctx.cfg, ctx.run, ctx.engine, ctx.reporter
-    with _Timer(ctx, t, "generate", tb):
+    with StageTimer(ctx, t, "generate", tb):
         candidates = stage_generate(ctx, t, gen_ckpt)
     ok = sum(r["ok"] for r in candidates)
     rep.stage_end(t, "generate", f"{len(candidates)} generated, {ok} pass verification")
-    with _Timer(ctx, t, "dedup", tb):
+    with StageTimer(ctx, t, "dedup", tb):
         unique = stage_dedup(ctx, t, candidates)
     rep.stage_end(t, "dedup", f"{len(unique)} unique of {ok}")
     solver = engine.solver(solver_b, t) if unique else None
-    with _Timer(ctx, t, "cross_verify", tb):
+    with StageTimer(ctx, t, "cross_verify", tb):
         crossed = stage_cross_verify(ctx, t, unique, solver) if unique else []
-    rep.stage_end(t, "cross_verify", _cross_verify_line(cfg, len(crossed), len(unique)))
-    with _Timer(ctx, t, "difficulty", tb):
+    rep.stage_end(t, "cross_verify", cross_verify_line(cfg, len(crossed), len(unique)))
+    with StageTimer(ctx, t, "difficulty", tb):
         labelled = stage_difficulty(ctx, t, crossed, solver) if crossed else []
     rep.stage_end(t, "difficulty", f"{len(labelled)} labelled of {len(crossed)}")
-    with _Timer(ctx, t, "select", tb):
+    with StageTimer(ctx, t, "select", tb):
         selected = stage_select(ctx, t, labelled)
     rep.stage_end(t, "select", f"{len(selected)} selected (n_final={cfg.curriculum.n_final})")
-    counts = _stage_counts(candidates, unique, crossed, labelled, selected)
-    stages = {"candidates": candidates, "verified": [r for r in candidates if r["ok"]], "unique": unique,
-              "cross_verified": crossed, "labelled": labelled, "selected": selected}  # fmt: skip
-    counts["calls"] = _call_kinds(stages)
-    run.write_json(run.file(t, "stage_counts.json"), counts)
-    run.log_metric(
-        {"event": "stage_counts", "iteration": t, **{k: v for k, v in counts.items() if k != "reasons"}}
-    )
-    _tb_counts(tb, t, counts, labelled)
-    _log_samples(ctx, t, tb, counts, stages)
+    record_stage_b(ctx, t, tb, candidates, unique, crossed, labelled, selected)
     run.mark_done(t, "select")
-
-
-def _call_kinds(stages: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, int]]:
-    from toolr0.selfplay.funnel import FUNNEL_STAGES, call_kind_counts
-
-    return call_kind_counts({k: stages[k] for k in FUNNEL_STAGES})
-
-
-def _log_samples(ctx: Ctx, t: int, tb: Any, counts: dict[str, Any], stages: dict[str, list]) -> None:
-    """The seeded sample of curriculum and rejected tasks (iter_XX/samples.md, linked from summary.md) and
-    iteration t's funnel, p̂ histogram and sample tables in TensorBoard."""
-    from toolr0.io import atomic_write_text, read_jsonl
-    from toolr0.selfplay.funnel import iteration_sample
-    from toolr0.selfplay.tb_log import log_stage_b
-
-    run = ctx.run
-    files = {}
-    for key in ("dedup", "crossverify", "passrates"):
-        path = run.file(t, f"{key}.jsonl")
-        files[key] = list(read_jsonl(path)) if path.is_file() else []
-    tables = iteration_sample(ctx.cfg.seed, t, stages, files, ctx.cfg.frozen_solver.verify.tau)
-    atomic_write_text(run.file(t, "samples.md"), "\n".join(tables))
-    p_all = [float(r["p_hat"]) for r in files["passrates"] if isinstance(r.get("p_hat"), int | float)]
-    log_stage_b(tb, t, counts, p_all, tables)
-
-
-def _cross_verify_line(cfg: ToolR0Config, kept: int, of: int) -> str:
-    """The B3 line: what cross-verification kept, or that it did not run (`loop.cross_verify: false`)."""
-    if not cfg.loop.cross_verify:
-        return f"skipped (off): all {of} unique task(s) pass on"
-    vc = cfg.frozen_solver.verify
-    return f"{kept} kept of {of} (τ={vc.tau}, {vc.mode})"
 
 
 def _phase_b_checkpoints(run: RunDir, t: int, cfg: ToolR0Config) -> tuple[str | None, str | None]:
@@ -319,7 +246,7 @@ def run_stage_b_only(cfg: ToolR0Config, out: str | Path, t: int, *, progress: bo
         return
     run.iter_dir(t).mkdir(parents=True, exist_ok=True)
     engine = build_engine(cfg, run, in_process=True)
-    tb = _open_tb(run)
+    tb = open_tb(run)
     reporter = Reporter(enabled=progress, iterations=cfg.loop.iterations)
     ctx = Ctx(cfg=cfg, run=run, engine=engine, reporter=reporter)
     try:
@@ -333,86 +260,11 @@ def run_stage_b_only(cfg: ToolR0Config, out: str | Path, t: int, *, progress: bo
         engine.close()
 
 
-def _stage_counts(
-    candidates: list, unique: list, crossed: list, labelled: list, selected: list
-) -> dict[str, Any]:
-    from collections import Counter
-
-    from toolr0.selfplay.report import no_call_counts
-
-    ok = sum(r["ok"] for r in candidates)
-    n = len(candidates)
-
-    def rate(a: int, b: int) -> float | None:
-        return round(a / b, 4) if b else None
-
-    compliance = [r.get("details", {}) for r in candidates if r["ok"]]
-    return {
-        "generated": n,
-        "verified": ok,
-        "unique": len(unique),
-        "cross_verified": len(crossed),
-        "labelled": len(labelled),
-        "selected": len(selected),
-        "acceptance": {
-            "verify": rate(ok, n),
-            "dedup": rate(len(unique), ok),
-            "cross_verify": rate(len(crossed), len(unique)),
-            "difficulty": rate(len(labelled), len(crossed)),
-            "select": rate(len(selected), len(labelled)),
-            "overall": rate(len(selected), n),
-        },
-        "buckets": dict(Counter(r.get("difficulty") for r in selected)),
-        "spec_compliance": {
-            "menu_size_ok": sum(1 for d in compliance if d.get("menu_size_ok")),
-            "num_calls_ok": sum(1 for d in compliance if d.get("num_calls_ok")),
-            "of": len(compliance),
-        },
-        "no_call": no_call_counts(candidates, unique, crossed, labelled, selected),
-        "reasons": reason_counts(candidates),
-    }
-
-
-def _tb_counts(tb: Any, t: int, counts: dict[str, Any], labelled: list) -> None:
-    if tb is None:
-        return
-    for k in ("generated", "verified", "unique", "cross_verified", "labelled", "selected"):
-        tb.add_scalar(f"counts/{k}", counts[k], t)
-    for k, v in counts["acceptance"].items():
-        if v is not None:
-            tb.add_scalar(f"acceptance/{k}", v, t)
-    p = [r["label"]["p_hat"] for r in labelled if r.get("label", {}).get("p_hat") is not None]
-    if p:
-        import numpy as np
-
-        tb.add_histogram("passrate/p_hat", np.asarray(p, dtype=float), t)
-
-
 def _finish_train(
     ctx: Ctx, t: int, role: str, res: dict[str, Any], tb: Any, fallback_checkpoint: str | None
 ) -> None:
     """Record a finished training phase: its checkpoint (else ``fallback_checkpoint``), logs, done mark."""
     ctx.run.set_checkpoint(role, t, res.get("checkpoint") or fallback_checkpoint)
-    _log_train(ctx, t, role, res, tb)
+    log_train(ctx, t, role, res, tb)
     ctx.run.mark_done(t, f"{role}_train", res.get("skipped"))
     ctx.reporter.stage_end(t, f"{role}_train", res.get("skipped") or f"{res.get('steps', '?')} steps")
-
-
-def _log_train(ctx: Ctx, t: int, role: str, res: dict[str, Any], tb: Any) -> None:
-    """Per-step training logs (reward means etc.) into metrics.jsonl, TensorBoard and the live summary."""
-    hist = res.get("log_history") or []
-    for row in hist:
-        ctx.run.log_metric({"event": "train_log", "iteration": t, "role": role, **row})
-        step = row.get("step")
-        if tb is not None and step is not None:
-            for k, v in row.items():
-                if isinstance(v, int | float) and k != "step":
-                    tb.add_scalar(f"{role}/{k}", v, (t - 1) * 10_000 + int(step))
-    ctx.run.log_metric(
-        {
-            "event": "train_end",
-            "iteration": t,
-            "role": role,
-            **{k: v for k, v in res.items() if k not in ("log_history",)},
-        }
-    )

@@ -19,8 +19,6 @@ OpenAI-compatible server (`inference.backend` openai | vllm), or an in-process o
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +28,8 @@ from toolr0.core.seeds import seed_for
 from toolr0.core.solver_format import SolverFormat
 from toolr0.errors import ConfigError
 from toolr0.training.config import GRPORoleConfig
-from toolr0.training.grpo import LogitsProcessorFactory, outside_zero3_init
+from toolr0.training.frozen import FrozenSolverSource, RoleInit, frozen_scope, frozen_solver_source
+from toolr0.training.grpo import LogitsProcessorFactory
 from toolr0.training.roles import Role, RoleModels
 
 if TYPE_CHECKING:  # annotations only: the config tree sits above this layer (it assembles every section)
@@ -39,18 +38,7 @@ if TYPE_CHECKING:  # annotations only: the config tree sits above this layer (it
     from toolr0.inference.grammar import StructuredConfig
     from toolr0.inference.solver_service import SolverService
 
-RoleInit = dict[str, str | os.PathLike[str] | None]
 CurriculumData = str | os.PathLike[str] | list[Task]
-
-
-@dataclass
-class FrozenSolverSource:
-    """Where phase A's frozen Solver answers: `remote` (a service built before any model loads and health-checked
-    then) or `in_process(models, args, device, init)` (a service on the loaded weights)."""
-
-    remote: SolverService | None
-    in_process: Callable[[RoleModels, Any, str, RoleInit | None], SolverService] | None
-    is_remote: bool = False  # no trained-adapter scope around its calls
 
 
 @dataclass
@@ -93,7 +81,6 @@ class GeneratorRecipe:
         self, models: RoleModels, args: Any, device: str, init: RoleInit | None, out: Path
     ) -> list[Any]:
         from toolr0.training import reward_funcs as rf
-        from toolr0.training.roles import frozen_scope
 
         models.snapshot_for_frozen_solver()  # shared-weights ablation: the frozen Solver = phase-start snapshot
         # p̂ per step to p_hat.jsonl: the loop draws its histograms
@@ -202,61 +189,3 @@ def solver_recipe(cfg: ToolR0Config, data: CurriculumData | None) -> SolverRecip
     if data is None:
         raise ConfigError("solver training needs a curriculum (--data curriculum.jsonl)")
     return SolverRecipe(cfg.solver, cfg.rewards, SolverFormat.from_config(cfg.prompts), data)
-
-
-def frozen_solver_source(cfg: ToolR0Config, service: SolverService | None) -> FrozenSolverSource:
-    """Phase A's frozen Solver: `service` when given (in-process, under the adapter scope); else behind a server
-    (GPU recipe: `inference.backend` openai | vllm); else in-process on the frozen weights once they load."""
-    if service is not None:
-        return FrozenSolverSource(service, None)
-    if cfg.inference.backend in ("openai", "vllm"):
-        return FrozenSolverSource(_remote_service(cfg), None, is_remote=True)
-
-    def in_process(models: RoleModels, args: Any, device: str, init: RoleInit | None) -> SolverService:
-        if cfg.roles.mode == "full":
-            with outside_zero3_init(args):  # a whole frozen copy per rank, never partitioned
-                solver = _load_frozen_full_solver(cfg, init, device)
-            models.full_models.setdefault("solver", solver)
-        return _default_service(cfg, models)
-
-    return FrozenSolverSource(None, in_process)
-
-
-def _default_service(cfg: ToolR0Config, models: RoleModels) -> SolverService:
-    """In-process frozen Solver: an `HFSampler` over the frozen Solver model (the shared PeftModel with the
-    solver adapter, the phase-start snapshot in shared mode, or the separate Solver model in full mode)."""
-    from toolr0.inference.hf import HFSampler
-    from toolr0.inference.solver_service import build_solver_service
-
-    adapter = models.frozen_solver_adapter()
-    sampler = HFSampler(
-        models.frozen_solver_model(),
-        models.tokenizer,
-        batch_size=cfg.inference.batch_size,
-        max_batch_sequences=cfg.inference.max_batch_sequences,
-        sort_by_length=cfg.inference.sort_by_length,
-        checkpoint_id=f"frozen-solver:{adapter or 'full'}:{time.time_ns()}",  # fresh cache scope per phase
-    )
-    return build_solver_service(cfg, sampler, adapter=adapter)
-
-
-def _remote_service(cfg: ToolR0Config) -> SolverService:
-    """Frozen Solver behind an OpenAI-compatible server (e.g. `vllm serve`, GPU recipe; restart or reload it
-    with the newest Solver checkpoint before every Generator phase, spec §10.10)."""
-    from toolr0.inference.openai_backend import OpenAISampler
-    from toolr0.inference.solver_service import build_solver_service
-
-    # a configured served model (e.g. the loop's managed server) is the frozen Solver itself: no adapter on top
-    lora = cfg.roles.mode == "lora" and cfg.inference.served_model is None
-    adapter = cfg.roles.solver_adapter if lora else None
-    return build_solver_service(cfg, OpenAISampler.from_config(cfg.inference), adapter=adapter)
-
-
-def _load_frozen_full_solver(cfg: ToolR0Config, init: RoleInit | None, device: str) -> Any:
-    from toolr0.inference.models import load_model_for
-
-    model, _ = load_model_for(cfg.model, (init or {}).get("solver"), device=device)
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model

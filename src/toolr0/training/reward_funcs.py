@@ -184,7 +184,7 @@ def generator_reward_funcs(
     `service`: a `SolverService` (frozen Solver) with `pass_rates(tasks)` and `judge(tasks)`, every setting
     its own (`frozen_solver`: K, temperatures, judge retries); None gives
     r_curr without the Solver terms (p̂ and judge missing → 0). `scope`: a context-manager factory entered
-    around the service calls (e.g. `roles.frozen_scope` to switch to the frozen Solver adapter and restore
+    around the service calls (e.g. `frozen.frozen_scope` to switch to the frozen Solver adapter and restore
     the trained one afterwards).
     `max_failures`: consecutive failed service calls that raise `RewardServiceError` (0: never raise, only
     warn). `p_hat_path`: a JSONL file that gets one row per step, ``{"step", "p_hat": [...]}``, the p̂ of the

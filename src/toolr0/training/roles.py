@@ -4,7 +4,7 @@ Three layouts (`RolesConfig.mode`):
 - `lora` (CPU default): ONE frozen base model carrying two LoRA adapters, "generator" and "solver"
   (PEFT multi-adapter). Training a role activates only its adapter; the other adapter's tensors have
   `requires_grad=False` and are not in the optimizer. The frozen Solver used for Generator rewards is the
-  solver adapter, switched in temporarily by `frozen_scope` (which restores the trained adapter and every
+  solver adapter, switched in temporarily by `frozen.frozen_scope` (which restores the trained adapter and every
   `requires_grad` flag afterwards, whatever the sampler did).
 - `full` (GPU, paper): one full model per role, each its own folder; only the role being trained is loaded
   for training (the frozen Solver is served separately, e.g. by vLLM).
@@ -17,13 +17,11 @@ written to a temp folder and renamed into place.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -191,33 +189,6 @@ def _replace_dir(src: Path, dest: Path) -> None:
     os.replace(src, dest)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def frozen_scope(models: RoleModels) -> Iterator[tuple[Any, str | None]]:
-    """Use the frozen Solver inside a training step: yields (model, adapter name or None).
-
-    Whatever the sampler does inside (switching adapters, `eval()`), on exit the previously active adapter,
-    every parameter's `requires_grad` flag and the train/eval mode are restored, so the trained role keeps
-    training and the frozen role stays frozen.
-    """
-    model = models.frozen_solver_model()
-    pm = models.peft_model
-    flags = {n: p.requires_grad for n, p in (pm or model).named_parameters()}
-    was_training = (pm or model).training
-    prev_adapter = pm.active_adapter if pm is not None else None
-    adapter = models.frozen_solver_adapter()
-    try:
-        if pm is not None:
-            pm.set_adapter(adapter)
-        (pm or model).eval()  # also turns off gradient checkpointing's use_cache=False path during generation
-        yield model, adapter
-    finally:
-        if pm is not None:
-            pm.set_adapter(prev_adapter)
-        for n, p in (pm or model).named_parameters():
-            p.requires_grad_(flags[n])
-        (pm or model).train(was_training)
 
 
 # ---------------------------------------------------------------------------------------------- loading
