@@ -56,7 +56,7 @@ PYEOF
 
 COMMON=(--set "model.name=$MODEL" --set model.dtype=fp32 --set model.device=cuda --set launch.mode=processes
   --set loop.iterations=1 --set loop.n_candidates=8 --set loop.gen_batch_size=8 --set loop.gen_max_tokens=64
-  --set solver_sampling.k=2 --set solver_sampling.max_tokens=32 --set curriculum.n_final=8
+  --set frozen_solver.k=2 --set frozen_solver.max_tokens=32 --set curriculum.n_final=8
   --set inference.backend=hf --set server.managed=false --set loop.generator_prompts=8
   --set generator.max_steps=2 --set solver.max_steps=2 --set generator.max_completion_length=64
   --set solver.max_completion_length=64 --set generator.use_vllm=false --set solver.use_vllm=false
