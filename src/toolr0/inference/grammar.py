@@ -217,7 +217,10 @@ def build_ebnf(spec: SpecLike | None, cfg: StructuredConfig | None = None) -> st
     rules = [
         "root ::= " + " ".join(blocks),
         f"think ::= [^<{_CTRL}{_CJK}]{{1,{caps.think}}}",
-        f"question ::= [^<{_CTRL}{_CJK}]{{{min(cfg.question_min_chars, q_max)},{q_max}}}",
+        # a multi_turn chat is named `conversation` so a second stage knows it may span lines
+        *(["question ::= conversation"] if sh.multi_turn else []),
+        f"{'conversation' if sh.multi_turn else 'question'} ::= "
+        f"[^<{_CTRL}{_CJK}]{{{min(cfg.question_min_chars, q_max)},{q_max}}}",
         f"tools ::= {_list_rule('tool', *sh.menu)}",
         f"calls ::= {_list_rule('call', *sh.calls)}",
         'tool ::= "{\\"name\\": \\"" tname "\\", \\"description\\": \\"" desc "\\", \\"parameters\\": {" params '

@@ -33,6 +33,10 @@ QUESTION_AFTER_CALLS = "</tool_call_answer>\n<question>"
 TAIL_MAX_CHARS = 80  # most characters after the question's last value
 _FREE = f"[^<{_CTRL}{_CJK}]"
 _SEP = f"[^<a-zA-Z0-9{_CTRL}{_CJK}]"  # a value starts and ends at a word boundary (the grounding check's \b)
+# A one-message question: no line break, and its only '?' ends it. Round 3 of the step-0 benchmark asked run-on
+# questions ("Is it zero? Is it negative? Is it zero or 123456?") around a value stated late (bench/RESULTS.md).
+_FREE_1 = f"[^<?\\n\\t{_CTRL}{_CJK}]"
+_SEP_1 = f"[^<?a-zA-Z0-9\\n\\t{_CTRL}{_CJK}]"
 _TYPED = {"string": "string", "integer": "integer", "number": "number", "boolean": "gbool"}
 
 
@@ -52,12 +56,13 @@ def stage_grammar(row_ebnf: str, stage: int, prefix: str, cfg: StructuredConfig)
     q_max = _question_max(row_ebnf, cfg)
     if stage == 0:
         return answer_first_calls_ebnf(prefix, num_calls, cfg, q_max)
-    return question_with_values_ebnf(prefix + "</tool_call_answer>", cfg, q_max)
+    one_message = "\nconversation ::=" not in row_ebnf  # a multi_turn chat needs its lines
+    return question_with_values_ebnf(prefix + "</tool_call_answer>", cfg, q_max, one_message=one_message)
 
 
 def _question_max(row_ebnf: str, cfg: StructuredConfig) -> int:
     """The question's length cap in a row's structural grammar (doubled there for multi_turn specs)."""
-    m = re.search(r"^question ::= .*\{\d+,(\d+)\}$", row_ebnf, re.M)
+    m = re.search(r"^(?:question|conversation) ::= .*\{\d+,(\d+)\}$", row_ebnf, re.M)
     return int(m.group(1)) if m else cfg.question_max_chars
 
 
@@ -117,11 +122,15 @@ def call_values(calls_text: str) -> list[str]:
 
 
 def question_with_values_ebnf(
-    prefix: str, cfg: StructuredConfig | None = None, question_max: int | None = None
+    prefix: str,
+    cfg: StructuredConfig | None = None,
+    question_max: int | None = None,
+    one_message: bool = False,
 ) -> str | None:
     """EBNF for the text after ``<question>`` in answer-first order: a question that states each value of the
     gold calls (read from ``prefix``) verbatim, each between word boundaries, in call order, then
-    ``</question>``. None when the calls cannot be read or hold no value to state (the free question stays)."""
+    ``</question>``. ``one_message``: one line whose only '?' is its last character. None when the calls cannot
+    be read or hold no value to state (the free question stays)."""
     cfg = cfg or StructuredConfig()
     try:
         c0 = prefix.rindex(CALLS_OPEN) + len(CALLS_OPEN)
@@ -136,10 +145,12 @@ def question_with_values_ebnf(
     # every gap the 0.5B model kept asking ("what about Seoul? what about Tokyo? ...") up to the limit
     head, mid, tail = q_max // 2, q_max // 3, min(TAIL_MAX_CHARS, q_max // 3)
     parts = ["head"] + [f"{_lit(v)} {'mid' if i < len(values) - 1 else 'tail'}" for i, v in enumerate(values)]
+    free, sep = (_FREE_1, _SEP_1) if one_message else (_FREE, _SEP)
+    end = ' "?"?' if one_message else ""
     rules = [
-        f"root ::= {' '.join(parts)} {_lit('</question>')}",
-        f'head ::= "" | {_FREE}{{0,{head}}} {_SEP}',
-        f"mid ::= {_SEP} | {_SEP} {_FREE}{{0,{mid}}} {_SEP}",
-        f'tail ::= "" | {_SEP} {_FREE}{{0,{tail}}}',
+        f"root ::= {' '.join(parts)}{end} {_lit('</question>')}",
+        f'head ::= "" | {free}{{0,{head}}} {sep}',
+        f"mid ::= {sep} | {sep} {free}{{0,{mid}}} {sep}",
+        f'tail ::= "" | {sep} {free}{{0,{tail}}}',
     ]
     return "\n".join(rules) + "\n"
