@@ -186,6 +186,12 @@ BAD = {
         question="What is the latest stock price of the company with ticker AAPL today?",
         calls=[{"name": "get_stock_price", "arguments": {"symbol": "AAPL"}}],
     ),
+    # hardened: a number the gold does not hold (the Solver passes it as an argument the tool lacks)
+    "question_extra_number": gen(question="Can you convert 250 US dollars to euros at a 2 percent fee for Paris?"),
+    # hardened: more questions than the gold calls answer
+    "question_asks_more": gen(
+        question="Can you convert 250 US dollars to euros? Is that a good rate? Should I wait until spring?"
+    ),
 }
 
 
@@ -810,3 +816,25 @@ def test_gate_still_rejects_garbage(question, reason):
 )
 def test_quoted_angle_text_is_literal_but_slots_after_a_quote_are_not(question, ok):
     assert question_gate(question)[0] is ok
+
+
+def test_question_numbers_match_any_written_form_of_a_gold_value():
+    def ok(question, args):
+        return verify_task(gen(question=question, calls=call_args(args))).reason
+
+    base = {"from_currency": "US dollars", "to_currency": "euros"}
+    assert ok("Please convert 1,000 US dollars to euros before my trip to Paris.", {"amount": 1000, **base}) == "ok"
+    assert ok("Please convert 250.50 US dollars to euros before my trip to Paris.", {"amount": 250.5, **base}) == "ok"
+    # digits inside a word or code are part of that word ("IoT1", "a5"), not a stated number
+    assert ok("Please convert 250 US dollars to euros for invoice A5 before Paris.", {"amount": 250, **base}) == "ok"
+    assert ok("Please convert 250 US dollars to euros for my 3 nights in Paris.", {"amount": 250, **base}) == (
+        "question_extra_number"
+    )
+
+
+def test_a_conversation_may_ask_and_its_agent_lines_state_numbers():
+    chat = (
+        "# Conversation\nUser: I need money for Paris.\nAgent: Which amount? I see 2 options.\n"
+        "User: Can you convert 250 US dollars to euros? Thanks, is that quick?"
+    )
+    assert verify_task(gen(question=chat)).reason == "ok"

@@ -78,7 +78,8 @@ _NO_CALL_META = re.compile(
 # and an amount of 1,000,000,000 units", gold only `id`) or asks more questions than the gold calls answer. The
 # 0.5B Solver passes such a number as an argument the tool lacks, or answers the extra questions, so no sample
 # matches: 12 of 30 verified call tasks of the step-0 benchmark stated one, 2 of them ever solved (RESULTS.md).
-_QUESTION_NUMBER = re.compile(r"(?<![A-Za-z_])\d+")
+_QUESTION_NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*")  # "1,000", "250.50", "2023"; not "IoT1"
+_DIGITS = re.compile(r"\d+")
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+|[a-z]+(?:[A-Z][a-z0-9]+)+")
 
 
@@ -339,17 +340,23 @@ def _user_text(question: str) -> str:
 
 
 def check_call_question(question: str, calls: list[ToolCall]) -> tuple[str, dict[str, Any]] | None:
-    """Hardened rules for a call task's question against its gold calls: ``question_extra_number`` (a digit run
-    of the user's words that is part of no gold value's text) and ``question_asks_more`` (a single message with
-    more question marks than gold calls + 1). None when both hold."""
-    gold = " ".join(
-        v if isinstance(v, str) else str(v)
-        for c in calls
-        for v in c.arguments.values()
-        if not isinstance(v, bool) and v is not None
-    )
-    user = _user_text(question)
-    extra = [d for d in _QUESTION_NUMBER.findall(user) if d not in gold]
+    """Hardened rules for a call task's question against its gold calls: ``question_extra_number`` (a number of
+    the user's words that no gold value holds: each digit run equals one of a gold value's digit runs, or the
+    whole number equals a numeric gold value, so "1,000" and "250.50" state 1000 and 250.5) and
+    ``question_asks_more`` (a single message with more question marks than gold calls + 1). None when both hold."""
+    values = [v for c in calls for v in c.arguments.values() if not isinstance(v, bool) and v is not None]
+    runs = {r.lstrip("0") for v in values for r in _DIGITS.findall(str(v))}  # "04" states 4
+    numbers = {float(v) for v in values if isinstance(v, int | float)}
+    extra = []
+    for token in _QUESTION_NUMBER.findall(_user_text(question)):
+        if all(r.lstrip("0") in runs for r in _DIGITS.findall(token)):
+            continue
+        try:
+            if float(token.replace(",", "")) in numbers:
+                continue
+        except ValueError:
+            pass
+        extra.append(token)
     if extra:
         return "question_extra_number", {"numbers": extra[:5]}
     if not question.lstrip().startswith("#") and question.count("?") > len(calls) + 1:
