@@ -161,6 +161,23 @@ def test_stage_dispatch_by_order_and_call_count():
     assert '"Lisbon"' in stage_grammar(row, 1, calls_prefix, AF)
 
 
+def test_a_single_message_question_has_one_line_and_its_only_question_mark_last(tok):
+    calls_prefix = VALID[: VALID.index("</tool_call_answer>")]
+    one = stage_grammar(build_ebnf(SPEC, AF), 1, calls_prefix, AF)
+
+    def ok(ebnf, q: str) -> bool:
+        return _accepts(tok, ebnf, q + "</question>")
+
+    assert ok(one, "What will the weather be like in Lisbon over the next 3 days?")
+    assert ok(one, "Lisbon, 3 days please.")
+    assert not ok(one, "Is it sunny? What will the weather be like in Lisbon over the next 3 days?")
+    assert not ok(one, "Weather in Lisbon for 3 days? Is it cold?")  # asks on after the values
+    assert not ok(one, "Weather in Lisbon\nfor 3 days")
+    # a multi_turn chat keeps its lines and the agent's questions
+    chat = stage_grammar(build_ebnf(TaskSpec("weather", "multi_turn", 2, 1), AF), 1, calls_prefix, AF)
+    assert ok(chat, "# Conversation\nUser: Weather please?\nAgent: Where?\nUser: Lisbon, for 3 days")
+
+
 def test_random_model_under_answer_first_writes_every_value_into_its_question():
     """Even a random model's completions are answer-first tasks whose question states each gold value."""
     import torch
