@@ -142,6 +142,17 @@ def test_zero_pass_rate_dropped_unless_keep_zero():
     assert level_counts(items) == {"easy": 0, "medium": 1, "hard": 0, "dropped": 10}
 
 
+def test_zero_pass_rate_needs_cross_verification_even_with_keep_zero():
+    """spec §11: p̂ = 0 gold is kept (as hard) only when cross-verification vouched for it."""
+    vouched = {"id": 1, "domain": "a", "p_hat": 0.0, "cross_verified": True}
+    unvouched = {"id": 2, "domain": "a", "p_hat": 0.0, "cross_verified": False}
+    solved = {"id": 3, "domain": "a", "p_hat": 0.5, "cross_verified": False}
+    cfg = CurriculumConfig(n_final=50, keep_zero=True)
+    assert sorted(it["id"] for it in select_curriculum([vouched, unvouched, solved], None, cfg)) == [1, 3]
+    assert item_level(unvouched, cfg) is None and item_level(vouched, cfg) == "hard"
+    assert item_level({**unvouched, "label": "hard"}, cfg.model_copy(update={"difficulty_source": "llm"})) is None
+
+
 def test_orders():
     items = make_items({d: {"easy": 10, "medium": 20, "hard": 10} for d in "xyz"})
     grouped = select_curriculum(items, None, CurriculumConfig(n_final=60, order="grouped"))

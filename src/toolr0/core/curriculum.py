@@ -3,7 +3,8 @@ choice of the final Solver training set. Pure and deterministic under ``seed``.
 
 Bucket rule (K = 8 defaults: easy p̂ ≥ 0.875, medium 0.25 ≤ p̂ ≤ 0.75, hard p̂ ≤ 0.125). On the K = 8 grid no p̂
 falls between the buckets; for other K a p̂ in a gap goes to the nearer bucket edge (the gap's midpoint splits
-it, the midpoint itself going to medium). p̂ = 0 is dropped unless ``keep_zero`` (then it is hard).
+it, the midpoint itself going to medium). p̂ = 0 is dropped unless ``keep_zero`` (then it is hard), and always when
+the item says ``cross_verified: false``: no gold nobody produced enters the curriculum unvouched.
 
 No-call tasks (gold ``[]``; p̂ = the share of Solver samples answering ``[]``) are selected like any task;
 ``no_call_max_share`` (not in the paper; 1 = no cap) caps their share of the selection so a pool rich in them
@@ -127,9 +128,13 @@ def _label(item: Any) -> str | None:
 def item_level(item: Any, cfg: CurriculumConfig | None = None) -> str | None:
     """The difficulty level of one item under ``cfg.difficulty_source`` (None → not selectable)."""
     cfg = cfg or CurriculumConfig()
+    p = _p_hat(item)
+    # spec §11: a never-solved task (p̂ = 0) is kept only when cross-verification stood behind its gold; an item
+    # that says ``cross_verified: false`` (an exempt no-call task, a run without cross-verification) is dropped
+    if p == 0.0 and _get(item, "cross_verified") is False:
+        return None
     if cfg.difficulty_source == "llm":
         return _label(item)
-    p = _p_hat(item)
     if p is not None:
         return difficulty_bucket(p, cfg)
     return _label(item) if cfg.difficulty_source == "both" else None

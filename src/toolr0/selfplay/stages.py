@@ -253,6 +253,7 @@ def training_record(row: dict[str, Any]) -> dict[str, Any]:
         "difficulty": lab.get("difficulty"),
         "domain": task.get("domain", ""),
         "p_hat": lab.get("p_hat"),
+        "cross_verified": bool(row.get("cross_verified", False)),
         "judge_used_fallback": lab.get("judge_used_fallback", False),
         "judge_raw": lab.get("judge_raw", ""),
         "id": row["id"],
@@ -267,20 +268,12 @@ def stage_select(ctx: Ctx, t: int, labelled: list[dict[str, Any]]) -> list[dict[
 
     cur = ctx.cfg.curriculum
     ctx.reporter.stage_start(t, "select", len(labelled), "tasks")
-    # spec §11: a never-solved task is kept (as hard) only when cross-verification stood behind its gold; an
-    # exempt no-call task or a run without cross-verification has nothing to vouch for p̂ = 0 gold
-    vouched = [r for r in labelled if not (_never_solved(r) and not r.get("cross_verified", False))]
-    items = [training_record(r) for r in vouched]
+    items = [training_record(r) for r in labelled]  # p̂ = 0 without cross_verified drops in core.curriculum
     weights = load_spec_file(ctx.cfg.spec_file).domain_weights()
     selected = select_curriculum(items, weights, cur, seed=seed_for(ctx.cfg.seed, "select", t))
     ctx.run.write_jsonl(ctx.run.file(t, "curriculum.jsonl"), selected)
     ctx.reporter.advance(completed=len(labelled))
     return selected
-
-
-def _never_solved(row: dict[str, Any]) -> bool:
-    p = (row.get("label") or {}).get("p_hat")
-    return p is not None and p <= 0
 
 
 def reason_counts(candidates: list[dict[str, Any]]) -> dict[str, int]:
