@@ -17,11 +17,6 @@ from toolr0.selfplay.rundir import RunDir
 NO_CALL_KEYS = ("asked", "verified", "unique", "cross_verified", "labelled", "selected")
 
 
-def _task_no_call(row: dict[str, Any]) -> bool:
-    task = row.get("task")
-    return isinstance(task, dict) and task.get("calls") == []
-
-
 def no_call_counts(
     candidates: list[dict[str, Any]],
     unique: list[dict[str, Any]],
@@ -30,21 +25,23 @@ def no_call_counts(
     selected: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """No-call tasks (gold []) through the stages of one iteration: specs asking for one, then the tasks left
-    after each stage, and the frozen Solver's mean p̂ on them (share of samples answering [])."""
-    from toolr0.core.curriculum import is_no_call
+    after each stage (the no_call column of :func:`toolr0.selfplay.funnel.call_kind_counts`), and the frozen
+    Solver's mean p̂ on them (share of samples answering [])."""
+    from toolr0.selfplay.funnel import call_kind, call_kind_counts
 
+    verified = [r for r in candidates if r.get("ok")]
+    stages = {"verified": verified, "unique": unique, "cross_verified": crossed, "labelled": labelled}
+    kinds = call_kind_counts({**stages, "selected": selected})
     p = [
         float(r["label"]["p_hat"])
         for r in labelled
-        if _task_no_call(r) and isinstance(r.get("label"), dict) and r["label"].get("p_hat") is not None
+        if call_kind(r.get("task") or {}) == "no_call"
+        and isinstance(r.get("label"), dict)
+        and r["label"].get("p_hat") is not None
     ]
     return {
         "asked": sum(1 for r in candidates if (r.get("spec") or {}).get("num_calls") == 0),
-        "verified": sum(1 for r in candidates if r.get("ok") and _task_no_call(r)),
-        "unique": sum(map(_task_no_call, unique)),
-        "cross_verified": sum(map(_task_no_call, crossed)),
-        "labelled": sum(map(_task_no_call, labelled)),
-        "selected": sum(1 for r in selected if is_no_call(r)),
+        **{stage: kinds[stage]["no_call"] for stage in NO_CALL_KEYS[1:]},
         "p_hat_mean": round(sum(p) / len(p), 4) if p else None,
     }
 
