@@ -207,6 +207,17 @@ def test_packaged_no_call_distribution():
     assert res.exit_code == 0 and "menu_size[n=0]" in res.output
 
 
+def test_packaged_kinds_distribution():
+    """`kinds`: the paper's domains, contexts and menus; 53 % one call, 27 % two calls, 20 % no call."""
+    base, dist = load_spec_file("no_call"), load_spec_file("kinds")
+    assert dist.domains == base.domains and dist.context_type == base.context_type
+    assert dist.menu_size == base.menu_size
+    specs = SpecSampler(dist, seed=3).sample(20_000)
+    shares = {n: sum(s.num_calls == n for s in specs) / len(specs) for n in (0, 1, 2)}
+    assert shares == pytest.approx({0: 0.2, 1: 0.53, 2: 0.27}, abs=0.015)
+    assert not any(s.num_calls == 2 for s in specs if s.context_type == "multi_turn")
+
+
 def test_presets_choose_their_spec_distribution():
     """The small presets turn no-call tasks on; the paper preset keeps the paper's distribution (none)."""
     from pathlib import Path
