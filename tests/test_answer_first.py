@@ -129,6 +129,7 @@ def test_question_stage_must_state_every_value_at_word_boundaries(tok):
     assert not ok("What will the weather be like over the next 3 days?")  # city never stated
     assert not ok("Weather in Lisbon please")  # days never stated
     assert not ok("Weather in Lisbonia for 3 days")  # the value inside a longer word
+    assert not ok("Weather in Lisbonı for 3 days") and not ok("Weather in üLisbon for 3 days")  # non-ASCII letters too
     assert not ok("3 days of weather in Lisbon")  # values in another order than the calls
     assert not ok("Lisbon for 3 days. " + "What about Porto? " * 6)  # rambling on after the last value
 
