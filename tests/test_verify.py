@@ -838,3 +838,29 @@ def test_a_conversation_may_ask_and_its_agent_lines_state_numbers():
         "User: Can you convert 250 US dollars to euros? Thanks, is that quick?"
     )
     assert verify_task(gen(question=chat)).reason == "ok"
+
+
+def test_a_gold_tool_with_a_look_alike_must_be_singled_out_by_the_question():
+    def twin(name):
+        return {
+            "name": name,
+            "description": f"{name} of a device",
+            "parameters": {"device_id": {"type": "string", "description": "Device id"}},
+            "required": ["device_id"],
+        }
+
+    def reason(question, names, gold):
+        calls = [{"name": gold, "arguments": {"device_id": "AB-1234"}}]
+        return verify_task(gen(question=question, tools=[twin(n) for n in names], calls=calls)).reason
+
+    q_any = "Please check my device AB-1234 in the kitchen, it beeps all day long."
+    assert reason(q_any, ["IoT1", "IoT2"], "IoT1") == "gold_tool_not_singled_out"
+    assert reason(q_any, ["restart_device", "read_device_status"], "restart_device") == "gold_tool_not_singled_out"
+    q_restart = "Please restart my device AB-1234 in the kitchen, it froze this morning."
+    assert reason(q_restart, ["restart_device", "read_device_status"], "restart_device") == "ok"
+    # stems: "tracking" names patient_tracker; a camel-case word inside the question counts ("the aSQL query")
+    q_track = "Start tracking the device AB-1234 in the kitchen from this morning on."
+    assert reason(q_track, ["device_tracker", "device_cleaner"], "device_tracker") == "ok"
+    assert reason("Run the aSQL query on device AB-1234 for the kitchen now.", ["SQL", "Web"], "SQL") == "ok"
+    # a tool without a look-alike needs no name word
+    assert reason(q_any, ["restart_device"], "restart_device") == "ok"
