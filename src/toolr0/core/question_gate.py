@@ -253,6 +253,11 @@ def _norm_words(text: str) -> str:
     return " ".join(_words(text))
 
 
+def is_conversation(question: str) -> bool:
+    """A multi_turn question: the ``# Conversation`` form of :func:`toolr0.core.prompts` (User / Agent lines)."""
+    return question.strip().lower().startswith("# conversation")
+
+
 def has_markdown(q: str) -> bool:
     for m in _MD_HEADER.finditer(q):
         if m.group("title").strip().lower() != "conversation":  # the multi_turn format's own header
@@ -316,7 +321,7 @@ def question_gate(question: Any) -> tuple[bool, str]:
             return False, "question_ellipsis"
         if has_markdown(question):
             return False, "question_markdown"
-        if not q.startswith("# conversation") and PASTED_CALL.search(question):
+        if not is_conversation(q) and PASTED_CALL.search(question):
             return False, "question_has_call"
         if ASKS_USER.search(_unquoted(q)):
             return False, "asks_user"

@@ -28,6 +28,7 @@ from toolr0.core.question_gate import (
     REFUSAL,
     SLOT_ELLIPSIS,
     has_markdown,
+    is_conversation,
     is_prompt_echo,
     question_gate,
     template_tool_names,
@@ -384,7 +385,7 @@ def check_call_question(
         extra.append(token)
     if extra:
         return "question_extra_number", {"numbers": extra[:5]}
-    if not question.lstrip().startswith("#") and question.count("?") > len(calls) + 1:
+    if not is_conversation(question) and question.count("?") > len(calls) + 1:
         return "question_asks_more", {"question_marks": question.count("?"), "calls": len(calls)}
     name = unsingled_tool(question, calls, tools or [])
     if name is not None:
