@@ -218,6 +218,44 @@ def test_packaged_kinds_distribution():
     assert not any(s.num_calls == 2 for s in specs if s.context_type == "multi_turn")
 
 
+def test_extends_inherits_and_overrides(tmp_path):
+    """`extends:` starts a file from another (a packaged name or a path relative to the file); its own top-level
+    keys replace the base's. The packaged `no_call` and `kinds` files are the default plus their own num_calls."""
+    default = load_spec_file("default")
+    for name in ("no_call", "kinds"):
+        dist = load_spec_file(name)
+        assert dist.model_dump(exclude={"num_calls"}) == default.model_dump(exclude={"num_calls"}), name
+        assert dist.num_calls != default.num_calls, name
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "base.yaml").write_text("extends: kinds\ncontext_type: {single_turn: 1.0, multi_turn: 0}\n")
+    mine = tmp_path / "sub" / "mine.yaml"
+    mine.write_text("extends: base.yaml\ndomains: {robotics: 1.0}\n")
+    dist = load_spec_file(mine)
+    assert dist.domains == {"robotics": 1.0}
+    assert dist.context_type == {"single_turn": 1.0, "multi_turn": 0.0}
+    assert dist.num_calls == load_spec_file("kinds").num_calls
+    specs = SpecSampler(dist, seed=1).sample(500)
+    assert {s.domain for s in specs} == {"robotics"} and {s.context_type for s in specs} == {"single_turn"}
+
+
+@pytest.mark.parametrize(
+    "files, match",
+    [
+        ({"a.yaml": "extends: b.yaml\n", "b.yaml": "extends: a.yaml\n"}, r"a\.yaml: extends: a cycle"),
+        ({"a.yaml": "extends: missing.yaml\n"}, r"missing\.yaml: spec file not found"),
+        ({"a.yaml": "extends: [default]\n"}, r"a\.yaml: extends: expected a packaged name"),
+        ({"a.yaml": "extends: b.yaml\n", "b.yaml": "- 1\n- 2\n"}, r"a\.yaml: extends: .*b\.yaml is not a spec mapping"),
+        ({"a.yaml": "extends: default\nnum_calls: {single_turn: {1: -1}}\n"}, r"a\.yaml: num_calls"),
+    ],
+)
+def test_extends_errors_are_one_line(tmp_path, files, match):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError, match=match) as exc:
+        load_spec_file(tmp_path / "a.yaml")
+    assert "\n" not in str(exc.value)
+
+
 def test_presets_choose_their_spec_distribution():
     """The small presets turn no-call tasks on; the paper preset keeps the paper's distribution (none)."""
     from pathlib import Path

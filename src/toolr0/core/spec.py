@@ -5,8 +5,9 @@ paper's 32 domains). Sampling is deterministic per (seed, index), so a resumed r
 
 ``num_calls: 0`` asks for a no-call task (a request none of the menu's tools can serve, gold ``[]``). The paper
 has none: the packaged default lists it with weight 0; the packaged ``no_call`` distribution (the default plus
-12 % no-call specs, used by the small presets) turns it on. Packaged files are chosen by name (``default``,
-``no_call``), any other value is a path.
+12 % no-call specs, used by the small presets) turns it on. The packaged ``kinds`` distribution sets the
+shares of one-call, two-call and no-call tasks the benchmarks ask for (the cpu preset's). Packaged files are chosen
+by name (``default``, ``no_call``, ``kinds``), any other value is a path; a file may ``extends:`` another.
 """
 
 from __future__ import annotations
@@ -241,15 +242,35 @@ def parse_spec_data(data: Any, source: str) -> SpecDistribution:
 
 def load_spec_file(path: str | Path | None = None) -> SpecDistribution:
     """Load a spec YAML (``None`` → the packaged default; a name of ``BUILTIN_SPECS`` → that packaged file);
-    a bad file raises a one-line ConfigError."""
+    a bad file raises a one-line ConfigError. A file may start from another one with ``extends: <name or path>``
+    (a path relative to the file): its own top-level keys replace the base's, the rest is inherited."""
+    data, source = _read_spec_data(path, ())
+    return parse_spec_data(data, source)
+
+
+def _read_spec_data(path: str | Path | None, chain: tuple[str, ...]) -> tuple[Any, str]:
+    """Parsed YAML of a spec file with its ``extends`` chain resolved (top-level keys override)."""
     if path is None or str(path) in BUILTIN_SPECS:
         source = BUILTIN_SPECS[str(path or "default")]
         text = (resources.files("toolr0.core") / "data" / source).read_text(encoding="utf-8")
     else:
         source = str(Path(path))
         text = read_user_file(path, "spec file")
+    if source in chain:
+        raise ConfigError(f"{source}: extends: a cycle ({' -> '.join((*chain, source))})")
     data = parse_yaml(text, source)
-    return parse_spec_data(data, source)
+    if not isinstance(data, dict) or "extends" not in data:
+        return data, source
+    base = data["extends"]
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{source}: extends: expected a packaged name ({', '.join(BUILTIN_SPECS)}) or a path")
+    if base not in BUILTIN_SPECS and path is not None and str(path) not in BUILTIN_SPECS:
+        base = str(Path(path).parent / base)  # a path is relative to the file that names it
+    base_data, _ = _read_spec_data(base, (*chain, source))
+    if not isinstance(base_data, dict):
+        raise ConfigError(f"{source}: extends: {base} is not a spec mapping")
+    own = {k: v for k, v in data.items() if k != "extends"}
+    return {**base_data, **own}, source
 
 
 def _weighted(rng: random.Random, items: list[tuple[Any, float]]) -> Any:
