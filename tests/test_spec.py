@@ -227,7 +227,9 @@ def test_extends_inherits_and_overrides(tmp_path):
         assert dist.model_dump(exclude={"num_calls"}) == default.model_dump(exclude={"num_calls"}), name
         assert dist.num_calls != default.num_calls, name
     (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "base.yaml").write_text("extends: kinds\ncontext_type: {single_turn: 1.0, multi_turn: 0}\n")
+    (tmp_path / "sub" / "base.yaml").write_text(
+        "extends: kinds\ncontext_type: {single_turn: 1.0, multi_turn: 0}\n"
+    )
     mine = tmp_path / "sub" / "mine.yaml"
     mine.write_text("extends: base.yaml\ndomains: {robotics: 1.0}\n")
     dist = load_spec_file(mine)
@@ -244,7 +246,10 @@ def test_extends_inherits_and_overrides(tmp_path):
         ({"a.yaml": "extends: b.yaml\n", "b.yaml": "extends: a.yaml\n"}, r"a\.yaml: extends: a cycle"),
         ({"a.yaml": "extends: missing.yaml\n"}, r"missing\.yaml: spec file not found"),
         ({"a.yaml": "extends: [default]\n"}, r"a\.yaml: extends: expected a packaged name"),
-        ({"a.yaml": "extends: b.yaml\n", "b.yaml": "- 1\n- 2\n"}, r"a\.yaml: extends: .*b\.yaml is not a spec mapping"),
+        (
+            {"a.yaml": "extends: b.yaml\n", "b.yaml": "- 1\n- 2\n"},
+            r"a\.yaml: extends: .*b\.yaml is not a spec mapping",
+        ),
         ({"a.yaml": "extends: default\nnum_calls: {single_turn: {1: -1}}\n"}, r"a\.yaml: num_calls"),
     ],
 )

@@ -263,7 +263,9 @@ def _read_spec_data(path: str | Path | None, chain: tuple[str, ...]) -> tuple[An
         return data, source
     base = data["extends"]
     if not isinstance(base, str) or not base.strip():
-        raise ConfigError(f"{source}: extends: expected a packaged name ({', '.join(BUILTIN_SPECS)}) or a path")
+        raise ConfigError(
+            f"{source}: extends: expected a packaged name ({', '.join(BUILTIN_SPECS)}) or a path"
+        )
     if base not in BUILTIN_SPECS and path is not None and str(path) not in BUILTIN_SPECS:
         base = str(Path(path).parent / base)  # a path is relative to the file that names it
     base_data, _ = _read_spec_data(base, (*chain, source))
