@@ -31,15 +31,23 @@ from toolr0.inference.grammar import (
 
 QUESTION_AFTER_CALLS = "</tool_call_answer>\n<question>"
 TAIL_MAX_CHARS = 80  # most characters after the question's last value
-_FREE = f"[^<{_CTRL}{_CJK}]"
+
+
+def _not(*excluded: str) -> str:
+    """An EBNF class of any character but '<', control, CJK and the given ones."""
+    return f"[^<{''.join(excluded)}{_CTRL}{_CJK}]"
+
+
+_FREE = _not()
 # a value starts and ends at a word boundary (the grounding check's \b): no letter, Latin, Greek or Cyrillic
 # included, may touch it (round 5 hid "en" and "fr" in "enız" and "früsh")
 _LETTERS = r"a-zA-Z0-9\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff\u1e00-\u1eff"
-_SEP = f"[^<{_LETTERS}{_CTRL}{_CJK}]"
+_SEP = _not(_LETTERS)
 # A one-message question: no line break, and its only '?' ends it. Round 3 of the step-0 benchmark asked run-on
 # questions ("Is it zero? Is it negative? Is it zero or 123456?") around a value stated late (bench/RESULTS.md).
-_FREE_1 = f"[^<?\\n\\t{_CTRL}{_CJK}]"
-_SEP_1 = f"[^<?{_LETTERS}\\n\\t{_CTRL}{_CJK}]"
+_ONE_MESSAGE = "?\\n\\t"
+_FREE_1 = _not(_ONE_MESSAGE)
+_SEP_1 = _not(_ONE_MESSAGE, _LETTERS)
 _TYPED = {"string": "string", "integer": "integer", "number": "number", "boolean": "gbool"}
 
 
