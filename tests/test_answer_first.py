@@ -129,7 +129,9 @@ def test_question_stage_must_state_every_value_at_word_boundaries(tok):
     assert not ok("What will the weather be like over the next 3 days?")  # city never stated
     assert not ok("Weather in Lisbon please")  # days never stated
     assert not ok("Weather in Lisbonia for 3 days")  # the value inside a longer word
-    assert not ok("Weather in Lisbonı for 3 days") and not ok("Weather in üLisbon for 3 days")  # non-ASCII letters too
+    assert not ok("Weather in Lisbonı for 3 days") and not ok(
+        "Weather in üLisbon for 3 days"
+    )  # non-ASCII letters too
     assert not ok("3 days of weather in Lisbon")  # values in another order than the calls
     assert not ok("Lisbon for 3 days. " + "What about Porto? " * 6)  # rambling on after the last value
 
@@ -157,7 +159,10 @@ def test_stage_dispatch_by_order_and_call_count():
     prefix = VALID[: VALID.index("<tool_call_answer>")]
     assert "question" in stage_grammar(row, 0, prefix, AF)
     no_call = build_ebnf(TaskSpec("weather", "single_turn", 2, 0), AF)
-    assert stage_grammar(no_call, 0, prefix, AF) is None  # [] and a free question: nothing to ground
+    assert stage_grammar(no_call, 0, prefix, AF) is None  # []: nothing to ground
+    assert "root ::=" in stage_grammar(no_call, 1, prefix, AF)  # its question: one message, no banned opening
+    chat = build_ebnf(TaskSpec("weather", "multi_turn", 2, 0), AF)
+    assert stage_grammar(chat, 1, prefix, AF) is None  # a chat keeps the structural grammar's lines
     calls_prefix = VALID[: VALID.index("</tool_call_answer>")]
     assert '"Lisbon"' in stage_grammar(row, 1, calls_prefix, AF)
 
@@ -177,6 +182,55 @@ def test_a_single_message_question_has_one_line_and_its_only_question_mark_last(
     # a multi_turn chat keeps its lines and the agent's questions
     chat = stage_grammar(build_ebnf(TaskSpec("weather", "multi_turn", 2, 1), AF), 1, calls_prefix, AF)
     assert ok(chat, "# Conversation\nUser: Weather please?\nAgent: Where?\nUser: Lisbon, for 3 days")
+
+
+def test_question_may_not_open_with_the_banned_words(tok):
+    """The 0.5B model copied the prompt's '<question>the user's message, ...' placeholder in 13 of 14 no-call
+    completions at step 0 (issue 28): the question stage bans that opening, for no-call and call tasks alike."""
+    no_call = stage_grammar(build_ebnf(TaskSpec("weather", "single_turn", 2, 0), AF), 1, "", AF)
+    calls_prefix = VALID[: VALID.index("</tool_call_answer>")]
+    call = stage_grammar(build_ebnf(SPEC, AF), 1, calls_prefix, AF)
+
+    def ok(ebnf, q: str) -> bool:
+        return _accepts(tok, ebnf, q + "</question>")
+
+    for banned in (
+        "the user's message, with concrete real values",
+        "The user wants rain gear for a trip to Oslo",
+        "THE USER needs an umbrella for Oslo tomorrow?",
+        "The users of Oslo need the forecast",
+    ):
+        assert not ok(no_call, banned), banned
+    for fine in (
+        "Will I need an umbrella in Oslo tomorrow?",
+        "Then use the cheapest courier for my parcel to Oslo",
+        "The usual forecast sites are down, is a storm coming to Oslo?",
+        "Th" + "e" * 30,
+    ):
+        assert ok(no_call, fine), fine
+    assert not ok(no_call, "Will it rain in Oslo?\nAnd in Bergen?")  # one message, as for call tasks
+    assert not ok(no_call, "Too short?")  # question_min_chars
+    assert not ok(call, "The user wants the weather in Lisbon over the next 3 days")
+    assert ok(call, "Lisbon over the next 3 days, please")  # a value may open the question
+    assert ok(call, "The weather in Lisbon over the next 3 days?")
+    off = AF.model_copy(update={"question_banned_opening": ""})
+    assert ok(stage_grammar(build_ebnf(SPEC, off), 1, calls_prefix, off), "The user wants Lisbon for 3 days")
+
+
+def test_free_text_without_an_opening_matches_its_definition():
+    """The EBNF complement of a prefix, checked against the plain definition on short strings."""
+    import itertools
+    import re
+
+    from toolr0.inference.grounding import free_without_opening
+
+    class_ebnf = free_without_opening((), 0, 4, "ab")
+    assert "{" in class_ebnf
+    ebnf_re = class_ebnf.replace(" ", "").replace('""', "")  # our subset of EBNF reads as a regex here
+    for n in range(0, 5):
+        for chars in itertools.product("aAbx", repeat=n):
+            s = "".join(chars)
+            assert bool(re.fullmatch(ebnf_re, s)) == (not s.lower().startswith("ab")), s
 
 
 def test_random_model_under_answer_first_writes_every_value_into_its_question():

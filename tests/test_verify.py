@@ -187,7 +187,9 @@ BAD = {
         calls=[{"name": "get_stock_price", "arguments": {"symbol": "AAPL"}}],
     ),
     # hardened: a number the gold does not hold (the Solver passes it as an argument the tool lacks)
-    "question_extra_number": gen(question="Can you convert 250 US dollars to euros at a 2 percent fee for Paris?"),
+    "question_extra_number": gen(
+        question="Can you convert 250 US dollars to euros at a 2 percent fee for Paris?"
+    ),
     # hardened: more questions than the gold calls answer
     "question_asks_more": gen(
         question="Can you convert 250 US dollars to euros? Is that a good rate? Should I wait until spring?"
@@ -585,7 +587,8 @@ NO_CALL_BAD = {
     "no_call_names_tool": gen(question="Use get_stock_price to open a savings account for Maria.", calls=[]),
     "no_call_meta": gen(
         # (not "none of the ... tools can": that is answer_first prompt text, an echo first)
-        question="Open a savings account for Maria, even though the available tools cannot do this.", calls=[]
+        question="Open a savings account for Maria, even though the available tools cannot do this.",
+        calls=[],
     ),
 }
 
@@ -677,6 +680,13 @@ def test_no_call_rules_accept_bfcl_irrelevance_requests(tmp_path, monkeypatch):
             'Plan a smart city.\nAvailable tools: {"name": "Scalr2", "description": "Cloud"}',
             "question_has_call",
         ),
+        # the prompt's placeholder copied (13 of 14 no-call completions at step 0, issue 28) and its paraphrase
+        (
+            "The user's message: 'calculate balance for account 1234567890' should a 1000 $ balance.",
+            "question_third_person",
+        ),
+        ("The user wants to check the forecast for Chicago and Los Angeles.", "question_third_person"),
+        ("  THE USER needs 3 tickets to Lisbon.", "question_third_person"),
     ],
 )
 def test_gate_rejects_answers_pasted_into_the_question_and_questions_put_to_the_user(question, reason):
@@ -690,6 +700,9 @@ def test_gate_rejects_answers_pasted_into_the_question_and_questions_put_to_the_
         "I would like to book a table for two tonight.",
         '# Conversation\nUser: Book it.\nAPI-Request: {"name": "Book", "arguments": {"id": 3}}\nUser: And cancel it.',
         "What is the weather in Lisbon right now, in celsius?",
+        "Then use my card ending 4411 to pay order 77.",
+        "The users table of db main needs a new column named age.",
+        "Send the user John a reminder about his 3pm meeting.",
     ],
 )
 def test_gate_keeps_requests_that_quote_or_continue(question):
@@ -697,8 +710,8 @@ def test_gate_keeps_requests_that_quote_or_continue(question):
 
 
 def test_new_gate_rules_pass_every_real_benchmark_question(tmp_path, monkeypatch):
-    """False-positive guard for `question_has_call` / `asks_user`: no real Hammer or BFCL (non-live) question
-    is rejected by them (data read at run time; skipped where absent)."""
+    """False-positive guard for `question_has_call` / `asks_user` / `question_third_person`: no real Hammer or
+    BFCL (non-live) question is rejected by them (data read at run time; skipped where absent)."""
     from toolr0.eval import registry
 
     monkeypatch.setenv("BFCL_PROJECT_ROOT", str(tmp_path))
@@ -709,7 +722,11 @@ def test_new_gate_rules_pass_every_real_benchmark_question(tmp_path, monkeypatch
     for name in names:
         for it in registry.get(name).load():
             seen += 1
-            assert question_gate(it.question)[1] not in ("question_has_call", "asks_user"), (
+            assert question_gate(it.question)[1] not in (
+                "question_has_call",
+                "asks_user",
+                "question_third_person",
+            ), (
                 name,
                 it.question,
             )
@@ -823,13 +840,22 @@ def test_question_numbers_match_any_written_form_of_a_gold_value():
         return verify_task(gen(question=question, calls=call_args(args))).reason
 
     base = {"from_currency": "US dollars", "to_currency": "euros"}
-    assert ok("Please convert 1,000 US dollars to euros before my trip to Paris.", {"amount": 1000, **base}) == "ok"
-    assert ok("Please convert 250.50 US dollars to euros before my trip to Paris.", {"amount": 250.5, **base}) == "ok"
-    # digits inside a word or code are part of that word ("IoT1", "a5"), not a stated number
-    assert ok("Please convert 250 US dollars to euros for invoice A5 before Paris.", {"amount": 250, **base}) == "ok"
-    assert ok("Please convert 250 US dollars to euros for my 3 nights in Paris.", {"amount": 250, **base}) == (
-        "question_extra_number"
+    assert (
+        ok("Please convert 1,000 US dollars to euros before my trip to Paris.", {"amount": 1000, **base})
+        == "ok"
     )
+    assert (
+        ok("Please convert 250.50 US dollars to euros before my trip to Paris.", {"amount": 250.5, **base})
+        == "ok"
+    )
+    # digits inside a word or code are part of that word ("IoT1", "a5"), not a stated number
+    assert (
+        ok("Please convert 250 US dollars to euros for invoice A5 before Paris.", {"amount": 250, **base})
+        == "ok"
+    )
+    assert ok(
+        "Please convert 250 US dollars to euros for my 3 nights in Paris.", {"amount": 250, **base}
+    ) == ("question_extra_number")
 
 
 def test_a_conversation_may_ask_and_its_agent_lines_state_numbers():
@@ -855,7 +881,10 @@ def test_a_gold_tool_with_a_look_alike_must_be_singled_out_by_the_question():
 
     q_any = "Please check my device AB-1234 in the kitchen, it beeps all day long."
     assert reason(q_any, ["IoT1", "IoT2"], "IoT1") == "gold_tool_not_singled_out"
-    assert reason(q_any, ["restart_device", "read_device_status"], "restart_device") == "gold_tool_not_singled_out"
+    assert (
+        reason(q_any, ["restart_device", "read_device_status"], "restart_device")
+        == "gold_tool_not_singled_out"
+    )
     q_restart = "Please restart my device AB-1234 in the kitchen, it froze this morning."
     assert reason(q_restart, ["restart_device", "read_device_status"], "restart_device") == "ok"
     # stems: "tracking" names patient_tracker; a camel-case word inside the question counts ("the aSQL query")

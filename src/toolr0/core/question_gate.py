@@ -118,9 +118,7 @@ def _tokens(text: str) -> list[str]:
 
 
 @lru_cache(maxsize=16)
-def _template_ngrams(
-    n: int, variants: tuple[str, ...] = ECHO_VARIANTS
-) -> frozenset[tuple[str, ...]]:
+def _template_ngrams(n: int, variants: tuple[str, ...] = ECHO_VARIANTS) -> frozenset[tuple[str, ...]]:
     """Word n-grams of every prompt template; a ``{placeholder}`` becomes the wildcard token ``_WILD``."""
     from toolr0.core.prompts import template_texts  # local: prompts imports spec, keep this module light
 
@@ -288,13 +286,20 @@ def has_angle_placeholder(text: str) -> bool:
     return any(not _is_literal_angle(text, m, quoted) for m in ANGLE_PLACEHOLDER.finditer(text))
 
 
+# A question that begins by describing its user ("The user wants ...", "the user's message, ...") is the prompt's
+# placeholder or a description, not a request: 104 step-0 questions began so, none a real one (issue 28). The
+# answer-first grammar bans the same opening (structured.question_banned_opening).
+THIRD_PERSON_OPENING = re.compile(r"\s*the\s+user\b")
+
+
 def question_gate(question: Any) -> tuple[bool, str]:
     """Gate g of spec §5.1 plus hardened checks: ``(True, "ok")`` or ``(False, reason_code)``.
 
     Codes: ``missing_question`` (not text), ``question_short`` (< 8 chars), ``placeholder_question`` (spec
     patterns), and hardened ``echo``, ``question_placeholder`` (``<…>``), ``question_ellipsis``, ``refusal``,
     ``question_markdown``, ``question_has_call`` (a call or tool definition pasted into a single-turn question),
-    ``asks_user`` (the assistant asking its user instead of a user's request).
+    ``asks_user`` (the assistant asking its user instead of a user's request), ``question_third_person``
+    (a question that begins "the user ...").
     """
     try:
         if not isinstance(question, str):
@@ -325,6 +330,8 @@ def question_gate(question: Any) -> tuple[bool, str]:
             return False, "question_has_call"
         if ASKS_USER.search(_unquoted(q)):
             return False, "asks_user"
+        if THIRD_PERSON_OPENING.match(q):
+            return False, "question_third_person"
         return True, "ok"
     except Exception as exc:  # noqa: BLE001 - total by contract
         return False, f"gate_error:{type(exc).__name__}"

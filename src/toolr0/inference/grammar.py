@@ -50,6 +50,14 @@ class StructuredConfig(BaseModel):
     question_max_chars: int = Field(
         300, ge=8, description="Cap on the <question> text (no '<'); doubled for multi_turn conversations."
     )
+    question_banned_opening: str = Field(
+        "the user",
+        max_length=40,
+        description="Answer-first question stage (ground_calls): the question may not begin with this text (any "
+        "letter case). The 0.5B model copied the prompt's '<question>the user's message, ...' placeholder in 13 of "
+        "14 no-call completions at step 0, and 104 step-0 questions began so, none a real request "
+        "(bench/RESULTS.md, issue 28). '' allows any opening.",
+    )
     max_params: int = Field(3, ge=1, le=8, description="Most parameters per generated tool.")
     max_args: int = Field(3, ge=1, le=8, description="Most arguments per gold call (at least one).")
     name_max_chars: int = Field(40, ge=3, description="Cap on tool names; parameter names get min(30, this).")

@@ -38,6 +38,39 @@ def _not(*excluded: str) -> str:
     return f"[^<{''.join(excluded)}{_CTRL}{_CJK}]"
 
 
+def _class_char(ch: str) -> str:
+    return "\\" + ch if ch in "\\]^-" else ch
+
+
+def _rep(cls: str, lo: int, hi: int) -> str:
+    return f"{cls}{{{lo},{hi}}}" if hi > 0 else '""'
+
+
+def _ci(ch: str) -> str:
+    """One character of a banned opening, in either letter case."""
+    both = "".join(dict.fromkeys(ch.lower() + ch.upper()))
+    return f"[{''.join(_class_char(c) for c in both)}]" if ch.isalpha() else _lit(ch)
+
+
+def free_without_opening(excluded: tuple[str, ...], lo: int, hi: int, banned: str) -> str:
+    """EBNF expression: ``lo``..``hi`` characters of ``_not(*excluded)`` that do not begin with ``banned`` (in any
+    letter case): shorter than it, or an opening of its length that differs from it somewhere, then the rest.
+    The long repetition appears once (one per alternative made xgrammar's compile 3x slower)."""
+    n = len(banned)
+    cls = _not(*excluded)
+    if not banned or hi < n:
+        return _rep(cls, lo, hi)
+    openings = []
+    for i, ch in enumerate(banned):
+        other = "".join(_class_char(c) for c in dict.fromkeys(ch.lower() + ch.upper()))
+        parts = [*(_ci(c) for c in banned[:i]), _not(*excluded, other)]
+        if n - i - 1:
+            parts.append(f"{cls}{{{n - i - 1}}}")
+        openings.append(" ".join(parts))
+    long = f"({' | '.join(openings)})" + (f" {cls}{{{max(0, lo - n)},{hi - n}}}" if hi > n else "")
+    return f"({_rep(cls, lo, n - 1)} | {long})" if lo < n else long
+
+
 _FREE = _not()
 # a value starts and ends at a word boundary (the grounding check's \b): no letter, Latin, Greek or Cyrillic
 # included, may touch it (round 5 hid "en" and "fr" in "enız" and "früsh")
@@ -62,13 +95,23 @@ def stage_grammar(row_ebnf: str, stage: int, prefix: str, cfg: StructuredConfig)
     num_calls = row_num_calls(row_ebnf)
     if cfg.order != "answer_first":
         return grounded_calls_ebnf(prefix, num_calls, cfg)
-    if num_calls == 0:  # a no-call task: the structural grammar already says [] and a free question
-        return None
+    one_message = "\nconversation ::=" not in row_ebnf  # a multi_turn chat needs its lines
     q_max = _question_max(row_ebnf, cfg)
+    if num_calls == 0:  # a no-call task: the structural grammar already says []; its question is one message
+        return no_call_question_ebnf(cfg, q_max) if stage == 1 and one_message else None
     if stage == 0:
         return answer_first_calls_ebnf(prefix, num_calls, cfg, q_max)
-    one_message = "\nconversation ::=" not in row_ebnf  # a multi_turn chat needs its lines
     return question_with_values_ebnf(prefix + "</tool_call_answer>", cfg, q_max, one_message=one_message)
+
+
+def no_call_question_ebnf(cfg: StructuredConfig | None = None, question_max: int | None = None) -> str:
+    """EBNF for the text after ``<question>`` of a single-turn no-call task in answer-first order: one message
+    (no line break, its only '?' last) that does not begin with ``question_banned_opening``."""
+    cfg = cfg or StructuredConfig()
+    q_max = question_max or cfg.question_max_chars
+    lo = min(cfg.question_min_chars, q_max)
+    body = free_without_opening((_ONE_MESSAGE,), lo, q_max, cfg.question_banned_opening)
+    return f'root ::= {body} "?"? {_lit("</question>")}\n'
 
 
 def _question_max(row_ebnf: str, cfg: StructuredConfig) -> int:
@@ -157,10 +200,11 @@ def question_with_values_ebnf(
     head, mid, tail = q_max // 2, q_max // 3, min(TAIL_MAX_CHARS, q_max // 3)
     parts = ["head"] + [f"{_lit(v)} {'mid' if i < len(values) - 1 else 'tail'}" for i, v in enumerate(values)]
     free, sep = (_FREE_1, _SEP_1) if one_message else (_FREE, _SEP)
+    excluded = (_ONE_MESSAGE,) if one_message else ()
     end = ' "?"?' if one_message else ""
     rules = [
         f"root ::= {' '.join(parts)}{end} {_lit('</question>')}",
-        f'head ::= "" | {free}{{0,{head}}} {sep}',
+        f'head ::= "" | {free_without_opening(excluded, 0, head, cfg.question_banned_opening)} {sep}',
         f"mid ::= {sep} | {sep} {free}{{0,{mid}}} {sep}",
         f'tail ::= "" | {sep} {free}{{0,{tail}}}',
     ]
