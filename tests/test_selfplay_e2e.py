@@ -173,3 +173,50 @@ def test_no_call_tasks_can_skip_cross_verification(tmp_path, tiny_model_dir):
     # spec §11: an exempt task was never cross-verified, so at p̂ = 0 nothing vouches for its gold: dropped
     solved = {r["id"] for r in passrates if r["p_hat"] > 0}
     assert {r["id"] for r in _lines(it / "curriculum.jsonl")} == solved
+
+
+def test_no_call_tasks_derived_from_call_tasks(tmp_path, tiny_model_dir):
+    """`loop.no_call_from_calls`: unique call tasks also give a no-call task (gold tools off the menu, gold []),
+    which goes through cross-verification, pass@K and selection like a generated one and is counted."""
+    from selfplay_fakes import FakeGeneratorEngine
+
+    spec = tmp_path / "calls_only.yaml"
+    spec.write_text(
+        "domains: {travel: 1}\ncontext_type: {single_turn: 1}\nnum_calls: {single_turn: {1: 1}}\n"
+        "menu_size:\n  default: {values: {2: 1}}\n"
+    )
+    cfg = tiny_config(
+        tiny_model_dir,
+        **{
+            "spec_file": str(spec),
+            "loop.iterations": 1,
+            "loop.freeze_generator": True,
+            "loop.cross_verify": True,
+            "loop.no_call_from_calls": 1.0,
+            "frozen_solver.verify.tau": 0.0,
+            "curriculum.keep_zero": True,
+            "loop.n_candidates": 4,
+            "loop.gen_batch_size": 4,
+            "solver.max_steps": 1,
+        },
+    )
+    out = tmp_path / "run"
+    run_selfplay(cfg, out, progress=False, engine_factory=FakeGeneratorEngine)
+    it = out / "iter_01"
+    unique = [r for r in _lines(it / "dedup.jsonl") if r["kept"]]
+    derived = _lines(it / "derived_no_call.jsonl")
+    assert len(derived) == len(unique) >= 1
+    for d in derived:
+        gold = {
+            c["name"]
+            for c in next(r for r in _lines(it / "candidates.jsonl") if r["id"] == d["derived_from"])["task"][
+                "calls"
+            ]
+        }
+        assert d["task"]["calls"] == [] and d["id"].endswith("-nc") and d["spec"]["num_calls"] == 0
+        assert gold and not gold & {t["name"] for t in d["task"]["tools"]}
+    labelled = {r["id"] for r in _lines(it / "passrates.jsonl")}
+    assert {d["id"] for d in derived} <= labelled
+    counts = json.loads((it / "stage_counts.json").read_text())
+    assert counts["derived_no_call"] == len(derived)
+    assert any(r["answer"] == [] for r in _lines(it / "curriculum.jsonl"))

@@ -18,6 +18,7 @@ USES = {
     "generator_prompts": "the Generator's training specs of iteration t",
     "spec": "the candidate specs of stage B, iteration t",
     "gen": "candidate sampling of stage B, iteration t, batch b",
+    "derive": "which unique call tasks of iteration t also give a derived no-call task (loop.no_call_from_calls)",
     "xv": "cross-verification of iteration t, batch b",
     "passk": "pass@K difficulty of iteration t, batch b",
     "select": "curriculum selection of iteration t",

@@ -31,6 +31,16 @@ class LoopConfig(BaseModel):
     gen_top_p: float = Field(1.0, gt=0, le=1, description="Top-p of the frozen Generator.")
     gen_max_tokens: int = Field(4096, ge=1, description="Max new tokens per candidate.")
 
+    # Phase B.2b: no-call tasks derived from call tasks (not in the paper; 0 keeps the paper's stage B).
+    no_call_from_calls: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of unique verified call tasks that also give a no-call task: the same question with "
+        "its gold tools taken off the menu, gold [] (core/derive_no_call.py; skipped when a remaining tool "
+        "takes every argument of a gold call). 0: off, the paper's.",
+    )
+
     # Phase B.3: cross-verification (spec §6.4).
     cross_verify: bool = Field(
         True,

@@ -26,6 +26,7 @@ from toolr0.selfplay.stages import (
     Ctx,
     stage_cross_verify,
     stage_dedup,
+    stage_derive_no_call,
     stage_difficulty,
     stage_generate,
     stage_select,
@@ -203,6 +204,10 @@ def run_stage_b(ctx: Ctx, t: int, gen_ckpt: str | None, solver_b: str | None, tb
     with StageTimer(ctx, t, "dedup", tb):
         unique = stage_dedup(ctx, t, candidates)
     rep.stage_end(t, "dedup", f"{len(unique)} unique of {ok}")
+    if cfg.loop.no_call_from_calls > 0:
+        n_unique = len(unique)
+        unique = stage_derive_no_call(ctx, t, unique)
+        rep.stage_end(t, "dedup", f"{len(unique) - n_unique} no-call tasks derived from call tasks")
     solver = engine.solver(solver_b, t) if unique else None
     with StageTimer(ctx, t, "cross_verify", tb):
         crossed = stage_cross_verify(ctx, t, unique, solver) if unique else []

@@ -60,6 +60,7 @@ def record_stage_b(
     stages = {"candidates": candidates, "verified": [r for r in candidates if r["ok"]], "unique": unique,
               "cross_verified": crossed, "labelled": labelled, "selected": selected}  # fmt: skip
     counts["calls"] = _call_kinds(stages)
+    counts["derived_no_call"] = sum(1 for r in unique if r.get("derived_from"))  # loop.no_call_from_calls
     run.write_json(run.file(t, "stage_counts.json"), counts)
     run.log_metric(
         {"event": "stage_counts", "iteration": t, **{k: v for k, v in counts.items() if k != "reasons"}}

@@ -144,6 +144,31 @@ def stage_dedup(ctx: Ctx, t: int, candidates: list[dict[str, Any]]) -> list[dict
     return [r for i, r in enumerate(ok) if i not in dropped_set]
 
 
+def stage_derive_no_call(ctx: Ctx, t: int, unique: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``unique`` plus, for a share ``loop.no_call_from_calls`` of its call tasks, the same question with the gold
+    tools taken off the menu and gold [] (core/derive_no_call.py; not in the paper). Pure and deterministic, so
+    a resumed run derives the same rows; they are written to derived_no_call.jsonl to be read."""
+    from toolr0.core.derive_no_call import chosen_for_derivation, derive_no_call
+    from toolr0.core.schema import Task
+
+    share = ctx.cfg.loop.no_call_from_calls
+    if share <= 0:
+        return unique
+    seed = seed_for(ctx.cfg.seed, "derive", t)
+    derived = []
+    for r in unique:
+        if not r["task"].get("calls") or not chosen_for_derivation(str(r["id"]), share, seed):
+            continue
+        task = derive_no_call(Task.from_dict(r["task"]))
+        if task is not None:
+            spec = {**(r.get("spec") or {}), "num_calls": 0}
+            derived.append(
+                {**r, "id": f"{r['id']}-nc", "spec": spec, "task": task.to_dict(), "derived_from": r["id"]}
+            )
+    ctx.run.write_jsonl(ctx.run.file(t, "derived_no_call.jsonl"), derived)
+    return unique + derived
+
+
 # ------------------------------------------------------------------------------------------- cross-verify
 def stage_cross_verify(
     ctx: Ctx, t: int, unique: list[dict[str, Any]], solver: FrozenSolver
