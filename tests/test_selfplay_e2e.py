@@ -219,4 +219,6 @@ def test_no_call_tasks_derived_from_call_tasks(tmp_path, tiny_model_dir):
     assert {d["id"] for d in derived} <= labelled
     counts = json.loads((it / "stage_counts.json").read_text())
     assert counts["derived_no_call"] == len(derived)
+    md = (out / "summary.md").read_text()
+    assert "derived from call tasks" in md and f"| 1 | 0 | 0 | {len(derived)} |" in md
     assert any(r["answer"] == [] for r in _lines(it / "curriculum.jsonl"))

@@ -237,7 +237,7 @@ def test_no_call_counts_and_summary_section(tmp_path):
     run, _ = _open(tmp_path / "r")
     run.write_json(run.file(1, "stage_counts.json"), {"generated": 5, "no_call": counts})
     md = summary_markdown(run)
-    assert "## No-call tasks (gold [])" in md and "| 1 | 4 | 2 | 2 | 2 | 2 | 1 | 0.500 |" in md
+    assert "## No-call tasks (gold [])" in md and "| 1 | 4 | 2 | 0 | 2 | 2 | 2 | 1 | 0.500 |" in md
     run.write_json(run.file(1, "stage_counts.json"), {"generated": 5})  # a run without no-call specs
     assert "No-call" not in summary_markdown(run)
 

@@ -91,7 +91,7 @@ def summary_rows(run: RunDir) -> list[dict[str, Any]]:
         sk = skipped.get(RunDir.key(t, "solver_train"))
         row["solver steps"] = "skipped" if sk else _fmt(_steps(run, t, "solver"))
         row["acceptance"] = counts.get("acceptance", {})
-        row["no_call"] = counts.get("no_call") or {}
+        row["no_call"] = {**(counts.get("no_call") or {}), "derived": counts.get("derived_no_call", 0)}
         row["reasons"] = counts.get("reasons", {})
         row["skipped"] = {k.split("/", 1)[1]: v for k, v in skipped.items() if k.startswith(f"iter_{t:02d}/")}
         rows.append(row)
@@ -157,17 +157,21 @@ def summary_markdown(run: RunDir) -> str:
             )
             + " |"
         )
-    if any(r["no_call"].get("asked") or r["no_call"].get("verified") for r in rows):
+    if any(
+        r["no_call"].get("asked") or r["no_call"].get("verified") or r["no_call"].get("derived") for r in rows
+    ):
         lines += [
             "",
             "## No-call tasks (gold [])",
             "",
-            "| iter | asked | verified | unique | cross-verified | labelled | selected | mean p̂ |",
-            "|---|---|---|---|---|---|---|---|",
+            "| iter | asked | verified | derived from call tasks | unique | cross-verified | labelled | selected "
+            "| mean p̂ |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in rows:
             nc = r["no_call"]
-            cells = [str(nc.get(k, "-")) for k in NO_CALL_KEYS] + [_fmt(nc.get("p_hat_mean"))]
+            keys = (*NO_CALL_KEYS[:2], "derived", *NO_CALL_KEYS[2:])  # derived: loop.no_call_from_calls
+            cells = [str(nc.get(k, "-")) for k in keys] + [_fmt(nc.get("p_hat_mean"))]
             lines.append(f"| {r['iter']} | " + " | ".join(cells) + " |")
     lines += ["", "## Rejection reasons (structural verification)", ""]
     for r in rows:
@@ -206,7 +210,14 @@ def _samples_section(run: RunDir, its: list[int]) -> list[str]:
         return []
     links = ", ".join(f"[iteration {t}]({run.file(t, 'samples.md').relative_to(run.root)})" for t in have)
     newest = run.file(have[-1], "samples.md").read_text(encoding="utf-8")
-    return ["", "## Sample tasks", "", f"Seeded samples per iteration: {links}. The newest:", "", newest.rstrip()]
+    return [
+        "",
+        "## Sample tasks",
+        "",
+        f"Seeded samples per iteration: {links}. The newest:",
+        "",
+        newest.rstrip(),
+    ]
 
 
 def _pct(v: Any) -> str:
