@@ -214,6 +214,7 @@ def test_no_call_tasks_derived_from_call_tasks(tmp_path, tiny_model_dir):
             ]
         }
         assert d["task"]["calls"] == [] and d["id"].endswith("-nc") and d["spec"]["num_calls"] == 0
+        assert d["text"] == ""  # the source completion's text holds the calls: not carried
         assert gold and not gold & {t["name"] for t in d["task"]["tools"]}
     labelled = {r["id"] for r in _lines(it / "passrates.jsonl")}
     assert {d["id"] for d in derived} <= labelled

@@ -162,9 +162,9 @@ def stage_derive_no_call(ctx: Ctx, t: int, unique: list[dict[str, Any]]) -> list
         task = derive_no_call(Task.from_dict(r["task"]))
         if task is not None:
             spec = {**(r.get("spec") or {}), "num_calls": 0}
-            derived.append(
-                {**r, "id": f"{r['id']}-nc", "spec": spec, "task": task.to_dict(), "derived_from": r["id"]}
-            )
+            # "text" is the source completion, whose gold has calls: not this task's, so not carried
+            row = {**r, "id": f"{r['id']}-nc", "spec": spec, "task": task.to_dict(), "text": ""}
+            derived.append({**row, "derived_from": r["id"]})
     ctx.run.write_jsonl(ctx.run.file(t, "derived_no_call.jsonl"), derived)
     return unique + derived
 
