@@ -46,10 +46,14 @@ def _rep(cls: str, lo: int, hi: int) -> str:
     return f"{cls}{{{lo},{hi}}}" if hi > 0 else '""'
 
 
+def _cases(ch: str) -> str:
+    """``ch`` in both letter cases, escaped for a character class."""
+    return "".join(_class_char(c) for c in dict.fromkeys(ch.lower() + ch.upper()))
+
+
 def _ci(ch: str) -> str:
     """One character of a banned opening, in either letter case."""
-    both = "".join(dict.fromkeys(ch.lower() + ch.upper()))
-    return f"[{''.join(_class_char(c) for c in both)}]" if ch.isalpha() else _lit(ch)
+    return f"[{_cases(ch)}]" if ch.isalpha() else _lit(ch)
 
 
 def free_without_opening(excluded: tuple[str, ...], lo: int, hi: int, banned: str) -> str:
@@ -62,8 +66,7 @@ def free_without_opening(excluded: tuple[str, ...], lo: int, hi: int, banned: st
         return _rep(cls, lo, hi)
     openings = []
     for i, ch in enumerate(banned):
-        other = "".join(_class_char(c) for c in dict.fromkeys(ch.lower() + ch.upper()))
-        parts = [*(_ci(c) for c in banned[:i]), _not(*excluded, other)]
+        parts = [*(_ci(c) for c in banned[:i]), _not(*excluded, _cases(ch))]
         if n - i - 1:
             parts.append(f"{cls}{{{n - i - 1}}}")
         openings.append(" ".join(parts))
@@ -78,9 +81,7 @@ _LETTERS = r"a-zA-Z0-9\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff\u1e00-\u1eff"
 _SEP = _not(_LETTERS)
 # A one-message question: no line break, and its only '?' ends it. Round 3 of the step-0 benchmark asked run-on
 # questions ("Is it zero? Is it negative? Is it zero or 123456?") around a value stated late (bench/RESULTS.md).
-_ONE_MESSAGE = "?\\n\\t"
-_FREE_1 = _not(_ONE_MESSAGE)
-_SEP_1 = _not(_ONE_MESSAGE, _LETTERS)
+_ONE_MESSAGE = "?\\n\\t"  # excluded from a one-message question's characters
 _TYPED = {"string": "string", "integer": "integer", "number": "number", "boolean": "gbool"}
 
 
@@ -199,8 +200,8 @@ def question_with_values_ebnf(
     # every gap the 0.5B model kept asking ("what about Seoul? what about Tokyo? ...") up to the limit
     head, mid, tail = q_max // 2, q_max // 3, min(TAIL_MAX_CHARS, q_max // 3)
     parts = ["head"] + [f"{_lit(v)} {'mid' if i < len(values) - 1 else 'tail'}" for i, v in enumerate(values)]
-    free, sep = (_FREE_1, _SEP_1) if one_message else (_FREE, _SEP)
     excluded = (_ONE_MESSAGE,) if one_message else ()
+    free, sep = _not(*excluded), _not(*excluded, _LETTERS)
     end = ' "?"?' if one_message else ""
     rules = [
         f"root ::= {' '.join(parts)}{end} {_lit('</question>')}",
