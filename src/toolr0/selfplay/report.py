@@ -168,9 +168,9 @@ def summary_markdown(run: RunDir) -> str:
             "| mean p̂ |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
+        keys = (*NO_CALL_KEYS[:2], "derived", *NO_CALL_KEYS[2:])  # derived: loop.no_call_from_calls
         for r in rows:
             nc = r["no_call"]
-            keys = (*NO_CALL_KEYS[:2], "derived", *NO_CALL_KEYS[2:])  # derived: loop.no_call_from_calls
             cells = [str(nc.get(k, "-")) for k in keys] + [_fmt(nc.get("p_hat_mean"))]
             lines.append(f"| {r['iter']} | " + " | ".join(cells) + " |")
     lines += ["", "## Rejection reasons (structural verification)", ""]

@@ -157,14 +157,20 @@ def stage_derive_no_call(ctx: Ctx, t: int, unique: list[dict[str, Any]]) -> list
     seed = seed_for(ctx.cfg.seed, "derive", t)
     derived = []
     for r in unique:
-        if not r["task"].get("calls") or not chosen_for_derivation(str(r["id"]), share, seed):
+        if not chosen_for_derivation(str(r["id"]), share, seed):
             continue
-        task = derive_no_call(Task.from_dict(r["task"]))
+        task = derive_no_call(Task.from_dict(r["task"]))  # None for a no-call task, among others
         if task is not None:
-            spec = {**(r.get("spec") or {}), "num_calls": 0}
             # "text" is the source completion, whose gold has calls: not this task's, so not carried
-            row = {**r, "id": f"{r['id']}-nc", "spec": spec, "task": task.to_dict(), "text": ""}
-            derived.append({**row, "derived_from": r["id"]})
+            spec = {**(r.get("spec") or {}), "num_calls": 0}
+            row = {
+                "id": f"{r['id']}-nc",
+                "spec": spec,
+                "task": task.to_dict(),
+                "text": "",
+                "derived_from": r["id"],
+            }
+            derived.append({**r, **row})
     ctx.run.write_jsonl(ctx.run.file(t, "derived_no_call.jsonl"), derived)
     return unique + derived
 
