@@ -97,37 +97,44 @@ def test_ablations_reach_the_trainers(tmp_path, tiny_model_dir):
         assert ac["r"] == cfg.roles.lora_r
 
 
-def _no_call_only_spec(tmp_path):
-    spec = tmp_path / "no_call_only.yaml"
+def _one_kind_spec(tmp_path, num_calls: int = 0):
+    """A spec file of travel, single-turn specs with 2-tool menus and `num_calls` gold calls each."""
+    spec = tmp_path / f"only_{num_calls}_calls.yaml"
     spec.write_text(
-        "domains: {travel: 1}\ncontext_type: {single_turn: 1}\nnum_calls: {single_turn: {0: 1}}\n"
+        f"domains: {{travel: 1}}\ncontext_type: {{single_turn: 1}}\nnum_calls: {{single_turn: {{{num_calls}: 1}}}}\n"
         "menu_size:\n  default: {values: {2: 1}}\n"
     )
     return spec
 
 
+def _run_one_frozen_iteration(tmp_path, tiny_model_dir, num_calls: int = 0, **overrides):
+    """One iteration with the Generator frozen (phase A is not what these tests are about) and the fake
+    Generator writing valid tasks of the given call count: 4 candidates, cross-verification on, p̂ = 0 kept
+    unless an override says otherwise. Returns the iteration folder."""
+    from selfplay_fakes import FakeGeneratorEngine
+
+    settings = {
+        "spec_file": str(_one_kind_spec(tmp_path, num_calls)),
+        "loop.iterations": 1,
+        "loop.freeze_generator": True,
+        "loop.cross_verify": True,
+        "curriculum.keep_zero": True,
+        "loop.n_candidates": 4,
+        "loop.gen_batch_size": 4,
+        **overrides,
+    }
+    out = tmp_path / "run"
+    run_selfplay(
+        tiny_config(tiny_model_dir, **settings), out, progress=False, engine_factory=FakeGeneratorEngine
+    )
+    return out / "iter_01"
+
+
 def test_no_call_tasks_through_every_stage(tmp_path, tiny_model_dir):
     """A spec distribution of only no-call specs: gold [] is verified, deduplicated, cross-verified, given a
     pass rate, selected, trained on by the Solver and counted in stage_counts.json and summary.md."""
-    from selfplay_fakes import FakeGeneratorEngine
-
-    spec = _no_call_only_spec(tmp_path)
-    cfg = tiny_config(
-        tiny_model_dir,
-        **{
-            "spec_file": str(spec),
-            "loop.iterations": 1,
-            "loop.freeze_generator": True,  # phase A is not what this test is about
-            "loop.cross_verify": True,
-            "frozen_solver.verify.tau": 0.0,
-            "curriculum.keep_zero": True,
-            "loop.n_candidates": 4,
-            "loop.gen_batch_size": 4,
-        },
-    )
-    out = tmp_path / "run"
-    run_selfplay(cfg, out, progress=False, engine_factory=FakeGeneratorEngine)
-    it = out / "iter_01"
+    it = _run_one_frozen_iteration(tmp_path, tiny_model_dir, **{"frozen_solver.verify.tau": 0.0})
+    out = it.parent
     ok = [r for r in _lines(it / "candidates.jsonl") if r["ok"]]
     assert ok and all(r["task"]["calls"] == [] and r["details"]["no_call"] for r in ok)
     assert len(_lines(it / "crossverify.jsonl")) == len(_lines(it / "passrates.jsonl")) >= 1
@@ -145,27 +152,15 @@ def test_no_call_tasks_through_every_stage(tmp_path, tiny_model_dir):
 def test_no_call_tasks_can_skip_cross_verification(tmp_path, tiny_model_dir):
     """`frozen_solver.verify.no_call: false` (small presets): gold-[] tasks are not put to the frozen Solver's vote
     (a Solver that always calls a tool would drop them all) but still get a pass rate and reach the curriculum."""
-    from selfplay_fakes import FakeGeneratorEngine
-
-    spec = _no_call_only_spec(tmp_path)
-    cfg = tiny_config(
+    it = _run_one_frozen_iteration(
+        tmp_path,
         tiny_model_dir,
         **{
-            "spec_file": str(spec),
-            "loop.iterations": 1,
-            "loop.freeze_generator": True,
-            "loop.cross_verify": True,
             "frozen_solver.verify.no_call": False,
             "frozen_solver.verify.tau": 1.0,  # would drop any task the tiny Solver does not answer with no call every time
-            "curriculum.keep_zero": True,
-            "loop.n_candidates": 4,
-            "loop.gen_batch_size": 4,
             "solver.max_steps": 1,
         },
     )
-    out = tmp_path / "run"
-    run_selfplay(cfg, out, progress=False, engine_factory=FakeGeneratorEngine)
-    it = out / "iter_01"
     verified = [r for r in _lines(it / "candidates.jsonl") if r["ok"]]
     assert verified and _lines(it / "crossverify.jsonl") == []  # none was put to the vote
     passrates = _lines(it / "passrates.jsonl")
@@ -178,41 +173,19 @@ def test_no_call_tasks_can_skip_cross_verification(tmp_path, tiny_model_dir):
 def test_no_call_tasks_derived_from_call_tasks(tmp_path, tiny_model_dir):
     """`loop.no_call_from_calls`: unique call tasks also give a no-call task (gold tools off the menu, gold []),
     which goes through cross-verification, pass@K and selection like a generated one and is counted."""
-    from selfplay_fakes import FakeGeneratorEngine
-
-    spec = tmp_path / "calls_only.yaml"
-    spec.write_text(
-        "domains: {travel: 1}\ncontext_type: {single_turn: 1}\nnum_calls: {single_turn: {1: 1}}\n"
-        "menu_size:\n  default: {values: {2: 1}}\n"
-    )
-    cfg = tiny_config(
+    it = _run_one_frozen_iteration(
+        tmp_path,
         tiny_model_dir,
-        **{
-            "spec_file": str(spec),
-            "loop.iterations": 1,
-            "loop.freeze_generator": True,
-            "loop.cross_verify": True,
-            "loop.no_call_from_calls": 1.0,
-            "frozen_solver.verify.tau": 0.0,
-            "curriculum.keep_zero": True,
-            "loop.n_candidates": 4,
-            "loop.gen_batch_size": 4,
-            "solver.max_steps": 1,
-        },
+        num_calls=1,
+        **{"loop.no_call_from_calls": 1.0, "frozen_solver.verify.tau": 0.0, "solver.max_steps": 1},
     )
-    out = tmp_path / "run"
-    run_selfplay(cfg, out, progress=False, engine_factory=FakeGeneratorEngine)
-    it = out / "iter_01"
+    out = it.parent
     unique = [r for r in _lines(it / "dedup.jsonl") if r["kept"]]
     derived = _lines(it / "derived_no_call.jsonl")
     assert len(derived) == len(unique) >= 1
+    candidates = {r["id"]: r for r in _lines(it / "candidates.jsonl")}
     for d in derived:
-        gold = {
-            c["name"]
-            for c in next(r for r in _lines(it / "candidates.jsonl") if r["id"] == d["derived_from"])["task"][
-                "calls"
-            ]
-        }
+        gold = {c["name"] for c in candidates[d["derived_from"]]["task"]["calls"]}
         assert d["task"]["calls"] == [] and d["id"].endswith("-nc") and d["spec"]["num_calls"] == 0
         assert d["text"] == ""  # the source completion's text holds the calls: not carried
         assert gold and not gold & {t["name"] for t in d["task"]["tools"]}
