@@ -87,6 +87,9 @@ def test_completion_marker_waits_for_every_ranks_save(tmp_path):
     assert ckpt.is_complete(tmp_path / "checkpoint-2")
 
 
+_TRAINING_STACK = ("trl.trainer.utils", "toolr0.training.grpo", "toolr0.inference.models")
+
+
 def _forwards_worker(rank: int, world: int, out: Path) -> None:
     import torch
     from trl.trainer.utils import add_fused_lm_head
@@ -117,6 +120,6 @@ def _forwards_worker(rank: int, world: int, out: Path) -> None:
 
 
 def test_shared_prompt_forwards_match_across_ranks(tmp_path):
-    ranks = run_ranks(_forwards_worker, tmp_path)
+    ranks = run_ranks(_forwards_worker, tmp_path, preload=_TRAINING_STACK)
     assert ranks[0]["counts"] == ranks[1]["counts"] == {"None": 1, "2": 2, "1": 4}  # TRL's ceil(4 / batch_size)
     assert ranks[0]["all_ranks"][0] == ranks[0]["all_ranks"][1]
