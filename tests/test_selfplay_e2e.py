@@ -107,7 +107,7 @@ def _one_kind_spec(tmp_path, num_calls: int = 0):
     return spec
 
 
-def _run_one_frozen_iteration(tmp_path, tiny_model_dir, num_calls: int = 0, **overrides):
+def _run_one_frozen_iteration(tmp_path, tiny_model_dir, num_calls: int = 0, engine_factory=None, **overrides):
     """One iteration with the Generator frozen (phase A is not what these tests are about) and the fake
     Generator writing valid tasks of the given call count: 4 candidates, cross-verification on, p̂ = 0 kept
     unless an override says otherwise. Returns the iteration folder."""
@@ -125,7 +125,10 @@ def _run_one_frozen_iteration(tmp_path, tiny_model_dir, num_calls: int = 0, **ov
     }
     out = tmp_path / "run"
     run_selfplay(
-        tiny_config(tiny_model_dir, **settings), out, progress=False, engine_factory=FakeGeneratorEngine
+        tiny_config(tiny_model_dir, **settings),
+        out,
+        progress=False,
+        engine_factory=engine_factory or FakeGeneratorEngine,
     )
     return out / "iter_01"
 
@@ -196,3 +199,79 @@ def test_no_call_tasks_derived_from_call_tasks(tmp_path, tiny_model_dir):
     md = (out / "summary.md").read_text()
     assert "derived from call tasks" in md and f"| 1 | 0 | 0 | {len(derived)} |" in md
     assert any(r["answer"] == [] for r in _lines(it / "curriculum.jsonl"))
+
+
+class _HalfSolved:
+    """The real frozen Solver, except that every call task counts as solved by 1 of its K samples (the tiny random
+    model solves nothing); the tasks put to pass@K are recorded."""
+
+    asked: list[int] = []
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def pass_rates_detailed(self, tasks, K=None, seed=None):
+        real = self._inner.pass_rates_detailed(tasks, K, seed)
+        _HalfSolved.asked += [len(t["calls"]) for t in tasks]
+        return [
+            r._replace(p_hat=1 / r.K, successes=1) if t["calls"] else r
+            for r, t in zip(real, tasks, strict=True)
+        ]
+
+
+def test_two_call_tasks_composed_from_solved_one_call_tasks(tmp_path, tiny_model_dir):
+    """`loop.two_call_from_solved`: one-call tasks with p̂ > 0 are paired into two-call tasks (both questions, both
+    gold calls, both tools on the menu), which get their own pass@K, reach the curriculum and are counted."""
+    from selfplay_fakes import FakeGeneratorEngine
+
+    class Engine(FakeGeneratorEngine):
+        def solver(self, checkpoint, t):
+            return _HalfSolved(super().solver(checkpoint, t))
+
+    _HalfSolved.asked = []
+    it = _run_one_frozen_iteration(
+        tmp_path,
+        tiny_model_dir,
+        num_calls=1,
+        engine_factory=Engine,
+        **{
+            "loop.two_call_from_solved": 2,
+            "loop.n_candidates": 6,
+            "loop.gen_batch_size": 6,
+            "curriculum.n_final": 16,
+            "curriculum.keep_zero": False,
+            "frozen_solver.verify.tau": 0.0,
+            "solver.max_steps": 1,
+        },
+    )
+    out = it.parent
+    labelled = {r["id"]: r for r in _lines(it / "passrates.jsonl")}
+    composed = _lines(it / "composed.jsonl")
+    assert len(composed) == 2
+    for c in composed:
+        first, second = (labelled[i] for i in c["composed_from"])
+        assert first["p_hat"] > 0 and second["p_hat"] > 0  # only solved parts
+        parts = [_task_of(it, i) for i in c["composed_from"]]
+        assert c["id"] == "+".join(c["composed_from"]) and c["spec"]["num_calls"] == 2
+        assert c["task"]["calls"] == parts[0]["calls"] + parts[1]["calls"]
+        assert (
+            c["task"]["question"].startswith(parts[0]["question"].rstrip("."))
+            and " Also, " in c["task"]["question"]
+        )
+        assert {x["calls"][0]["name"] for x in parts} <= {t["name"] for t in c["task"]["tools"]}
+    assert _HalfSolved.asked.count(2) == 2  # the composed tasks were put to the frozen Solver's pass@K
+    composed_labels = _lines(it / "passrates_composed.jsonl")
+    assert [r["id"] for r in composed_labels] == [c["id"] for c in composed]
+    curriculum = _lines(it / "curriculum.jsonl")
+    assert sum(len(r["answer"]) == 2 for r in curriculum) == 2
+    counts = json.loads((it / "stage_counts.json").read_text())
+    assert counts["composed_two_call"] == {"composed": 2, "solved": 2, "labelled": 2, "selected": 2}
+    assert "## Two-call tasks composed from solved one-call tasks" in (out / "summary.md").read_text()
+    assert "| 1 | 2 | 2 | 2 | 2 |" in (out / "summary.md").read_text()
+
+
+def _task_of(it, task_id):
+    return next(r["task"] for r in _lines(it / "candidates.jsonl") if r["id"] == task_id)

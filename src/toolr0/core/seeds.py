@@ -21,6 +21,9 @@ USES = {
     "derive": "which unique call tasks of iteration t also give a derived no-call task (loop.no_call_from_calls)",
     "xv": "cross-verification of iteration t, batch b",
     "passk": "pass@K difficulty of iteration t, batch b",
+    "compose": "which solved one-call tasks of iteration t are paired into two-call tasks, their order and menus "
+    "(loop.two_call_from_solved)",
+    "passk_composed": "pass@K difficulty of iteration t's composed two-call tasks, batch b",
     "select": "curriculum selection of iteration t",
     "samples": "the sample tasks shown in TensorBoard and summary.md for iteration t (read by people only)",
 }

@@ -41,6 +41,15 @@ class LoopConfig(BaseModel):
         "takes every argument of a gold call). 0: off, the paper's.",
     )
 
+    # Phase B.4b: two-call tasks composed from solved one-call tasks (not in the paper; 0 keeps the paper's stage B).
+    two_call_from_solved: int = Field(
+        0,
+        ge=0,
+        description="Up to this many two-call tasks per iteration, each two one-call tasks the frozen Solver "
+        "solved at least once (p̂ > 0) asked together with both tools on one menu, then given their own pass@K "
+        "(core/compose_calls.py; needs curriculum.difficulty_source passk or both). 0: off, the paper's.",
+    )
+
     # Phase B.3: cross-verification (spec §6.4).
     cross_verify: bool = Field(
         True,

@@ -24,6 +24,7 @@ from toolr0.selfplay.rundir import RunDir, maybe_fault
 from toolr0.selfplay.seam import Engine, StageBChild
 from toolr0.selfplay.stages import (
     Ctx,
+    stage_compose_two_call,
     stage_cross_verify,
     stage_dedup,
     stage_derive_no_call,
@@ -215,8 +216,13 @@ def run_stage_b(ctx: Ctx, t: int, gen_ckpt: str | None, solver_b: str | None, tb
     with StageTimer(ctx, t, "difficulty", tb):
         labelled = stage_difficulty(ctx, t, crossed, solver) if crossed else []
     rep.stage_end(t, "difficulty", f"{len(labelled)} labelled of {len(crossed)}")
+    pool = labelled
+    if cfg.loop.two_call_from_solved > 0:
+        with StageTimer(ctx, t, "compose", tb):
+            pool = stage_compose_two_call(ctx, t, labelled, solver) if labelled else labelled
+        rep.stage_end(t, "difficulty", f"{len(pool) - len(labelled)} two-call tasks composed and labelled")
     with StageTimer(ctx, t, "select", tb):
-        selected = stage_select(ctx, t, labelled)
+        selected = stage_select(ctx, t, pool)
     rep.stage_end(t, "select", f"{len(selected)} selected (n_final={cfg.curriculum.n_final})")
     record_stage_b(ctx, t, tb, candidates, unique, crossed, labelled, selected)
     run.mark_done(t, "select")

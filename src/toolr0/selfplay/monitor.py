@@ -61,12 +61,37 @@ def record_stage_b(
               "cross_verified": crossed, "labelled": labelled, "selected": selected}  # fmt: skip
     counts["calls"] = _call_kinds(stages)
     counts["derived_no_call"] = sum(1 for r in unique if r.get("derived_from"))  # loop.no_call_from_calls
+    composed = _composed_counts(run, t, selected)  # loop.two_call_from_solved
+    if composed is not None:
+        counts["composed_two_call"] = composed
+        pool = len(labelled) + composed["labelled"]
+        counts["acceptance"]["select"] = round(len(selected) / pool, 4) if pool else None
     run.write_json(run.file(t, "stage_counts.json"), counts)
     run.log_metric(
         {"event": "stage_counts", "iteration": t, **{k: v for k, v in counts.items() if k != "reasons"}}
     )
     _tb_counts(tb, t, counts, labelled)
     _log_samples(ctx, t, tb, counts, stages)
+
+
+def _composed_counts(run: RunDir, t: int, selected: list) -> dict[str, int] | None:
+    """How many two-call tasks were composed from solved one-call tasks, solved, labelled and selected; None
+    when none were composed this iteration."""
+    from toolr0.core.compose_calls import COMPOSED_KEY
+    from toolr0.io import read_jsonl
+
+    path = run.file(t, "composed.jsonl")
+    if not path.is_file():
+        return None
+    composed = list(read_jsonl(path))
+    labels_path = run.file(t, "passrates_composed.jsonl")
+    labels = list(read_jsonl(labels_path)) if labels_path.is_file() else []
+    return {
+        "composed": len(composed),
+        "solved": sum(1 for r in labels if (r.get("p_hat") or 0) > 0),
+        "labelled": sum(1 for r in labels if r.get("kept")),
+        "selected": sum(1 for r in selected if ((r.get("task") or {}).get("meta") or {}).get(COMPOSED_KEY)),
+    }
 
 
 def cross_verify_line(cfg: ToolR0Config, kept: int, of: int) -> str:

@@ -92,6 +92,7 @@ def summary_rows(run: RunDir) -> list[dict[str, Any]]:
         row["solver steps"] = "skipped" if sk else _fmt(_steps(run, t, "solver"))
         row["acceptance"] = counts.get("acceptance", {})
         row["no_call"] = {**(counts.get("no_call") or {}), "derived": counts.get("derived_no_call", 0)}
+        row["composed"] = counts.get("composed_two_call")  # loop.two_call_from_solved
         row["reasons"] = counts.get("reasons", {})
         row["skipped"] = {k.split("/", 1)[1]: v for k, v in skipped.items() if k.startswith(f"iter_{t:02d}/")}
         rows.append(row)
@@ -172,6 +173,18 @@ def summary_markdown(run: RunDir) -> str:
         for r in rows:
             nc = r["no_call"]
             cells = [str(nc.get(k, "-")) for k in keys] + [_fmt(nc.get("p_hat_mean"))]
+            lines.append(f"| {r['iter']} | " + " | ".join(cells) + " |")
+    if any(r["composed"] for r in rows):
+        lines += [
+            "",
+            "## Two-call tasks composed from solved one-call tasks",
+            "",
+            "| iter | composed | solved (p̂ > 0) | labelled | selected |",
+            "|---|---|---|---|---|",
+        ]
+        for r in rows:
+            c = r["composed"] or {}
+            cells = [str(c.get(k, "-")) for k in ("composed", "solved", "labelled", "selected")]
             lines.append(f"| {r['iter']} | " + " | ".join(cells) + " |")
     lines += ["", "## Rejection reasons (structural verification)", ""]
     for r in rows:

@@ -1,7 +1,8 @@
 """The stages of one self-play iteration (spec §2, §6), each resumable from the run directory.
 
 generate (+ structural verification) → dedup → cross-verify (S_{t-1}) → pass@K difficulty (S_{t-1}) →
-select (quota curriculum) → Solver training. Each stage reads what an earlier (possibly killed) run wrote,
+select (quota curriculum) → Solver training; two additions off in the paper's stage B: no-call tasks derived
+after dedup, two-call tasks composed (and labelled) after difficulty. Each stage reads what an earlier (possibly killed) run wrote,
 continues after the last complete batch, and returns the rows the next stage needs. Counting and
 reasons are recorded for every candidate, so an empty stage is a recorded outcome, never a crash.
 """
@@ -236,10 +237,10 @@ def _check_ids(rows: list[dict[str, Any]], inputs: list[dict[str, Any]], what: s
 
 
 # ------------------------------------------------------------------------------------------- difficulty
-def stage_difficulty(
-    ctx: Ctx, t: int, tasks: list[dict[str, Any]], solver: FrozenSolver
-) -> list[dict[str, Any]]:
-    """p̂ from S_{t-1}'s pass@K (paper) and/or the LLM label (reference), bucketed (spec §6.5, §11)."""
+def _pass_rate_labeller(
+    ctx: Ctx, t: int, solver: FrozenSolver, seed_use: str
+) -> Callable[[int, list[dict[str, Any]]], list[dict[str, Any]]]:
+    """The difficulty labels of one batch: p̂ from S_{t-1}'s pass@K and/or the LLM label, bucketed."""
     from toolr0.core.curriculum import item_level
 
     cur = ctx.cfg.curriculum
@@ -249,7 +250,7 @@ def stage_difficulty(
         batch_tasks = [r["task"] for r in chunk]
         new: list[dict[str, Any]] = [{"id": r["id"], "domain": r["task"].get("domain", "")} for r in chunk]
         if source in ("passk", "both"):
-            seed = seed_for(ctx.cfg.seed, "passk", t, b)
+            seed = seed_for(ctx.cfg.seed, seed_use, t, b)
             for row, r in zip(new, solver.pass_rates_detailed(batch_tasks, seed=seed), strict=True):
                 row.update(p_hat=float(r.p_hat), successes=int(r.successes), K=int(r.K))
         if source in ("llm", "both"):
@@ -260,16 +261,60 @@ def stage_difficulty(
             row["kept"] = row["difficulty"] is not None
         return new
 
-    n = len(tasks)
-    rows = _run_batched(ctx, t, "difficulty", "passrates.jsonl", tasks, label)
+    return label
+
+
+def _with_labels(tasks: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_id = {r["id"]: r for r in rows}
-    out = []
-    for r in tasks:
-        lab = by_id[r["id"]]
-        if lab["kept"]:
-            out.append({**r, "label": lab})
-    ctx.reporter.update(acceptance={"labelled": _rate(len(out), n)})
+    return [{**r, "label": by_id[r["id"]]} for r in tasks if by_id[r["id"]]["kept"]]
+
+
+def stage_difficulty(
+    ctx: Ctx, t: int, tasks: list[dict[str, Any]], solver: FrozenSolver
+) -> list[dict[str, Any]]:
+    """p̂ from S_{t-1}'s pass@K (paper) and/or the LLM label, bucketed (spec §6.5, §11)."""
+    label = _pass_rate_labeller(ctx, t, solver, "passk")
+    out = _with_labels(tasks, _run_batched(ctx, t, "difficulty", "passrates.jsonl", tasks, label))
+    ctx.reporter.update(acceptance={"labelled": _rate(len(out), len(tasks))})
     return out
+
+
+def stage_compose_two_call(
+    ctx: Ctx, t: int, labelled: list[dict[str, Any]], solver: FrozenSolver
+) -> list[dict[str, Any]]:
+    """``labelled`` plus up to ``loop.two_call_from_solved`` two-call tasks, each two one-call tasks S_{t-1}
+    solved at least once asked together (core/compose_calls.py; not in the paper), with their own difficulty
+    labels. The composed tasks are written to composed.jsonl and their labels to passrates_composed.jsonl;
+    both are deterministic, so a resumed run composes and reuses the same rows."""
+    from toolr0.core.compose_calls import Part, compose_pairs
+    from toolr0.core.schema import Task
+
+    n = ctx.cfg.loop.two_call_from_solved
+    if n <= 0:
+        return labelled
+    by_id = {str(r["id"]): r for r in labelled}
+    parts = [
+        Part(str(r["id"]), Task.from_dict(r["task"]))
+        for r in labelled
+        if len(r["task"].get("calls") or []) == 1 and (r["label"].get("p_hat") or 0) > 0
+    ]
+    composed = []
+    for first, second, task in compose_pairs(parts, n, seed_for(ctx.cfg.seed, "compose", t)):
+        a, b = by_id[first], by_id[second]
+        composed.append(
+            {
+                "id": f"{first}+{second}",
+                "spec": {**(a.get("spec") or {}), "num_calls": 2},
+                "task": task.to_dict(),
+                "text": "",  # no completion wrote this task
+                "composed_from": [first, second],
+                "cross_verified": bool(a.get("cross_verified")) and bool(b.get("cross_verified")),
+            }
+        )
+    ctx.run.write_jsonl(ctx.run.file(t, "composed.jsonl"), composed)
+    label = _pass_rate_labeller(ctx, t, solver, "passk_composed")
+    rows = _run_batched(ctx, t, "compose", "passrates_composed.jsonl", composed, label)
+    return labelled + _with_labels(composed, rows)
 
 
 # ------------------------------------------------------------------------------------------- select
