@@ -687,6 +687,21 @@ def test_no_call_rules_accept_bfcl_irrelevance_requests(tmp_path, monkeypatch):
         ),
         ("The user wants to check the forecast for Chicago and Los Angeles.", "question_third_person"),
         ("  THE USER needs 3 tickets to Lisbon.", "question_third_person"),
+        # anywhere in a single-turn question: verified tasks of the cpu preset's iteration 1 (issue 28)
+        ("What vehicle would you like to generate with a specific ID of 12345?", "asks_user"),
+        (
+            "What kind of medical information do you need for a patient's case, including the patient's name and id?",
+            "asks_user",
+        ),
+        (
+            "what the user wants to do with the data in data.txt and what the output should be",
+            "question_third_person",
+        ),
+        ("What does the user want to do with the data retrieved in the first call?", "question_third_person"),
+        (
+            "Logistics analysis for 1 inventory. The user wants to know which calls save money.",
+            "question_third_person",
+        ),
     ],
 )
 def test_gate_rejects_answers_pasted_into_the_question_and_questions_put_to_the_user(question, reason):
@@ -703,6 +718,9 @@ def test_gate_rejects_answers_pasted_into_the_question_and_questions_put_to_the_
         "Then use my card ending 4411 to pay order 77.",
         "The users table of db main needs a new column named age.",
         "Send the user John a reminder about his 3pm meeting.",
+        "Retrieve the user information for the user with ID 5.",
+        'Ask Ann "would you like to come at 5?" by SMS to 555-0100.',
+        "# Conversation\nUser: Book a table.\nAgent: For how many people would you like it?\nUser: Two.",
     ],
 )
 def test_gate_keeps_requests_that_quote_or_continue(question):
