@@ -5,7 +5,14 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from toolr0.core.derive_no_call import DERIVED_KEY, chosen_for_derivation, derive_no_call
+from toolr0.core.derive_no_call import (
+    DERIVED_KEY,
+    MENU_KEY,
+    chosen_for_derivation,
+    derive_no_call,
+    pick_other,
+    with_other_menu,
+)
 from toolr0.core.schema import Task, Tool, ToolCall
 
 
@@ -74,3 +81,44 @@ def test_never_raises_and_never_keeps_a_gold_tool(names, gold, args):
     d = derive_no_call(task)
     if d is not None:
         assert d.calls == [] and d.tools and not ({t.name for t in d.tools} & set(gold))
+
+
+# --- loop.no_call_from_other_menus: the question with another domain's whole menu
+SMS = _tool("send_sms", "number", "text")
+MAIL = _tool("send_mail", "address")
+WEATHER = Task(
+    QUESTION, [FORECAST, CURRENCY], [ToolCall("get_forecast", {"city": "Lisbon", "days": 3})], "weather"
+)
+TEXT = Task(
+    "Text 555-0100 that I am late",
+    [SMS, MAIL],
+    [ToolCall("send_sms", {"number": "555-0100"})],
+    "communication",
+)
+
+
+def test_question_with_another_domains_menu():
+    d = with_other_menu(WEATHER, TEXT, "c7")
+    assert d is not None and d.question == QUESTION and d.calls == [] and d.domain == "weather"
+    assert [t.name for t in d.tools] == ["send_sms", "send_mail"]
+    assert d.meta[DERIVED_KEY] == ["get_forecast"] and d.meta[MENU_KEY] == "c7"
+
+
+def test_no_other_menu_from_the_same_domain_a_gold_tool_or_a_stand_in():
+    same_domain = Task("x", [SMS], TEXT.calls, "weather")
+    assert with_other_menu(WEATHER, same_domain, "c1") is None  # a near tool of the same domain might serve
+    assert with_other_menu(Task(QUESTION, [FORECAST], [], "weather"), TEXT, "c1") is None  # already no-call
+    with_gold_tool = Task("x", [FORECAST, SMS], TEXT.calls, "communication")
+    assert with_other_menu(WEATHER, with_gold_tool, "c1") is None
+    stand_in = Task("x", [_tool("outlook", "city", "days"), SMS], TEXT.calls, "communication")
+    assert with_other_menu(WEATHER, stand_in, "c1") is None  # takes every argument of the gold call
+
+
+def test_other_menu_choice_is_stable_and_never_the_same_domain():
+    candidates = [("a", "weather"), ("b", "weather"), ("c", "communication"), ("d", "finance")]
+    picks = {pick_other(f"t{i}", "weather", candidates, seed=3) for i in range(40)}
+    assert picks == {"c", "d"}  # both other domains drawn, never a weather task
+    assert pick_other("t1", "weather", candidates, 3) == pick_other(
+        "t1", "weather", list(reversed(candidates)), 3
+    )
+    assert pick_other("a", "weather", [("a", "weather"), ("b", "weather")], 3) is None

@@ -97,24 +97,32 @@ def test_ablations_reach_the_trainers(tmp_path, tiny_model_dir):
         assert ac["r"] == cfg.roles.lora_r
 
 
-def _one_kind_spec(tmp_path, num_calls: int = 0):
-    """A spec file of travel, single-turn specs with 2-tool menus and `num_calls` gold calls each."""
+def _one_kind_spec(tmp_path, num_calls: int = 0, domains: str = "{travel: 1}"):
+    """A spec file of single-turn specs (travel unless `domains` says otherwise) with 2-tool menus and `num_calls`
+    gold calls each."""
     spec = tmp_path / f"only_{num_calls}_calls.yaml"
     spec.write_text(
-        f"domains: {{travel: 1}}\ncontext_type: {{single_turn: 1}}\nnum_calls: {{single_turn: {{{num_calls}: 1}}}}\n"
+        f"domains: {domains}\ncontext_type: {{single_turn: 1}}\nnum_calls: {{single_turn: {{{num_calls}: 1}}}}\n"
         "menu_size:\n  default: {values: {2: 1}}\n"
     )
     return spec
 
 
-def _run_one_frozen_iteration(tmp_path, tiny_model_dir, num_calls: int = 0, engine_factory=None, **overrides):
+def _run_one_frozen_iteration(
+    tmp_path,
+    tiny_model_dir,
+    num_calls: int = 0,
+    engine_factory=None,
+    domains: str = "{travel: 1}",
+    **overrides,
+):
     """One iteration with the Generator frozen (phase A is not what these tests are about) and the fake
     Generator writing valid tasks of the given call count: 4 candidates, cross-verification on, p̂ = 0 kept
     unless an override says otherwise. Returns the iteration folder."""
     from selfplay_fakes import FakeGeneratorEngine
 
     settings = {
-        "spec_file": str(_one_kind_spec(tmp_path, num_calls)),
+        "spec_file": str(_one_kind_spec(tmp_path, num_calls, domains)),
         "loop.iterations": 1,
         "loop.freeze_generator": True,
         "loop.cross_verify": True,
@@ -275,3 +283,48 @@ def test_two_call_tasks_composed_from_solved_one_call_tasks(tmp_path, tiny_model
 
 def _task_of(it, task_id):
     return next(r["task"] for r in _lines(it / "candidates.jsonl") if r["id"] == task_id)
+
+
+def test_no_call_tasks_from_another_domains_menu(tmp_path, tiny_model_dir):
+    """`loop.no_call_from_other_menus`: a call task's question with the whole menu of a call task of another domain
+    gives a no-call task (gold []), which goes through pass@K and selection and is counted."""
+    from selfplay_fakes import FakeGeneratorEngine
+
+    class _Gen:  # finance tools take a "location", travel ones a "place": no tool of one serves the other's call
+        def __init__(self, inner):
+            self.inner = inner
+
+        def generate(self, messages, specs, seed):
+            texts = self.inner.generate(messages, specs, seed)
+            return [
+                x.replace('"place"', '"location"') if s.domain == "finance" else x
+                for x, s in zip(texts, specs, strict=True)
+            ]
+
+    class Engine(FakeGeneratorEngine):
+        def generator(self, checkpoint, t):
+            return _Gen(super().generator(checkpoint, t))
+
+    it = _run_one_frozen_iteration(
+        tmp_path,
+        tiny_model_dir,
+        num_calls=1,
+        engine_factory=Engine,
+        domains="{travel: 1, finance: 1}",
+        **{
+            "loop.no_call_from_other_menus": 1.0,
+            "loop.n_candidates": 8,
+            "loop.gen_batch_size": 8,
+            "frozen_solver.verify.tau": 0.0,
+            "solver.max_steps": 1,
+        },
+    )
+    tasks = {r["id"]: r["task"] for r in _lines(it / "candidates.jsonl") if r["ok"]}
+    derived = _lines(it / "derived_no_call.jsonl")
+    assert derived and all(d["id"].endswith("-om") and d["task"]["calls"] == [] for d in derived)
+    for d in derived:
+        source, menu = tasks[d["derived_from"]], tasks[d["menu_from"]]
+        assert d["task"]["question"] == source["question"] and d["task"]["domain"] == source["domain"]
+        assert d["task"]["tools"] == menu["tools"] and menu["domain"] != source["domain"]
+    assert {d["id"] for d in derived} <= {r["id"] for r in _lines(it / "passrates.jsonl")}
+    assert json.loads((it / "stage_counts.json").read_text())["derived_no_call"] == len(derived)

@@ -19,6 +19,8 @@ USES = {
     "spec": "the candidate specs of stage B, iteration t",
     "gen": "candidate sampling of stage B, iteration t, batch b",
     "derive": "which unique call tasks of iteration t also give a derived no-call task (loop.no_call_from_calls)",
+    "derive_other": "which unique call tasks of iteration t also give a no-call task with another domain's menu, "
+    "and whose menu (loop.no_call_from_other_menus)",
     "xv": "cross-verification of iteration t, batch b",
     "passk": "pass@K difficulty of iteration t, batch b",
     "compose": "which solved one-call tasks of iteration t are paired into two-call tasks, their order and menus "

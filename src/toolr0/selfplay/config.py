@@ -41,6 +41,15 @@ class LoopConfig(BaseModel):
         "takes every argument of a gold call). 0: off, the paper's.",
     )
 
+    no_call_from_other_menus: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of unique verified call tasks whose question, put with the whole menu of a call task "
+        "of another domain, also gives a no-call task (gold []; core/derive_no_call.py; skipped when a tool there "
+        "shares a gold tool's name or takes every argument of a gold call). 0: off, the paper's.",
+    )
+
     # Phase B.4b: two-call tasks composed from solved one-call tasks (not in the paper; 0 keeps the paper's stage B).
     two_call_from_solved: int = Field(
         0,

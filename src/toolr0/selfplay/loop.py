@@ -205,7 +205,7 @@ def run_stage_b(ctx: Ctx, t: int, gen_ckpt: str | None, solver_b: str | None, tb
     with StageTimer(ctx, t, "dedup", tb):
         unique = stage_dedup(ctx, t, candidates)
     rep.stage_end(t, "dedup", f"{len(unique)} unique of {ok}")
-    if cfg.loop.no_call_from_calls > 0:
+    if cfg.loop.no_call_from_calls > 0 or cfg.loop.no_call_from_other_menus > 0:
         n_unique = len(unique)
         unique = stage_derive_no_call(ctx, t, unique)
         rep.stage_end(t, "dedup", f"{len(unique) - n_unique} no-call tasks derived from call tasks")

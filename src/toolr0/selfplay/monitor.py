@@ -60,7 +60,7 @@ def record_stage_b(
     stages = {"candidates": candidates, "verified": [r for r in candidates if r["ok"]], "unique": unique,
               "cross_verified": crossed, "labelled": labelled, "selected": selected}  # fmt: skip
     counts["calls"] = _call_kinds(stages)
-    counts["derived_no_call"] = sum(1 for r in unique if r.get("derived_from"))  # loop.no_call_from_calls
+    counts["derived_no_call"] = sum(1 for r in unique if r.get("derived_from"))  # loop.no_call_from_calls, loop.no_call_from_other_menus
     composed = _composed_counts(run, t, selected)  # loop.two_call_from_solved
     if composed is not None:
         counts["composed_two_call"] = composed

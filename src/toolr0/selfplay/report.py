@@ -169,7 +169,7 @@ def summary_markdown(run: RunDir) -> str:
             "| mean p̂ |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
-        keys = (*NO_CALL_KEYS[:2], "derived", *NO_CALL_KEYS[2:])  # derived: loop.no_call_from_calls
+        keys = (*NO_CALL_KEYS[:2], "derived", *NO_CALL_KEYS[2:])  # derived: loop.no_call_from_calls, _other_menus
         for r in rows:
             nc = r["no_call"]
             cells = [str(nc.get(k, "-")) for k in keys] + [_fmt(nc.get("p_hat_mean"))]

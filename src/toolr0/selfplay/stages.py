@@ -146,32 +146,37 @@ def stage_dedup(ctx: Ctx, t: int, candidates: list[dict[str, Any]]) -> list[dict
 
 
 def stage_derive_no_call(ctx: Ctx, t: int, unique: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``unique`` plus, for a share ``loop.no_call_from_calls`` of its call tasks, the same question with the gold
-    tools taken off the menu and gold [] (core/derive_no_call.py; not in the paper). Pure and deterministic, so
-    a resumed run derives the same rows; they are written to derived_no_call.jsonl to be read."""
-    from toolr0.core.derive_no_call import chosen_for_derivation, derive_no_call
+    """``unique`` plus no-call tasks derived from its call tasks (core/derive_no_call.py; not in the paper): for a
+    share ``loop.no_call_from_calls`` of them the same question with the gold tools taken off the menu, and for a
+    share ``loop.no_call_from_other_menus`` the question with the whole menu of a call task of another domain;
+    gold [] both. Pure and deterministic, so a resumed run derives the same rows; they are written to
+    derived_no_call.jsonl to be read."""
+    from toolr0.core.derive_no_call import chosen_for_derivation, derive_no_call, pick_other, with_other_menu
     from toolr0.core.schema import Task
 
-    share = ctx.cfg.loop.no_call_from_calls
-    if share <= 0:
+    lp = ctx.cfg.loop
+    if lp.no_call_from_calls <= 0 and lp.no_call_from_other_menus <= 0:
         return unique
-    seed = seed_for(ctx.cfg.seed, "derive", t)
+    tasks = {str(r["id"]): Task.from_dict(r["task"]) for r in unique}
+    call_tasks = [(i, x.domain) for i, x in tasks.items() if x.calls]
+    seed, seed_other = seed_for(ctx.cfg.seed, "derive", t), seed_for(ctx.cfg.seed, "derive_other", t)
     derived = []
     for r in unique:
-        if not chosen_for_derivation(str(r["id"]), share, seed):
-            continue
-        task = derive_no_call(Task.from_dict(r["task"]))  # None for a no-call task, among others
-        if task is not None:
+        rid = str(r["id"])
+        made: list[tuple[str, Task | None, dict[str, Any]]] = []
+        if chosen_for_derivation(rid, lp.no_call_from_calls, seed):
+            made.append(("nc", derive_no_call(tasks[rid]), {}))  # None for a no-call task, among others
+        if chosen_for_derivation(rid, lp.no_call_from_other_menus, seed_other):
+            other = pick_other(rid, tasks[rid].domain, call_tasks, seed_other)
+            task = with_other_menu(tasks[rid], tasks[other], other) if other is not None else None
+            made.append(("om", task, {"menu_from": other}))
+        for suffix, task, extra in made:
+            if task is None:
+                continue
             # "text" is the source completion, whose gold has calls: not this task's, so not carried
             spec = {**(r.get("spec") or {}), "num_calls": 0}
-            row = {
-                "id": f"{r['id']}-nc",
-                "spec": spec,
-                "task": task.to_dict(),
-                "text": "",
-                "derived_from": r["id"],
-            }
-            derived.append({**r, **row})
+            row = {"id": f"{rid}-{suffix}", "spec": spec, "task": task.to_dict(), "text": "", "derived_from": rid}
+            derived.append({**r, **row, **extra})
     ctx.run.write_jsonl(ctx.run.file(t, "derived_no_call.jsonl"), derived)
     return unique + derived
 
