@@ -153,6 +153,18 @@ def test_zero_pass_rate_needs_cross_verification_even_with_keep_zero():
     assert item_level({**unvouched, "label": "hard"}, cfg.model_copy(update={"difficulty_source": "llm"})) is None
 
 
+def test_zero_pass_rate_kept_when_the_gold_holds_by_construction():
+    """curriculum.keep_zero_by_construction (not in the paper): a no-call task built from another domain's menu keeps
+    its p̂ = 0 as hard without keep_zero and without cross-verification; nothing else does."""
+    built = {"id": 1, "domain": "a", "p_hat": 0.0, "cross_verified": False, "by_construction": True, "answer": []}
+    generated = {"id": 2, "domain": "a", "p_hat": 0.0, "cross_verified": True, "answer": []}
+    cfg = CurriculumConfig(n_final=50, keep_zero_by_construction=True)
+    assert item_level(built, cfg) == "hard" and item_level(generated, cfg) is None
+    assert [it["id"] for it in select_curriculum([built, generated], None, cfg)] == [1]
+    assert item_level(built, CurriculumConfig()) is None  # off by default: the paper's rule
+    assert item_level({**built, "p_hat": 0.5}, cfg) == "medium"  # a solved one is bucketed as usual
+
+
 def test_orders():
     items = make_items({d: {"easy": 10, "medium": 20, "hard": 10} for d in "xyz"})
     grouped = select_curriculum(items, None, CurriculumConfig(n_final=60, order="grouped"))

@@ -301,9 +301,20 @@ def test_no_call_tasks_from_another_domains_menu(tmp_path, tiny_model_dir):
                 for x, s in zip(texts, specs, strict=True)
             ]
 
+    class _NeverAbstains(_HalfSolved):  # the frozen Solver calls a tool on every no-call task: p̂ = 0
+        def pass_rates_detailed(self, tasks, K=None, seed=None):
+            real = super().pass_rates_detailed(tasks, K, seed)
+            return [
+                r if t["calls"] else r._replace(p_hat=0.0, successes=0)
+                for r, t in zip(real, tasks, strict=True)
+            ]
+
     class Engine(FakeGeneratorEngine):
         def generator(self, checkpoint, t):
             return _Gen(super().generator(checkpoint, t))
+
+        def solver(self, checkpoint, t):
+            return _NeverAbstains(super().solver(checkpoint, t))
 
     it = _run_one_frozen_iteration(
         tmp_path,
@@ -313,6 +324,9 @@ def test_no_call_tasks_from_another_domains_menu(tmp_path, tiny_model_dir):
         domains="{travel: 1, finance: 1}",
         **{
             "loop.no_call_from_other_menus": 1.0,
+            "curriculum.keep_zero": False,
+            "curriculum.keep_zero_by_construction": True,  # kept as hard at p̂ = 0: the gold [] holds by construction
+            "curriculum.n_final": 32,
             "loop.n_candidates": 8,
             "loop.gen_batch_size": 8,
             "frozen_solver.verify.tau": 0.0,
@@ -326,5 +340,8 @@ def test_no_call_tasks_from_another_domains_menu(tmp_path, tiny_model_dir):
         source, menu = tasks[d["derived_from"]], tasks[d["menu_from"]]
         assert d["task"]["question"] == source["question"] and d["task"]["domain"] == source["domain"]
         assert d["task"]["tools"] == menu["tools"] and menu["domain"] != source["domain"]
-    assert {d["id"] for d in derived} <= {r["id"] for r in _lines(it / "passrates.jsonl")}
+    passrates = {r["id"]: r for r in _lines(it / "passrates.jsonl")}
+    assert all(passrates[d["id"]]["p_hat"] == 0.0 and passrates[d["id"]]["by_construction"] for d in derived)
+    curriculum = {r["id"]: r for r in _lines(it / "curriculum.jsonl")}
+    assert all(curriculum[d["id"]]["difficulty"] == "hard" for d in derived)
     assert json.loads((it / "stage_counts.json").read_text())["derived_no_call"] == len(derived)

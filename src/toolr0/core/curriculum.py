@@ -40,6 +40,12 @@ class CurriculumConfig(BaseModel):
     keep_zero: bool = Field(
         False, description="Keep never-solved tasks (p̂ = 0) as hard instead of dropping them."
     )
+    keep_zero_by_construction: bool = Field(
+        False,
+        description="Keep a p̂ = 0 task as hard when its gold holds by construction, not by the Generator's word "
+        "(an item with by_construction: true, e.g. a question put with another domain's menu, gold []). Not in "
+        "the paper.",
+    )
     difficulty_source: Literal["passk", "llm", "both"] = Field(
         "passk",
         description="passk: bucket from p̂; llm: the easy|medium|hard label; both: p̂ when present, else the label.",
@@ -131,6 +137,11 @@ def item_level(item: Any, cfg: CurriculumConfig | None = None) -> str | None:
     p = _p_hat(item)
     # spec §11: a never-solved task (p̂ = 0) is kept only when cross-verification stood behind its gold; an item
     # that says ``cross_verified: false`` (an exempt no-call task, a run without cross-verification) is dropped
+    # not in the spec: a gold that holds by construction (a question with another domain's menu, gold []) is no
+    # Generator claim to vouch for; at p̂ = 0 the frozen Solver called an unrelated tool every time, the habit such
+    # a task is there to teach away (curriculum.keep_zero_by_construction)
+    if p == 0.0 and cfg.keep_zero_by_construction and _get(item, "by_construction") is True:
+        return "hard"
     if p == 0.0 and _get(item, "cross_verified") is False:
         return None
     if cfg.difficulty_source == "llm":

@@ -175,7 +175,13 @@ def stage_derive_no_call(ctx: Ctx, t: int, unique: list[dict[str, Any]]) -> list
                 continue
             # "text" is the source completion, whose gold has calls: not this task's, so not carried
             spec = {**(r.get("spec") or {}), "num_calls": 0}
-            row = {"id": f"{rid}-{suffix}", "spec": spec, "task": task.to_dict(), "text": "", "derived_from": rid}
+            row = {
+                "id": f"{rid}-{suffix}",
+                "spec": spec,
+                "task": task.to_dict(),
+                "text": "",
+                "derived_from": rid,
+            }
             derived.append({**r, **row, **extra})
     ctx.run.write_jsonl(ctx.run.file(t, "derived_no_call.jsonl"), derived)
     return unique + derived
@@ -253,7 +259,14 @@ def _pass_rate_labeller(
 
     def label(b: int, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
         batch_tasks = [r["task"] for r in chunk]
-        new: list[dict[str, Any]] = [{"id": r["id"], "domain": r["task"].get("domain", "")} for r in chunk]
+        new: list[dict[str, Any]] = [
+            {
+                "id": r["id"],
+                "domain": r["task"].get("domain", ""),
+                **({"by_construction": True} if r.get("menu_from") else {}),
+            }
+            for r in chunk
+        ]
         if source in ("passk", "both"):
             seed = seed_for(ctx.cfg.seed, seed_use, t, b)
             for row, r in zip(new, solver.pass_rates_detailed(batch_tasks, seed=seed), strict=True):
@@ -269,9 +282,20 @@ def _pass_rate_labeller(
     return label
 
 
-def _with_labels(tasks: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _with_labels(ctx: Ctx, tasks: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tasks with a difficulty level, each with its label; the level is decided here from the recorded p̂ /
+    label under the current curriculum settings (so a resumed run with, say, keep_zero_by_construction turned on
+    reuses the measurements)."""
+    from toolr0.core.curriculum import item_level
+
     by_id = {r["id"]: r for r in rows}
-    return [{**r, "label": by_id[r["id"]]} for r in tasks if by_id[r["id"]]["kept"]]
+    out = []
+    for r in tasks:
+        lab = {**by_id[r["id"]], **({"by_construction": True} if r.get("menu_from") else {})}
+        level = item_level(lab, ctx.cfg.curriculum)
+        if level is not None:
+            out.append({**r, "label": {**lab, "difficulty": level, "kept": True}})
+    return out
 
 
 def stage_difficulty(
@@ -279,7 +303,7 @@ def stage_difficulty(
 ) -> list[dict[str, Any]]:
     """p̂ from S_{t-1}'s pass@K (paper) and/or the LLM label, bucketed (spec §6.5, §11)."""
     label = _pass_rate_labeller(ctx, t, solver, "passk")
-    out = _with_labels(tasks, _run_batched(ctx, t, "difficulty", "passrates.jsonl", tasks, label))
+    out = _with_labels(ctx, tasks, _run_batched(ctx, t, "difficulty", "passrates.jsonl", tasks, label))
     ctx.reporter.update(acceptance={"labelled": _rate(len(out), len(tasks))})
     return out
 
@@ -319,7 +343,7 @@ def stage_compose_two_call(
     ctx.run.write_jsonl(ctx.run.file(t, "composed.jsonl"), composed)
     label = _pass_rate_labeller(ctx, t, solver, "passk_composed")
     rows = _run_batched(ctx, t, "compose", "passrates_composed.jsonl", composed, label)
-    return labelled + _with_labels(composed, rows)
+    return labelled + _with_labels(ctx, composed, rows)
 
 
 # ------------------------------------------------------------------------------------------- select
@@ -335,6 +359,7 @@ def training_record(row: dict[str, Any]) -> dict[str, Any]:
         "domain": task.get("domain", ""),
         "p_hat": lab.get("p_hat"),
         "cross_verified": bool(row.get("cross_verified", False)),
+        "by_construction": bool(row.get("menu_from")),  # gold [] of a question with another domain's menu
         "judge_used_fallback": lab.get("judge_used_fallback", False),
         "judge_raw": lab.get("judge_raw", ""),
         "id": row["id"],
