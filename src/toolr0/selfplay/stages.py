@@ -1,10 +1,10 @@
 """The stages of one self-play iteration (spec §2, §6), each resumable from the run directory.
 
 generate (+ structural verification) → dedup → cross-verify (S_{t-1}) → pass@K difficulty (S_{t-1}) →
-select (quota curriculum) → Solver training; two additions off in the paper's stage B: no-call tasks derived
-after dedup, two-call tasks composed (and labelled) after difficulty. Each stage reads what an earlier (possibly killed) run wrote,
-continues after the last complete batch, and returns the rows the next stage needs. Counting and
-reasons are recorded for every candidate, so an empty stage is a recorded outcome, never a crash.
+select (quota curriculum) → Solver training; two additions, off in the paper's stage B: no-call tasks derived
+after dedup, two-call tasks composed (and labelled) after difficulty. Each stage reads what an earlier (possibly
+killed) run wrote, continues after the last complete batch, and returns the rows the next stage needs. Counting
+and reasons are recorded for every candidate, so an empty stage is a recorded outcome, never a crash.
 """
 
 from __future__ import annotations
