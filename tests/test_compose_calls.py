@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from test_derive_no_call import CURRENCY, FORECAST, MAIL, SMS, WEATHER, _tool  # the same tools and task
 from toolr0.core.compose_calls import (
     COMPOSED_KEY,
     MAX_MENU,
@@ -14,23 +15,8 @@ from toolr0.core.compose_calls import (
     compose_pairs,
     join_questions,
 )
-from toolr0.core.schema import Task, Tool, ToolCall
+from toolr0.core.schema import Task, ToolCall
 
-
-def _tool(name: str, *params: str) -> Tool:
-    return Tool(name, f"{name} does it", {p: {"type": "string"} for p in params}, list(params[:1]))
-
-
-FORECAST = _tool("get_forecast", "city", "days")
-CURRENCY = _tool("convert_currency", "amount", "to")
-SMS = _tool("send_sms", "number", "text")
-MAIL = _tool("send_mail", "address")
-WEATHER = Task(
-    "What will the weather be like in Lisbon over the next 3 days?",
-    [FORECAST, CURRENCY],
-    [ToolCall("get_forecast", {"city": "Lisbon", "days": 3})],
-    "weather",
-)
 TEXT = Task(
     "Send an SMS to 1234567890 saying I am late",
     [SMS, MAIL],
