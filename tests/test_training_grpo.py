@@ -109,6 +109,37 @@ def test_solver_grpo_moves_only_solver_adapter(tmp_path):
     assert (out / "final" / "adapter_model.safetensors").is_file()
 
 
+def test_kl_anchor_on_two_adapters_takes_the_base_as_reference(tmp_path):
+    """β > 0 with the generator and solver adapters on one base: the reference is the base with every adapter
+    off (TRL's PEFT path would copy an adapter named "default", which this layout lacks). The generator adapter
+    is made non-trivial and the solver adapter starts at B = 0, so the KL is 0 at step 1 only if neither adapter
+    is in the reference, and above 0 once the solver adapter has moved."""
+    import torch
+
+    from toolr0.training.run import train_solver
+
+    cfg = small_cfg(sol={"beta": 0.5})
+    rm = _fresh_roles(cfg)
+    with torch.no_grad():
+        for n, p in rm.peft_model.named_parameters():
+            if ".generator." in n and "lora_B" in n:
+                p.fill_(0.05)
+    g0 = rm.role_state("generator")
+    res = train_solver(
+        cfg,
+        weather_tasks(),
+        tmp_path / "solver",
+        models=rm,
+        logits_processor_factory=choice_factory(rm.tokenizer, SOLVER_CHOICES),
+    )
+    kl = [h["kl"] for h in res.log_history if "kl" in h]
+    assert len(kl) == 2
+    assert kl[0] == pytest.approx(0.0, abs=1e-6) and kl[1] > 1e-6
+    assert _changed(g0, rm.role_state("generator")) == 0
+    resolved = json.loads((tmp_path / "solver" / "resolved.json").read_text())
+    assert resolved["grpo_config"]["beta"] == 0.5
+
+
 class RecordingService:
     """Wraps the real SolverService and records the model state seen at each (batched) call."""
 

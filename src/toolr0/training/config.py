@@ -84,7 +84,7 @@ class GRPORoleConfig(BaseModel):
     loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = Field(
         "grpo", description="GRPO loss aggregation; TRL 1.16 defaults to dapo, the paper uses grpo."
     )
-    beta: float = Field(0.0, ge=0.0, description="KL coefficient (0: no reference model).")
+    beta: float = Field(0.0, ge=0.0, description="KL coefficient (0: no reference model; LoRA layouts: the base with adapters off).")
     epsilon: float = Field(0.2, gt=0.0, description="Lower clip range ε_low.")
     epsilon_high: float | None = Field(None, gt=0.0, description="Upper clip range ε_high (None: = epsilon).")
     scale_rewards: Literal["group", "batch", "none"] = Field(

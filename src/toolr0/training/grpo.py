@@ -254,6 +254,21 @@ def _trainer_class() -> type:
         share_prompt_prefill: bool = True
         _row_specs: list[Any] | None = None
 
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            targs, model = kwargs["args"], kwargs["model"]
+            beta = targs.beta
+            base_reference = beta != 0.0 and _is_multi_adapter(model)
+            if base_reference:  # TRL would copy an adapter named "default" as its reference: ours has none
+                targs.beta = 0.0
+            try:
+                super().__init__(*args, **kwargs)
+            finally:
+                targs.beta = beta
+            if base_reference:
+                # No "ref" adapter, so TRL takes the reference log-probs with every adapter off: the base
+                # model π₀, whichever iteration this is (docs/training.md).
+                self.beta = beta
+
         def _load_optimizer_and_scheduler(self, checkpoint):  # noqa: ANN001 - transformers signature
             # Under CPU DDP transformers maps the optimizer state to args.device, an indexed "cpu:N" that
             # torch.load cannot restore to: load it on the CPU (the only place it can go there).
@@ -364,11 +379,6 @@ def build_trainer(
     already built for this run (`run.fit` builds it before loading models, as ZeRO-3 needs), else built here."""
     from toolr0.training.checkpoint import completion_callback
 
-    if cfg.beta > 0 and _is_multi_adapter(model):
-        raise ConfigError(
-            "beta > 0 needs a reference model: use roles.mode full (TRL's PEFT reference path "
-            "assumes a single adapter named 'default')"
-        )
     if args is None:
         args = build_grpo_config(
             cfg,
@@ -397,5 +407,6 @@ def build_trainer(
 
 
 def _is_multi_adapter(model: Any) -> bool:
+    """A PEFT model whose adapters are not TRL's single "default" (our LoRA layout: "generator" and "solver")."""
     cfgs = getattr(model, "peft_config", None)
     return isinstance(cfgs, dict) and (len(cfgs) > 1 or "default" not in cfgs)
