@@ -60,6 +60,19 @@ def _recording_first_reward(factory, seen):
     return recording
 
 
+def _solver_run(cfg, rm, out):
+    """`cfg`'s Solver GRPO run on the roles `rm`: weather tasks, replies chosen from SOLVER_CHOICES."""
+    from toolr0.training.run import train_solver
+
+    return train_solver(
+        cfg,
+        weather_tasks(),
+        out,
+        models=rm,
+        logits_processor_factory=choice_factory(rm.tokenizer, SOLVER_CHOICES),
+    )
+
+
 def _changed(before, after):
     import torch
 
@@ -75,18 +88,10 @@ def _all_b_changed(before, after):
 
 
 def test_solver_grpo_moves_only_solver_adapter(tmp_path):
-    from toolr0.training.run import train_solver
-
     cfg = small_cfg()
     rm = _fresh_roles(cfg)
     g0, s0 = rm.role_state("generator"), rm.role_state("solver")
-    res = train_solver(
-        cfg,
-        weather_tasks(),
-        tmp_path / "solver",
-        models=rm,
-        logits_processor_factory=choice_factory(rm.tokenizer, SOLVER_CHOICES),
-    )
+    res = _solver_run(cfg, rm, tmp_path / "solver")
     assert res.global_step == 2
     assert _changed(g0, rm.role_state("generator")) == 0
     assert _all_b_changed(s0, rm.role_state("solver"))
@@ -116,8 +121,6 @@ def test_kl_anchor_on_two_adapters_takes_the_base_as_reference(tmp_path):
     is in the reference, and above 0 once the solver adapter has moved."""
     import torch
 
-    from toolr0.training.run import train_solver
-
     cfg = small_cfg(sol={"beta": 0.5})
     rm = _fresh_roles(cfg)
     with torch.no_grad():
@@ -125,13 +128,7 @@ def test_kl_anchor_on_two_adapters_takes_the_base_as_reference(tmp_path):
             if ".generator." in n and "lora_B" in n:
                 p.fill_(0.05)
     g0 = rm.role_state("generator")
-    res = train_solver(
-        cfg,
-        weather_tasks(),
-        tmp_path / "solver",
-        models=rm,
-        logits_processor_factory=choice_factory(rm.tokenizer, SOLVER_CHOICES),
-    )
+    res = _solver_run(cfg, rm, tmp_path / "solver")
     kl = [h["kl"] for h in res.log_history if "kl" in h]
     assert len(kl) == 2
     assert kl[0] == pytest.approx(0.0, abs=1e-6) and kl[1] > 1e-6
@@ -287,16 +284,8 @@ def test_structured_decoding_hook_reaches_trl_generation(tmp_path, monkeypatch):
 
 def _one_solver_step(cfg, out):
     """The adapter state after `cfg`'s Solver GRPO run on fresh tiny roles (weather tasks, fixed choices)."""
-    from toolr0.training.run import train_solver
-
     rm = _fresh_roles(cfg)
-    train_solver(
-        cfg,
-        weather_tasks(),
-        out,
-        models=rm,
-        logits_processor_factory=choice_factory(rm.tokenizer, SOLVER_CHOICES),
-    )
+    _solver_run(cfg, rm, out)
     return rm.role_state("solver")
 
 
