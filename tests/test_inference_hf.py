@@ -125,6 +125,42 @@ def test_lora_adapters_switch_per_call(tiny):
         HFSampler(*tiny).generate(PROMPTS, p, adapter="solver")
 
 
+def test_merged_lora_sampling_matches_the_unmerged_adapter_and_follows_its_updates():
+    """``merge_lora``: a named adapter samples from a merged copy, with the unmerged adapter's greedy tokens;
+    the PEFT model is left as it was, the copy is reused while the adapter is unchanged and made again after an
+    in-place update (a training step), and adapter None still means the base."""
+    from peft import LoraConfig, get_peft_model
+
+    base, tok = tiny_random_model(seed=0)
+    cfg = LoraConfig(
+        r=4, lora_alpha=64, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False
+    )
+    model = get_peft_model(base, cfg, adapter_name="solver")
+    model.add_adapter("generator", cfg)
+    model.set_adapter("solver")
+    before = {n: t.clone() for n, t in model.state_dict().items()}
+    p = SamplingParams(n=1, temperature=0.0, max_new_tokens=12)
+    unmerged, merged = HFSampler(model, tok), HFSampler(model, tok, merge_lora=True)
+    old = unmerged.generate(PROMPTS, p, adapter="generator")
+    assert merged.generate(PROMPTS, p, adapter="generator") == old
+    first = merged._merged[1]
+    assert not hasattr(first, "peft_config")  # a plain model: no LoRA layers left in the copy
+    assert merged.generate(PROMPTS, p, adapter=None) == unmerged.generate(PROMPTS, p, adapter=None)
+    merged.generate(PROMPTS[:1], p, adapter="generator")
+    assert merged._merged[1] is first  # unchanged adapter: the same copy
+    assert all(torch.equal(before[n], t) for n, t in model.state_dict().items())  # the PEFT model untouched
+    assert model.active_adapter == "solver"
+    with torch.no_grad():
+        for n, t in model.named_parameters():
+            if "lora_B.generator" in n:
+                t.mul_(-3.0)  # an optimizer step writes in place
+    updated = unmerged.generate(PROMPTS, p, adapter="generator")
+    assert updated != old
+    assert merged.generate(PROMPTS, p, adapter="generator") == updated
+    assert merged._merged[1] is not first
+    assert merged.generate(PROMPTS, p, adapter="solver") == unmerged.generate(PROMPTS, p, adapter="solver")
+
+
 def test_shared_prefix_prefilled_once_gives_the_same_outputs(tiny):
     """Speed change only: the system prompt all rows share is prefilled once and its KV cache reused;
     greedy and seeded sampled outputs equal those of prefilling every row in full."""

@@ -84,6 +84,13 @@ class InferenceConfig(BaseModel):
     sort_by_length: bool = Field(
         True, description="hf backend: group prompts of similar length to cut padding."
     )
+    merge_lora: bool = Field(
+        False,
+        description="hf backend: sample a named LoRA adapter (roles.mode lora: the Generator's candidates, the "
+        "frozen Solver's samples) from a copy of the model with that adapter merged in, made again when the "
+        "adapter's weights change, instead of through PEFT's unmerged layers. Costs the weights once more in "
+        "memory; outputs differ by rounding only. Never used by TRL's rollouts.",
+    )
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vllm backend: share of GPU memory.")
     enable_prefix_caching: bool = Field(True, description="vllm backend: reuse KV of shared prompt prefixes.")
     max_lora_rank: int = Field(64, ge=1, description="vllm backend: largest LoRA rank served.")

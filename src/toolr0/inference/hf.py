@@ -9,6 +9,7 @@ Decoding stops per row on a stop string (kept in the text) or eos; a finished ro
 (``inference.decode``, ``drop_finished``), with the same tokens as ``generate()`` gives. Seeded per call, so a call is
 deterministic for the same inputs. Works with a plain model or a PEFT model holding named adapters
 (`adapter=` switches per call, None disables adapters), including a model object owned by a trainer.
+With ``merge_lora`` a named adapter is sampled from a merged copy of the model (``inference.merge_lora``).
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class HFSampler(BaseSampler):
         prefill_once: bool = True,
         share_prefix: bool = True,
         drop_finished: bool = True,
+        merge_lora: bool = False,
         checkpoint_id: str | None = None,
         logits_processor_factory: LogitsProcessorFactory | None = None,
     ) -> None:
@@ -110,6 +112,8 @@ class HFSampler(BaseSampler):
         self.share_prefix = share_prefix
         self.drop_finished = drop_finished
         self.logits_processor_factory = logits_processor_factory
+        self.merge_lora = merge_lora
+        self._merged: tuple[tuple[Any, ...], Any] | None = None  # (adapter weights key, merged model)
         self.checkpoint_id = checkpoint_id or str(getattr(model, "name_or_path", "") or "in-memory-model")
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -179,25 +183,53 @@ class HFSampler(BaseSampler):
         return self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
 
     @contextmanager
-    def _adapter(self, adapter: str | None) -> Iterator[None]:
+    def _adapter(self, adapter: str | None) -> Iterator[Any]:
+        """The model that samples with ``adapter`` (None: adapters off): the PEFT model with that adapter
+        active, or with ``merge_lora`` a merged copy of it."""
         model = self.model
         if not hasattr(model, "peft_config"):
             if adapter is not None:
                 raise ToolR0Error(f"adapter {adapter!r} requested but the model has no LoRA adapters")
-            yield
+            yield model
             return
         if adapter is None:
             with model.disable_adapter():
-                yield
+                yield model
             return
         if adapter not in model.peft_config:
             raise ToolR0Error(f"unknown adapter {adapter!r}; loaded: {sorted(model.peft_config)}")
+        if self.merge_lora:
+            yield self._merged_model(adapter)
+            return
         previous = model.active_adapter
         model.set_adapter(adapter)
         try:
-            yield
+            yield model
         finally:
             model.set_adapter(previous)
+
+    def _merged_model(self, adapter: str) -> Any:
+        """A plain copy of the model with ``adapter`` folded into its weights, made again whenever one of the
+        adapter's tensors was replaced or written in place (training steps, a reloaded checkpoint). One copy is
+        kept: the model's weights once more in memory. PEFT's unmerged LoRA layers add two small matmuls per
+        projection to every decode step (1.3-1.7x slower sampling on the CPU, bench/RESULTS.md)."""
+        import copy
+
+        import torch
+
+        marker = f".{adapter}."
+        key = (adapter,) + tuple(
+            (id(t), t._version) for n, t in self.model.named_parameters() if "lora_" in n and marker in n
+        )
+        if self._merged is not None and self._merged[0] == key:
+            return self._merged[1]
+        self._merged = None  # free the old copy before making the new one
+        with torch.no_grad():
+            merged = copy.deepcopy(self.model).merge_and_unload(adapter_names=[adapter])
+        merged.eval()
+        merged.requires_grad_(False)
+        self._merged = (key, merged)
+        return merged
 
     def _chunks(self, lengths: list[int], n: int) -> list[list[int]]:
         order = list(range(len(lengths)))
@@ -219,10 +251,12 @@ class HFSampler(BaseSampler):
         was_training = self.model.training
         self.model.eval()
         try:
-            with self._adapter(adapter), torch.no_grad(), matmul_sampling():
+            with self._adapter(adapter) as model, torch.no_grad(), matmul_sampling():
                 for ci, chunk in enumerate(self._chunks([len(e) for e in encoded], params.n)):
                     seed = None if params.seed is None else params.seed * 1_000_003 + ci
-                    rows, stats = self._generate_chunk([encoded[i] for i in chunk], chunk, params, seed)
+                    rows, stats = self._generate_chunk(
+                        model, [encoded[i] for i in chunk], chunk, params, seed
+                    )
                     for i, comps in zip(chunk, rows, strict=True):
                         result.completions[i] = comps
                     result.stats.add(stats)
@@ -232,12 +266,17 @@ class HFSampler(BaseSampler):
         return result
 
     def _generate_chunk(
-        self, ids: list[list[int]], indices: list[int], params: SamplingParams, seed: int | None
+        self,
+        model: Any,
+        ids: list[list[int]],
+        indices: list[int],
+        params: SamplingParams,
+        seed: int | None,
     ) -> tuple[list[list[Completion]], GenerationStats]:
         import torch
         from transformers import LogitsProcessorList, StoppingCriteriaList
 
-        device = next(self.model.parameters()).device
+        device = next(model.parameters()).device
         n = params.n
         # A prompt prefix all rows share (the system prompt) is prefilled once and its KV cache reused:
         # rows are laid out [shared prefix][padding][own suffix] (positions follow the attention mask).
@@ -279,13 +318,17 @@ class HFSampler(BaseSampler):
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             if seed is not None:
                 torch.manual_seed(seed)
-            cache = prefill(self.model, input_ids, mask, n, shared) if prefilled or shared else None
+            cache = prefill(model, input_ids, mask, n, shared) if prefilled or shared else None
             if cache is not None:
                 stats.prefill_tokens = shared + len(ids) * (width - shared)
             else:  # same as num_return_sequences=n (which greedy decoding refuses): n copies prefilled
                 stats.prefill_tokens = len(ids) * n * width
             out, stats.decoded_row_steps = self._decode(
-                input_ids.repeat_interleave(n, dim=0), mask.repeat_interleave(n, dim=0), gen_kwargs, cache
+                model,
+                input_ids.repeat_interleave(n, dim=0),
+                mask.repeat_interleave(n, dim=0),
+                gen_kwargs,
+                cache,
             )
         gen = out[:, width:].tolist()
         stats.forward_calls = len(gen[0]) + (1 if prefilled or shared else 0) + (1 if shared else 0)
@@ -308,16 +351,16 @@ class HFSampler(BaseSampler):
             k += 1
         return k if k >= min_tokens else 0
 
-    def _decode(self, input_ids: Any, mask: Any, gen_kwargs: dict[str, Any], cache: Any) -> tuple[Any, int]:
+    def _decode(
+        self, model: Any, input_ids: Any, mask: Any, gen_kwargs: dict[str, Any], cache: Any
+    ) -> tuple[Any, int]:
         """``generate(**gen_kwargs)`` from the (optionally prefilled) cache; finished rows leave the batch unless
         ``drop_finished`` is off (``inference.decode``: same tokens either way). Returns (sequences, row-steps)."""
         if self.drop_finished:
-            done = generate_dropping(self.model, input_ids, mask, cache=cache, **gen_kwargs)
+            done = generate_dropping(model, input_ids, mask, cache=cache, **gen_kwargs)
             if done is not None:
                 return done
-        out = self.model.generate(
-            input_ids=input_ids, attention_mask=mask, past_key_values=cache, **gen_kwargs
-        )
+        out = model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=cache, **gen_kwargs)
         return out, int(out.shape[0]) * (int(out.shape[1]) - int(input_ids.shape[1]))
 
     def _completion(self, tokens: list[int], stop_step: int | None, params: SamplingParams) -> Completion:

@@ -116,6 +116,7 @@ class RoleWeights:
             batch_size=inf.batch_size,
             max_batch_sequences=inf.max_batch_sequences,
             sort_by_length=inf.sort_by_length,
+            merge_lora=inf.merge_lora,
             checkpoint_id="selfplay",
         )
 

@@ -63,6 +63,7 @@ def _default_service(cfg: ToolR0Config, models: RoleModels) -> SolverService:
         batch_size=cfg.inference.batch_size,
         max_batch_sequences=cfg.inference.max_batch_sequences,
         sort_by_length=cfg.inference.sort_by_length,
+        merge_lora=cfg.inference.merge_lora,
         checkpoint_id=f"frozen-solver:{adapter or 'full'}:{time.time_ns()}",  # fresh cache scope per phase
     )
     return build_solver_service(cfg, sampler, adapter=adapter)
