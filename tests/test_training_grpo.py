@@ -441,3 +441,14 @@ def test_native_solver_replies_cut_at_the_limit_earn_nothing(tmp_path):
         last[limit] = [json.loads(r) for r in rows if "solver/cut_rate" in r][-1]
     assert last[1]["solver/cut_rate"] == 1.0 and last[1]["rewards/solver_format/mean"] == 0.0
     assert last[120]["solver/cut_rate"] == 0.0 and last[120]["rewards/solver_format/mean"] > 0.0
+
+
+def test_frozen_solver_samples_from_a_merged_copy_when_asked():
+    """`inference.merge_lora` reaches phase A's in-process frozen Solver (the solver adapter of the shared base)."""
+    from toolr0.training.frozen import _default_service
+
+    cfg = small_cfg()
+    assert not _default_service(cfg, _fresh_roles(cfg)).sampler.merge_lora
+    cfg.inference.merge_lora = True
+    service = _default_service(cfg, _fresh_roles(cfg))
+    assert service.sampler.merge_lora and service.adapter == "solver"
