@@ -702,6 +702,16 @@ def test_no_call_rules_accept_bfcl_irrelevance_requests(tmp_path, monkeypatch):
             "Logistics analysis for 1 inventory. The user wants to know which calls save money.",
             "question_third_person",
         ),
+        # questions about the task's own tools and calls: i28p's curriculum (issue 28, 2026-12-07)
+        (
+            "What are the parameters for the first call and the second call, and what are the legal values of John?",
+            "question_about_task",
+        ),
+        (
+            "Allocate 1000000 bytes of memory to the resource with ID 1. What does this call do?",
+            "question_about_task",
+        ),
+        ("Send 'hi' to 555-0100 by SMS. Is there a way to use any other tool?", "question_about_task"),
     ],
 )
 def test_gate_rejects_answers_pasted_into_the_question_and_questions_put_to_the_user(question, reason):
@@ -721,6 +731,10 @@ def test_gate_rejects_answers_pasted_into_the_question_and_questions_put_to_the_
         "Retrieve the user information for the user with ID 5.",
         'Ask Ann "would you like to come at 5?" by SMS to 555-0100.',
         "# Conversation\nUser: Book a table.\nAgent: For how many people would you like it?\nUser: Two.",
+        "They calculate their BMI to settle the argument: 85 kg at 1.8 m and 60 kg at 1.65 m.",
+        "Train a random forest with 10 and 20 trees to see how these parameters affect the accuracy.",
+        "Translate 'Which tools do you sell?' into German.",
+        "# Conversation\nUser: Which tools can you use?\nAgent: Weather ones.\nUser: Then the forecast for Oslo.",
     ],
 )
 def test_gate_keeps_requests_that_quote_or_continue(question):
@@ -728,7 +742,8 @@ def test_gate_keeps_requests_that_quote_or_continue(question):
 
 
 def test_new_gate_rules_pass_every_real_benchmark_question(tmp_path, monkeypatch):
-    """False-positive guard for `question_has_call` / `asks_user` / `question_third_person`: no real Hammer or
+    """False-positive guard for `question_has_call` / `asks_user` / `question_third_person` /
+    `question_about_task`: no real Hammer or
     BFCL (non-live) question is rejected by them (data read at run time; skipped where absent)."""
     from toolr0.eval import registry
 
@@ -744,6 +759,7 @@ def test_new_gate_rules_pass_every_real_benchmark_question(tmp_path, monkeypatch
                 "question_has_call",
                 "asks_user",
                 "question_third_person",
+                "question_about_task",
             ), (
                 name,
                 it.question,

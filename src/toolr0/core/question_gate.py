@@ -300,6 +300,16 @@ THIRD_PERSON_ANYWHERE = re.compile(
     r"\bthe user(?:['’]s)? (?:wants?|needs?|asks?|is asking|requests?|would like)\b|\bwhat (?:does|did) the user\b"
 )
 
+# A single-turn question that talks about the task's own tools or calls ("What are the parameters for the first
+# call and the second call?", "What does this call do ...?"): the Generator describing its answer key, not a user's
+# request. 15 of 86 verified tasks of i28p's pool and 7 of its 48 curriculum tasks read so, all junk when read;
+# 3 of 3,799 Hammer and BFCL questions (all BFCL live irrelevance: "what are the tools u know for booking
+# flights"), none of the call categories (issue 28, measured 2026-12-07).
+TASK_MACHINERY = re.compile(
+    r"\b(?:the|this|these|each|both|first|second|other|which) (?:tools?|calls?)\b"
+    r"|\bwhat are the (?:parameters|arguments)\b"
+)
+
 
 def question_gate(question: Any) -> tuple[bool, str]:
     """Gate g of spec §5.1 plus hardened checks: ``(True, "ok")`` or ``(False, reason_code)``.
@@ -309,7 +319,8 @@ def question_gate(question: Any) -> tuple[bool, str]:
     ``question_markdown``, ``question_has_call`` (a call or tool definition pasted into a single-turn question),
     ``asks_user`` (the assistant asking its user instead of a user's request; anywhere in a single-turn
     question), ``question_third_person`` (a question that begins "the user ...", or a single-turn one that says
-    what "the user wants").
+    what "the user wants"), ``question_about_task`` (a single-turn question about "the tools", "the first call",
+    "what are the parameters": the task's own answer key).
     """
     try:
         if not isinstance(question, str):
@@ -343,6 +354,8 @@ def question_gate(question: Any) -> tuple[bool, str]:
             return False, "asks_user"
         if THIRD_PERSON_OPENING.match(q) or (single_turn and THIRD_PERSON_ANYWHERE.search(_unquoted(q))):
             return False, "question_third_person"
+        if single_turn and TASK_MACHINERY.search(_unquoted(q)):
+            return False, "question_about_task"
         return True, "ok"
     except Exception as exc:  # noqa: BLE001 - total by contract
         return False, f"gate_error:{type(exc).__name__}"
