@@ -100,7 +100,8 @@ def test_loads_from_folder_and_restores_training_mode(tiny_model_dir):
     assert s.model.training
 
 
-def test_lora_adapters_switch_per_call(tiny):
+def _two_adapter_tiny():
+    """The tiny model with non-trivial "solver" (active) and "generator" adapters: the self-play layout."""
     from peft import LoraConfig, get_peft_model
 
     base, tok = tiny_random_model(seed=0)
@@ -110,6 +111,11 @@ def test_lora_adapters_switch_per_call(tiny):
     model = get_peft_model(base, cfg, adapter_name="solver")
     model.add_adapter("generator", cfg)
     model.set_adapter("solver")
+    return model, tok
+
+
+def test_lora_adapters_switch_per_call(tiny):
+    model, tok = _two_adapter_tiny()
     s = HFSampler(model, tok)
     p = SamplingParams(n=1, temperature=0.0, max_new_tokens=12)
     plain = HFSampler(*tiny).generate(PROMPTS, p)
@@ -129,15 +135,7 @@ def test_merged_lora_sampling_matches_the_unmerged_adapter_and_follows_its_updat
     """``merge_lora``: a named adapter samples from a merged copy, with the unmerged adapter's greedy tokens;
     the PEFT model is left as it was, the copy is reused while the adapter is unchanged and made again after an
     in-place update (a training step), and adapter None still means the base."""
-    from peft import LoraConfig, get_peft_model
-
-    base, tok = tiny_random_model(seed=0)
-    cfg = LoraConfig(
-        r=4, lora_alpha=64, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False
-    )
-    model = get_peft_model(base, cfg, adapter_name="solver")
-    model.add_adapter("generator", cfg)
-    model.set_adapter("solver")
+    model, tok = _two_adapter_tiny()
     before = {n: t.clone() for n, t in model.state_dict().items()}
     p = SamplingParams(n=1, temperature=0.0, max_new_tokens=12)
     unmerged, merged = HFSampler(model, tok), HFSampler(model, tok, merge_lora=True)
