@@ -38,11 +38,13 @@ def run_config(
 
     gen_sampler = gen_sampler or sampler
     from toolr0.core.matching import names_match, partial_call_score
+    from toolr0.core.parsing import extract_last_tag
     from toolr0.core.prompts import generator_messages, generator_order, generator_stop
+    from toolr0.core.references import copied_reference, load_references, pick_references
     from toolr0.core.rewards.config import RewardConfig
     from toolr0.core.rewards.generator import format_reward, validity_reward
     from toolr0.core.solver_format import SolverFormat
-    from toolr0.core.verify import verify_task
+    from toolr0.core.verify import Verdict, verify_task
     from toolr0.inference.base import SamplingParams
     from toolr0.inference.grammar import StructuredConfig
     from toolr0.inference.solver_service import SolverService
@@ -55,7 +57,9 @@ def run_config(
         ground_calls=decoding == "grounded",
         order=generator_order(variant),
     )
-    prompts = [generator_messages(s, variant) for s in specs]
+    pool = load_references(args.references) if args.references else []
+    refs = [pick_references(pool, s, args.references_k, args.seed, str(i)) for i, s in enumerate(specs)]
+    prompts = [generator_messages(s, variant, r) for s, r in zip(specs, refs, strict=True)]
     params = SamplingParams(
         n=args.group,
         temperature=args.temperature,
@@ -73,10 +77,15 @@ def run_config(
     valid_tasks = []
     fmt_groups, val_groups = [], []
     task_rows: list[dict[str, Any]] = []  # the row of each valid task, for its per-format p̂ below
-    for spec, comps in zip(specs, result.completions, strict=True):
+    for spec, comps, shown in zip(specs, result.completions, refs, strict=True):
         fg, vg = [], []
         for c in comps:
             v = verify_task(c.text, spec)
+            copied = v.ok and copied_reference(
+                extract_last_tag(c.text, "question"), extract_last_tag(c.text, "tool_call_answer"), shown
+            )
+            if copied:  # a task lifted from a reference shown with it is not a new task
+                v = Verdict(ok=False, reason=f"copied_{copied}", details=v.details)
             f, val = format_reward(c.text).value, validity_reward(c.text).value
             complete = v.ok and val >= 1.0 - 1e-9
             rows.append(
@@ -92,6 +101,7 @@ def run_config(
                     "complete": complete,
                     "task": v.task,
                     "calls": len(v.task.calls) if v.task is not None else None,
+                    "references": [r.question for r in shown],
                 }
             )
             fg.append(f)
@@ -323,6 +333,12 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="model or LoRA folder for the Generator's samples (default: --model); the Solver stays --model",
     )
+    p.add_argument(
+        "--references",
+        default="",
+        help="JSONL of the Generator's own solved tasks (bench/references_pool.py) shown as earlier turns",
+    )
+    p.add_argument("--references-k", type=int, default=2, help="references per prompt (with --references)")
     p.add_argument("--keep-replies", type=int, default=3, help="Solver replies kept per task in --out")
     p.add_argument("--spec-file", default="", help="task-spec file ('' = the default spec; cpu preset: no_call)")
     p.add_argument("--gen-temperature", type=float, default=None, help="alias of --temperature")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -25,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from toolr0.core.references import Reference, reference_turns
 from toolr0.core.schema import Tool, ToolCall, normalise_tool, tools_json
 from toolr0.core.spec import TaskSpec
 from toolr0.core.yamlfile import parse_yaml, read_user_file
@@ -225,18 +227,34 @@ def generator_stop(variant: str | PromptVariant = "reference") -> tuple[str, ...
     return ("</question>",) if generator_order(variant) == "answer_first" else ("</tool_call_answer>",)
 
 
-def generator_messages(spec: TaskSpec, variant: str | PromptVariant = "reference") -> list[dict[str, str]]:
-    """System + user messages asking the Generator for one task that follows ``spec`` (spec §4); for
-    ``num_calls`` 0, a request in the domain that none of the menu's tools can serve, gold ``[]``."""
-    sec = _variant(variant).section("generator")
-    values = generator_values(spec, variant)
-    system, user = sec["system"], sec["user"]
-    if int(spec.num_calls) == 0:
+def _generator_pair(sec: dict[str, Any], num_calls: int) -> tuple[str, str]:
+    """The (system, user) templates of a spec's kind: ``no_call_*`` for ``num_calls`` 0 (borrowed from the
+    reference variant when the variant has none)."""
+    if int(num_calls) == 0:
         if "no_call_system" not in sec:
             sec = load_prompt_variant("reference").section("generator")
-        system, user = sec["no_call_system"], sec["no_call_user"]
+        return sec["no_call_system"], sec["no_call_user"]
+    return sec["system"], sec["user"]
+
+
+def generator_messages(
+    spec: TaskSpec, variant: str | PromptVariant = "reference", references: Sequence[Reference] = ()
+) -> list[dict[str, str]]:
+    """System + user messages asking the Generator for one task that follows ``spec`` (spec §4); for
+    ``num_calls`` 0, a request in the domain that none of the menu's tools can serve, gold ``[]``.
+    ``references`` (not in the paper, ``generator.references``): earlier tasks of the Generator's own, shown as
+    earlier turns (the user template filled with each reference's domain and counts, then its blocks)."""
+    sec = _variant(variant).section("generator")
+    values = generator_values(spec, variant)
+    system, user = _generator_pair(sec, spec.num_calls)
+
+    def user_for(ref: Reference) -> str:
+        ref_values = dict(values, domain=ref.domain, menu_size=str(ref.menu_size), num_calls=str(ref.num_calls))
+        return _fill(_generator_pair(sec, ref.num_calls)[1], ref_values)
+
     return [
         {"role": "system", "content": _fill(system, values)},
+        *reference_turns(references, user_for),
         {"role": "user", "content": _fill(user, values)},
     ]
 
