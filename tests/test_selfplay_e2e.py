@@ -345,3 +345,41 @@ def test_no_call_tasks_from_another_domains_menu(tmp_path, tiny_model_dir):
     curriculum = {r["id"]: r for r in _lines(it / "curriculum.jsonl")}
     assert all(curriculum[d["id"]]["difficulty"] == "hard" for d in derived)
     assert json.loads((it / "stage_counts.json").read_text())["derived_no_call"] == len(derived)
+
+
+def test_in_prompt_references_from_probed_solved_tasks(tmp_path, tiny_model_dir):
+    """`loop.references`: each batch's verified call tasks are probed by the frozen Solver (`probe_p_hat`), and the
+    solved ones are shown as earlier chat turns in the prompts of the later batches (the first batch has none)."""
+    from selfplay_fakes import FakeGeneratorEngine, _FakeGen
+
+    seen = []
+
+    class Gen(_FakeGen):
+        def generate(self, messages, specs, seed):
+            seen.append(messages)
+            return super().generate(messages, specs, seed)
+
+    class Engine(FakeGeneratorEngine):
+        def generator(self, checkpoint, t):
+            return Gen()
+
+        def solver(self, checkpoint, t):
+            return _HalfSolved(super().solver(checkpoint, t))
+
+    it = _run_one_frozen_iteration(
+        tmp_path,
+        tiny_model_dir,
+        num_calls=1,
+        engine_factory=Engine,
+        **{"loop.references": 1, "loop.n_candidates": 6, "loop.gen_batch_size": 2, "curriculum.keep_zero": False},
+    )
+    rows = _lines(it / "candidates.jsonl")
+    assert any(r["ok"] for r in rows)
+    assert all(r["probe_p_hat"] == 0.5 for r in rows if r["ok"])  # 1 of K = 2: the pool's p̂ >= 0.5
+    assert all("probe_p_hat" not in r for r in rows if not r["ok"])
+    assert [[m["role"] for m in conv] for conv in seen[0]] == [["system", "user"]] * 2  # nothing probed yet
+    later = seen[1][0]
+    assert [m["role"] for m in later] == ["system", "user", "assistant", "user"]
+    first = rows[0]["task"]["question"]
+    assert f"<question>{first}</question>" in later[2]["content"]
+    assert rows[2]["references"] == [first] and rows[0]["references"] == []

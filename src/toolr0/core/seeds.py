@@ -18,6 +18,10 @@ USES = {
     "generator_prompts": "the Generator's training specs of iteration t",
     "spec": "the candidate specs of stage B, iteration t",
     "gen": "candidate sampling of stage B, iteration t, batch b",
+    "references": "which in-prompt references each candidate prompt of stage B, iteration t shows "
+    "(loop.references)",
+    "ref_probe": "the frozen Solver's probe of batch b's verified call tasks, iteration t, whose solved tasks "
+    "become references (loop.references)",
     "derive": "which unique call tasks of iteration t also give a derived no-call task (loop.no_call_from_calls)",
     "derive_other": "which unique call tasks of iteration t also give a no-call task with another domain's menu, "
     "and whose menu (loop.no_call_from_other_menus)",

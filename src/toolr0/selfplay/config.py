@@ -31,6 +31,16 @@ class LoopConfig(BaseModel):
     gen_top_p: float = Field(1.0, gt=0, le=1, description="Top-p of the frozen Generator.")
     gen_max_tokens: int = Field(4096, ge=1, description="Max new tokens per candidate.")
 
+    # Phase B.1b: in-prompt references (not in the paper; 0 keeps the paper's Generator prompt).
+    references: int = Field(
+        0,
+        ge=0,
+        description="Earlier tasks of the Generator's own shown in each candidate prompt as earlier turns "
+        "(core/references.py): verified call tasks of this and earlier iterations that the frozen Solver solved "
+        "in a probe after their batch (pass@K, K = frozen_solver.k; p̂ >= 0.5, <= 40 words). A task lifted from a "
+        "reference it was shown fails verification (copied_reference_*). 0: off, the paper's.",
+    )
+
     # Phase B.2b: no-call tasks derived from call tasks (not in the paper; 0 keeps the paper's stage B).
     no_call_from_calls: float = Field(
         0.0,

@@ -199,7 +199,7 @@ def run_stage_b(ctx: Ctx, t: int, gen_ckpt: str | None, solver_b: str | None, tb
     """Stage B of iteration t: generate + verify, dedup, cross-verify, difficulty, select (each resumable)."""
     cfg, run, engine, rep = ctx.cfg, ctx.run, ctx.engine, ctx.reporter
     with StageTimer(ctx, t, "generate", tb):
-        candidates = stage_generate(ctx, t, gen_ckpt)
+        candidates = stage_generate(ctx, t, gen_ckpt, solver_b)
     ok = sum(r["ok"] for r in candidates)
     rep.stage_end(t, "generate", f"{len(candidates)} generated, {ok} pass verification")
     with StageTimer(ctx, t, "dedup", tb):

@@ -45,15 +45,21 @@ def _expected(n: int, bs: int):
 
 
 # ------------------------------------------------------------------------------------------- generate
-def stage_generate(ctx: Ctx, t: int, generator_checkpoint: str | None) -> list[dict[str, Any]]:
+def stage_generate(
+    ctx: Ctx, t: int, generator_checkpoint: str | None, solver_checkpoint: str | None = None
+) -> list[dict[str, Any]]:
     """Sample n candidates from the frozen G_t (one fresh spec each) and verify each (spec §6.1–6.2).
 
     Spec i of iteration t depends only on (seed, t, i) and batch b's sampling seed only on (seed, t, b),
-    so a resumed run regenerates exactly the batches that were lost.
+    so a resumed run regenerates exactly the batches that were lost. With ``loop.references`` (not in the
+    paper) each prompt also shows earlier solved tasks of the Generator's own: the pool is rebuilt before each
+    batch from the recorded rows (earlier iterations and this one's batches so far), and each batch's verified
+    call tasks are probed by the frozen Solver ``solver_checkpoint`` (``probe_p_hat`` in their rows).
     """
     from toolr0.core.prompts import generator_messages
+    from toolr0.core.references import copied_reference, pick_references
     from toolr0.core.spec import SpecSampler, load_spec_file
-    from toolr0.core.verify import verify_task
+    from toolr0.core.verify import Verdict, verify_task
 
     cfg, lp = ctx.cfg, ctx.cfg.loop
     n, bs = lp.n_candidates, lp.gen_batch_size
@@ -67,14 +73,21 @@ def stage_generate(ctx: Ctx, t: int, generator_checkpoint: str | None) -> list[d
     sampler = SpecSampler(load_spec_file(cfg.spec_file), seed=seed_for(cfg.seed, "spec", t))
     variant = cfg.prompts.generator_variant
     gen = ctx.engine.generator(generator_checkpoint, t)
+    k_refs, earlier = lp.references, _earlier_candidates(ctx, t) if lp.references else []
     for b in range(done, total):
         idx = list(range(b * bs, min(n, (b + 1) * bs)))
         specs = [sampler.sample_one(i) for i in idx]
-        messages = [generator_messages(s, variant) for s in specs]
+        pool = reference_pool(earlier + rows) if k_refs else []
+        ref_seed = seed_for(cfg.seed, "references", t)
+        shown = [pick_references(pool, s, k_refs, ref_seed, str(i)) for i, s in zip(idx, specs, strict=True)]
+        messages = [generator_messages(s, variant, r) for s, r in zip(specs, shown, strict=True)]
         texts = gen.generate(messages, specs, seed=seed_for(cfg.seed, "gen", t, b))
         new = []
-        for i, spec, text in zip(idx, specs, texts, strict=True):
+        for i, spec, text, refs in zip(idx, specs, texts, shown, strict=True):
             v = verify_task(text, spec)
+            copied = v.ok and v.task is not None and copied_reference(v.task.question, _calls_block(text), refs)
+            if copied:  # a task lifted from a reference shown with it is not a new task
+                v = Verdict(False, f"copied_{copied}", None, v.details)
             task = v.task.to_dict() if v.ok and v.task is not None else None
             if task is not None:
                 task["domain"] = spec.domain
@@ -88,8 +101,11 @@ def stage_generate(ctx: Ctx, t: int, generator_checkpoint: str | None) -> list[d
                     "details": v.details,
                     "task": task,
                     "text": text,
+                    **({"references": [r.question for r in refs]} if k_refs else {}),
                 }
             )
+        if k_refs:
+            _probe(ctx, t, b, solver_checkpoint, new)
         if b == done and _torn_fault(b):
             log.append(b, new[: max(1, len(new) // 2)])  # simulate a kill mid-write
             maybe_fault("generate_torn", b)
@@ -98,12 +114,66 @@ def stage_generate(ctx: Ctx, t: int, generator_checkpoint: str | None) -> list[d
         stats = getattr(gen, "last_stats", None)
         if stats:
             ctx.run.log_metric(
-                {"event": "gen_batch", "iteration": t, "batch": b, "prompts": len(idx), **stats}
+                {
+                    "event": "gen_batch",
+                    "iteration": t,
+                    "batch": b,
+                    "prompts": len(idx),
+                    **({"reference_pool": len(pool)} if k_refs else {}),
+                    **stats,
+                }
             )
         ctx.reporter.advance(len(new))
         ctx.reporter.update(acceptance={"verify": _rate(sum(r["ok"] for r in rows), len(rows))})
         maybe_fault("generate", b + 1)
     return rows
+
+
+def _calls_block(text: str) -> str | None:
+    from toolr0.core.parsing import extract_last_tag
+
+    return extract_last_tag(text, "tool_call_answer")
+
+
+def _earlier_candidates(ctx: Ctx, t: int) -> list[dict[str, Any]]:
+    """The candidate rows of iterations before t (their probed tasks stay references)."""
+    from toolr0.io import read_jsonl
+
+    out: list[dict[str, Any]] = []
+    for s in range(1, t):
+        path = ctx.run.file(s, "candidates.jsonl")
+        if path.exists():
+            out.extend(r for r in read_jsonl(path) if "probe_p_hat" in r)
+    return out
+
+
+def reference_pool(rows: list[dict[str, Any]]) -> list[Any]:
+    """The references among candidate rows: verified call tasks with a probe p̂, by ``core.references.select_pool``."""
+    from toolr0.core.references import reference_from_completion, select_pool
+
+    solved = []
+    for r in rows:
+        p, task, spec = r.get("probe_p_hat"), r.get("task"), r.get("spec") or {}
+        if p is None or not r.get("ok") or not task:
+            continue
+        ref = reference_from_completion(
+            r.get("text"), spec.get("domain", ""), spec.get("menu_size", 0), len(task.get("calls") or [])
+        )
+        if ref is not None:
+            solved.append((ref, float(p)))
+    return select_pool(solved)
+
+
+def _probe(ctx: Ctx, t: int, b: int, solver_checkpoint: str | None, new: list[dict[str, Any]]) -> None:
+    """The frozen Solver's pass@K on batch b's verified call tasks, written into their rows as ``probe_p_hat``
+    (the reference pool's source; the difficulty stage measures p̂ again, on its own seeds)."""
+    calls = [r for r in new if r["ok"] and r["task"] and r["task"].get("calls")]
+    if not calls:
+        return
+    solver = ctx.engine.solver(solver_checkpoint, t)
+    res = solver.pass_rates_detailed([r["task"] for r in calls], seed=seed_for(ctx.cfg.seed, "ref_probe", t, b))
+    for row, r in zip(calls, res, strict=True):
+        row["probe_p_hat"] = float(r.p_hat)
 
 
 def _torn_fault(b: int) -> bool:
