@@ -50,6 +50,8 @@ def test_two_iterations_tiny_model_empty_stages(tmp_path, tiny_model_dir):
     metrics = _lines(out / "metrics.jsonl")
     timed = {(m["iteration"], m["stage"]) for m in metrics if m["event"] == "stage_time"}
     assert {(1, "generator_train"), (1, "generate"), (2, "generate")} <= timed
+    peaks = [m["peak_rss_gb"] for m in metrics if m["event"] == "stage_time"]
+    assert all(p > 0 for p in peaks) and peaks == sorted(peaks)  # the process's peak so far, per stage
     assert any(m["event"] == "train_log" and m["role"] == "generator" for m in metrics)
     assert list((out / "tb").glob("events.out.tfevents.*"))
     md = (out / "summary.md").read_text()

@@ -6,12 +6,20 @@ and `iter_XX/`.
 
 from __future__ import annotations
 
+import resource
+import sys
 import time
 from typing import Any
 
 from toolr0.config import ToolR0Config
 from toolr0.selfplay.rundir import RunDir
 from toolr0.selfplay.stages import Ctx, reason_counts
+
+
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process so far (GB; Linux reports KiB, macOS bytes)."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb * (1 if sys.platform != "darwin" else 1 / 1024) / 1e6
 
 
 class StageTimer:
@@ -33,6 +41,7 @@ class StageTimer:
                 "stage": self.stage,
                 "wall_s": round(wall, 3),
                 "completed": exc_type is None,
+                "peak_rss_gb": round(peak_rss_gb(), 2),  # the process's peak so far: which stage raised it
             }
         )
         if self.tb is not None:
