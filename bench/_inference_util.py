@@ -146,3 +146,39 @@ def solver_batch(sampler: Any, n: int) -> tuple[Any, Any]:
     prompts = [sampler.render(solver_messages(t.question, t.tools)) for t in solver_tasks(n)]
     enc = sampler.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     return enc["input_ids"], enc["attention_mask"]
+
+
+class PeakRSS:
+    """Peak resident memory (GB) of this process while a block runs: /proc/self/statm sampled every 20 ms by a
+    thread (Linux; ``peak_gb`` stays 0.0 elsewhere). Unlike ``ru_maxrss`` it is a per-block peak, so two phases
+    of one process can be compared."""
+
+    def __init__(self, interval_s: float = 0.02) -> None:
+        self.interval_s, self.peak_gb, self.start_gb = interval_s, 0.0, 0.0
+
+    @staticmethod
+    def rss_gb() -> float:
+        try:
+            pages = int(Path("/proc/self/statm").read_text().split()[1])
+        except (OSError, ValueError, IndexError):
+            return 0.0
+        return pages * os.sysconf("SC_PAGE_SIZE") / 1e9
+
+    def __enter__(self) -> PeakRSS:
+        import threading
+
+        self.start_gb = self.peak_gb = self.rss_gb()
+        self._stop = threading.Event()
+
+        def watch() -> None:
+            while not self._stop.wait(self.interval_s):
+                self.peak_gb = max(self.peak_gb, self.rss_gb())
+
+        self._thread = threading.Thread(target=watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_gb = max(self.peak_gb, self.rss_gb())

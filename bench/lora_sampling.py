@@ -1,7 +1,8 @@
 """Sampling through a role's LoRA adapter in the self-play layout (one base, a generator and a solver adapter):
 PEFT's unmerged layers (the baseline) against ``inference.merge_lora`` (a merged copy), measured in the same run on
 the same Generator prompts. Reports generated tokens/s of each, the speed-up, the one-off merge time, and how many
-seeded samples are identical (merging changes rounding, not the function). No grammar: it costs both the same.
+seeded samples are identical (merging changes rounding, not the function), and each sampler's peak RSS over the
+timed batch and a few adapter switches. No grammar: it costs both the same.
 
 Run it alone (heavy):
     OMP_NUM_THREADS=2 flock /tmp/toolr0_heavy.lock python bench/lora_sampling.py \
@@ -11,9 +12,10 @@ Run it alone (heavy):
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 
-from _inference_util import append_results, cpu_line
+from _inference_util import PeakRSS, append_results, cpu_line
 
 from toolr0.core.prompts import generator_messages
 from toolr0.core.spec import SpecSampler, load_spec_file
@@ -43,6 +45,12 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=24)
     ap.add_argument("--batch-size", type=int, default=24)
     ap.add_argument("--max-new-tokens", type=int, default=256)
+    ap.add_argument(
+        "--alternations",
+        type=int,
+        default=6,
+        help="after the timed batch, this many 2-token calls alternating solver / generator adapters (memory)",
+    )
     ap.add_argument("--no-results", action="store_true", help="do not append to bench/RESULTS.md")
     args = ap.parse_args()
 
@@ -54,19 +62,24 @@ def main() -> None:
     for label, merge in (("unmerged PEFT layers (baseline)", False), ("merged copy (merge_lora)", True)):
         sampler = HFSampler(model, tok, batch_size=args.batch_size, max_batch_sequences=args.batch_size)
         sampler.merge_lora = merge
-        t0 = time.perf_counter()
-        warm = params.replace(max_new_tokens=2)
-        sampler.generate(convs[:1], warm, adapter="generator")  # warm-up (and the merge)
-        setup = time.perf_counter() - t0
-        res = sampler.generate_detailed(convs, params, adapter="generator")
+        with PeakRSS() as mem:
+            t0 = time.perf_counter()
+            warm = params.replace(max_new_tokens=2)
+            sampler.generate(convs[:1], warm, adapter="generator")  # warm-up (and the merge)
+            setup = time.perf_counter() - t0
+            res = sampler.generate_detailed(convs, params, adapter="generator")
+            for r in range(args.alternations):  # the roles take turns, as in stage B with references
+                sampler.generate(convs[:4], warm, adapter="solver" if r % 2 == 0 else "generator")
         st = res.stats
-        results[label] = (st, [row[0].text for row in res.completions], setup)
+        results[label] = (st, [row[0].text for row in res.completions], setup, mem)
         print(
-            f"{label}: {st.completion_tokens} tokens in {st.seconds:.1f} s = {st.tokens_per_second:.2f} tok/s"
+            f"{label}: {st.completion_tokens} tokens in {st.seconds:.1f} s = {st.tokens_per_second:.2f} tok/s; "
+            f"RSS {mem.start_gb:.2f} GB at start, peak {mem.peak_gb:.2f} GB"
         )
         del sampler
+        gc.collect()
 
-    (_, (base, base_texts, _)), (_, (merged, merged_texts, merge_s)) = results.items()
+    (_, (base, base_texts, _, _)), (_, (merged, merged_texts, merge_s, _)) = results.items()
     same = sum(a == b for a, b in zip(base_texts, merged_texts, strict=True))
     ratio = merged.tokens_per_second / base.tokens_per_second
     print(f"speed-up {ratio:.2f}x; merge + warm-up {merge_s:.1f} s; identical samples {same}/{len(convs)}")
@@ -75,13 +88,16 @@ def main() -> None:
         "",
         f"Generator adapter `{args.adapter}` beside a fresh solver adapter ({model.dtype}), {len(convs)} "
         f"`answer_first` prompts of the `kinds` spec file, T = 0.7 seed 0, batch {args.batch_size}, "
-        f"max_new_tokens={args.max_new_tokens}, no grammar.",
+        f"max_new_tokens={args.max_new_tokens}, no grammar; then {args.alternations} short calls alternating "
+        "the solver and generator adapters (the merged copy is remade at each switch). Peak RSS per sampler "
+        "(/proc/self/statm every 20 ms; the first sampler's memory is freed before the second starts).",
         "",
-        "| sampling | tokens | seconds | tok/s | setup s (warm-up, merge) |",
-        "|---|---|---|---|---|",
+        "| sampling | tokens | seconds | tok/s | setup s (warm-up, merge) | RSS at start GB | peak RSS GB |",
+        "|---|---|---|---|---|---|---|",
         *(
-            f"| {label} | {st.completion_tokens} | {st.seconds:.1f} | {st.tokens_per_second:.2f} | {s:.1f} |"
-            for label, (st, _, s) in results.items()
+            f"| {label} | {st.completion_tokens} | {st.seconds:.1f} | {st.tokens_per_second:.2f} | {s:.1f} | "
+            f"{m.start_gb:.2f} | {m.peak_gb:.2f} |"
+            for label, (st, _, s, m) in results.items()
         ),
         "",
         f"Merged / unmerged: **{ratio:.2f}x** tokens/s; identical seeded samples: {same} of {len(convs)}.",
