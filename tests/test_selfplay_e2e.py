@@ -351,7 +351,8 @@ def test_no_call_tasks_from_another_domains_menu(tmp_path, tiny_model_dir):
 
 def test_in_prompt_references_from_probed_solved_tasks(tmp_path, tiny_model_dir):
     """`loop.references`: each batch's verified call tasks are probed by the frozen Solver (`probe_p_hat`), and the
-    solved ones are shown as earlier chat turns in the prompts of the later batches (the first batch has none)."""
+    solved ones are shown as earlier chat turns in the prompts of the later batches (the first batch has none); a
+    candidate that writes out the reference it was shown fails verification."""
     from selfplay_fakes import FakeGeneratorEngine, _FakeGen
 
     seen = []
@@ -359,7 +360,10 @@ def test_in_prompt_references_from_probed_solved_tasks(tmp_path, tiny_model_dir)
     class Gen(_FakeGen):
         def generate(self, messages, specs, seed):
             seen.append(messages)
-            return super().generate(messages, specs, seed)
+            texts = super().generate(messages, specs, seed)
+            if len(seen) == 2:  # the second batch's first row writes out the reference it was shown
+                texts[0] = messages[0][2]["content"]
+            return texts
 
     class Engine(FakeGeneratorEngine):
         def generator(self, checkpoint, t):
@@ -385,3 +389,4 @@ def test_in_prompt_references_from_probed_solved_tasks(tmp_path, tiny_model_dir)
     first = rows[0]["task"]["question"]
     assert f"<question>{first}</question>" in later[2]["content"]
     assert rows[2]["references"] == [first] and rows[0]["references"] == []
+    assert rows[2]["reason"] == "copied_reference_calls" and not rows[2]["ok"]  # a lifted task is not new
