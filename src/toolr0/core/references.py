@@ -14,6 +14,7 @@ as chat turns, and the copy check that rejects a task lifted from a reference.
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -109,8 +110,6 @@ def pick_references(pool: Sequence[Reference], spec: Any, k: int, seed: int, key
     domain first, so the new task cannot be the reference with its values changed."""
     if k <= 0 or not pool:
         return []
-    import random
-
     rng = random.Random(derive_seed(seed, "references", key))
     want, domain = _kind(getattr(spec, "num_calls", 1)), str(getattr(spec, "domain", ""))
     order = list(range(len(pool)))

@@ -74,11 +74,11 @@ def stage_generate(
     variant = cfg.prompts.generator_variant
     gen = ctx.engine.generator(generator_checkpoint, t)
     k_refs, earlier = lp.references, _earlier_candidates(ctx, t) if lp.references else []
+    ref_seed = seed_for(cfg.seed, "references", t)
     for b in range(done, total):
         idx = list(range(b * bs, min(n, (b + 1) * bs)))
         specs = [sampler.sample_one(i) for i in idx]
         pool = reference_pool(earlier + rows) if k_refs else []
-        ref_seed = seed_for(cfg.seed, "references", t)
         shown = [pick_references(pool, s, k_refs, ref_seed, str(i)) for i, s in zip(idx, specs, strict=True)]
         messages = [generator_messages(s, variant, r) for s, r in zip(specs, shown, strict=True)]
         texts = gen.generate(messages, specs, seed=seed_for(cfg.seed, "gen", t, b))
