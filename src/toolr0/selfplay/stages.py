@@ -60,6 +60,7 @@ def stage_generate(
     from toolr0.core.references import copied_reference, pick_references
     from toolr0.core.spec import SpecSampler, load_spec_file
     from toolr0.core.verify import Verdict, verify_task
+    from toolr0.selfplay.references import calls_block, earlier_candidates, probe_batch, reference_pool
 
     cfg, lp = ctx.cfg, ctx.cfg.loop
     n, bs = lp.n_candidates, lp.gen_batch_size
@@ -73,7 +74,7 @@ def stage_generate(
     sampler = SpecSampler(load_spec_file(cfg.spec_file), seed=seed_for(cfg.seed, "spec", t))
     variant = cfg.prompts.generator_variant
     gen = ctx.engine.generator(generator_checkpoint, t)
-    k_refs, earlier = lp.references, _earlier_candidates(ctx, t) if lp.references else []
+    k_refs, earlier = lp.references, earlier_candidates(ctx.run, t) if lp.references else []
     ref_seed = seed_for(cfg.seed, "references", t)
     for b in range(done, total):
         idx = list(range(b * bs, min(n, (b + 1) * bs)))
@@ -85,7 +86,7 @@ def stage_generate(
         new = []
         for i, spec, text, refs in zip(idx, specs, texts, shown, strict=True):
             v = verify_task(text, spec)
-            copied = v.ok and v.task is not None and copied_reference(v.task.question, _calls_block(text), refs)
+            copied = v.ok and v.task is not None and copied_reference(v.task.question, calls_block(text), refs)
             if copied:  # a task lifted from a reference shown with it is not a new task
                 v = Verdict(False, f"copied_{copied}", None, v.details)
             task = v.task.to_dict() if v.ok and v.task is not None else None
@@ -105,7 +106,8 @@ def stage_generate(
                 }
             )
         if k_refs:
-            _probe(ctx, t, b, solver_checkpoint, new)
+            probe = seed_for(cfg.seed, "ref_probe", t, b)
+            probe_batch(lambda: ctx.engine.solver(solver_checkpoint, t), new, probe)
         if b == done and _torn_fault(b):
             log.append(b, new[: max(1, len(new) // 2)])  # simulate a kill mid-write
             maybe_fault("generate_torn", b)
@@ -127,53 +129,6 @@ def stage_generate(
         ctx.reporter.update(acceptance={"verify": _rate(sum(r["ok"] for r in rows), len(rows))})
         maybe_fault("generate", b + 1)
     return rows
-
-
-def _calls_block(text: str) -> str | None:
-    from toolr0.core.parsing import extract_last_tag
-
-    return extract_last_tag(text, "tool_call_answer")
-
-
-def _earlier_candidates(ctx: Ctx, t: int) -> list[dict[str, Any]]:
-    """The candidate rows of iterations before t (their probed tasks stay references)."""
-    from toolr0.io import read_jsonl
-
-    out: list[dict[str, Any]] = []
-    for s in range(1, t):
-        path = ctx.run.file(s, "candidates.jsonl")
-        if path.exists():
-            out.extend(r for r in read_jsonl(path) if "probe_p_hat" in r)
-    return out
-
-
-def reference_pool(rows: list[dict[str, Any]]) -> list[Any]:
-    """The references among candidate rows: verified call tasks with a probe p̂, by ``core.references.select_pool``."""
-    from toolr0.core.references import reference_from_completion, select_pool
-
-    solved = []
-    for r in rows:
-        p, task, spec = r.get("probe_p_hat"), r.get("task"), r.get("spec") or {}
-        if p is None or not r.get("ok") or not task:
-            continue
-        ref = reference_from_completion(
-            r.get("text"), spec.get("domain", ""), spec.get("menu_size", 0), len(task.get("calls") or [])
-        )
-        if ref is not None:
-            solved.append((ref, float(p)))
-    return select_pool(solved)
-
-
-def _probe(ctx: Ctx, t: int, b: int, solver_checkpoint: str | None, new: list[dict[str, Any]]) -> None:
-    """The frozen Solver's pass@K on batch b's verified call tasks, written into their rows as ``probe_p_hat``
-    (the reference pool's source; the difficulty stage measures p̂ again, on its own seeds)."""
-    calls = [r for r in new if r["ok"] and r["task"] and r["task"].get("calls")]
-    if not calls:
-        return
-    solver = ctx.engine.solver(solver_checkpoint, t)
-    res = solver.pass_rates_detailed([r["task"] for r in calls], seed=seed_for(ctx.cfg.seed, "ref_probe", t, b))
-    for row, r in zip(calls, res, strict=True):
-        row["probe_p_hat"] = float(r.p_hat)
 
 
 def _torn_fault(b: int) -> bool:
