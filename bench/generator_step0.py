@@ -38,13 +38,12 @@ def run_config(
 
     gen_sampler = gen_sampler or sampler
     from toolr0.core.matching import names_match, partial_call_score
-    from toolr0.core.parsing import extract_last_tag
     from toolr0.core.prompts import generator_messages, generator_order, generator_stop
-    from toolr0.core.references import copied_reference, load_references, pick_references
+    from toolr0.core.references import load_references, pick_references, reject_copies
     from toolr0.core.rewards.config import RewardConfig
     from toolr0.core.rewards.generator import format_reward, validity_reward
     from toolr0.core.solver_format import SolverFormat
-    from toolr0.core.verify import Verdict, verify_task
+    from toolr0.core.verify import verify_task
     from toolr0.inference.base import SamplingParams
     from toolr0.inference.grammar import StructuredConfig
     from toolr0.inference.solver_service import SolverService
@@ -80,12 +79,7 @@ def run_config(
     for spec, comps, shown in zip(specs, result.completions, refs, strict=True):
         fg, vg = [], []
         for c in comps:
-            v = verify_task(c.text, spec)
-            copied = v.ok and copied_reference(
-                extract_last_tag(c.text, "question"), extract_last_tag(c.text, "tool_call_answer"), shown
-            )
-            if copied:  # a task lifted from a reference shown with it is not a new task
-                v = Verdict(ok=False, reason=f"copied_{copied}", details=v.details)
+            v = reject_copies(verify_task(c.text, spec), c.text, shown)
             f, val = format_reward(c.text).value, validity_reward(c.text).value
             complete = v.ok and val >= 1.0 - 1e-9
             rows.append(

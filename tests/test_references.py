@@ -13,10 +13,13 @@ from toolr0.core.references import (
     load_references,
     pick_references,
     reference_from_completion,
+    reject_copies,
     render_reference,
     select_pool,
 )
+from toolr0.core.schema import Task
 from toolr0.core.spec import TaskSpec
+from toolr0.core.verify import Verdict
 from toolr0.errors import ConfigError
 
 TOOLS = '[{"name": "get_forecast", "description": "The forecast", "parameters": {"city": {"type": "string"}}}]'
@@ -103,3 +106,15 @@ def test_load_references_skips_bad_rows_and_names_a_missing_file(tmp_path):
     assert load_references(p) == [ref()]
     with pytest.raises(ConfigError, match="references file not found"):
         load_references(tmp_path / "nope.jsonl")
+
+
+def test_reject_copies_fails_a_verified_copy_and_passes_everything_else_through():
+    text = f"<question>Show Paris.</question><tool_call_answer>{CALLS}</tool_call_answer>"
+    task = Task.from_dict({"question": "Show Paris.", "calls": json.loads(CALLS)})
+    ok = Verdict(True, "ok", task, {"menu_size_ok": True})
+    got = reject_copies(ok, text, [ref()])
+    assert (got.ok, got.reason, got.task, got.details) == (False, "copied_reference_calls", None, ok.details)
+    assert reject_copies(ok, text, []) is ok  # nothing shown, nothing copied
+    assert reject_copies(ok, text.replace("New York", "Oslo"), [ref()]) is ok
+    failed = Verdict(False, "echo")
+    assert reject_copies(failed, text, [ref()]) is failed

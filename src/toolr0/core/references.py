@@ -23,6 +23,7 @@ from typing import Any
 
 from toolr0.core.parsing import extract_last_tag
 from toolr0.core.seeds import derive_seed
+from toolr0.core.verify import Verdict
 from toolr0.errors import ConfigError
 
 #: The pool keeps tasks the frozen Solver solved at least this often and questions of at most this many words:
@@ -179,6 +180,16 @@ def copied_reference(question: Any, calls_text: Any, refs: Iterable[Reference]) 
         if mine and len(mine & _grams(ref.question)) / len(mine) >= COPY_NGRAM_SHARE:
             return "reference_question"
     return None
+
+
+def reject_copies(verdict: Verdict, text: Any, refs: Sequence[Reference]) -> Verdict:
+    """``verdict`` as it is, or a failed one (``copied_reference_question`` / ``_calls``) when its verified task was
+    lifted from one of the references shown with it (:func:`copied_reference`): a copy is not a new task."""
+    if not (verdict.ok and verdict.task is not None and refs):
+        return verdict
+    calls_text = extract_last_tag(text, "tool_call_answer") if isinstance(text, str) else None
+    why = copied_reference(verdict.task.question, calls_text, refs)
+    return verdict if why is None else Verdict(False, f"copied_{why}", None, verdict.details)
 
 
 def _canonical(calls_text: Any) -> str | None:

@@ -6,15 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from toolr0.core.parsing import extract_last_tag
 from toolr0.core.references import Reference, reference_from_completion, select_pool
 from toolr0.selfplay.rundir import RunDir
 from toolr0.selfplay.seam import FrozenSolver
-
-
-def calls_block(text: str) -> str | None:
-    """The gold-calls block of a completion as written (the copy check compares it with a reference's)."""
-    return extract_last_tag(text, "tool_call_answer")
 
 
 def earlier_candidates(run: RunDir, t: int) -> list[dict[str, Any]]:

@@ -57,10 +57,10 @@ def stage_generate(
     call tasks are probed by the frozen Solver ``solver_checkpoint`` (``probe_p_hat`` in their rows).
     """
     from toolr0.core.prompts import generator_messages
-    from toolr0.core.references import copied_reference, pick_references
+    from toolr0.core.references import pick_references, reject_copies
     from toolr0.core.spec import SpecSampler, load_spec_file
-    from toolr0.core.verify import Verdict, verify_task
-    from toolr0.selfplay.references import calls_block, earlier_candidates, probe_batch, reference_pool
+    from toolr0.core.verify import verify_task
+    from toolr0.selfplay.references import earlier_candidates, probe_batch, reference_pool
 
     cfg, lp = ctx.cfg, ctx.cfg.loop
     n, bs = lp.n_candidates, lp.gen_batch_size
@@ -85,10 +85,7 @@ def stage_generate(
         texts = gen.generate(messages, specs, seed=seed_for(cfg.seed, "gen", t, b))
         new = []
         for i, spec, text, refs in zip(idx, specs, texts, shown, strict=True):
-            v = verify_task(text, spec)
-            copied = v.ok and v.task is not None and copied_reference(v.task.question, calls_block(text), refs)
-            if copied:  # a task lifted from a reference shown with it is not a new task
-                v = Verdict(False, f"copied_{copied}", None, v.details)
+            v = reject_copies(verify_task(text, spec), text, refs)
             task = v.task.to_dict() if v.ok and v.task is not None else None
             if task is not None:
                 task["domain"] = spec.domain
