@@ -218,11 +218,21 @@ def test_packaged_kinds_distribution():
     assert not any(s.num_calls == 2 for s in specs if s.context_type == "multi_turn")
 
 
+def test_packaged_one_call_distribution():
+    """`one_call`: the default's domains, contexts and menus, every spec one gold call (the other kinds are derived
+    from solved one-call tasks in the loop)."""
+    default, dist = load_spec_file("default"), load_spec_file("one_call")
+    assert dist.model_dump(exclude={"num_calls"}) == default.model_dump(exclude={"num_calls"})
+    specs = SpecSampler(dist, seed=3).sample(2_000)
+    assert {s.num_calls for s in specs} == {1}
+    assert {s.context_type for s in specs} == {"single_turn", "multi_turn"}
+
+
 def test_extends_inherits_and_overrides(tmp_path):
     """`extends:` starts a file from another (a packaged name or a path relative to the file); its own top-level
     keys replace the base's. The packaged `no_call` and `kinds` files are the default plus their own num_calls."""
     default = load_spec_file("default")
-    for name in ("no_call", "kinds"):
+    for name in ("no_call", "kinds", "one_call"):
         dist = load_spec_file(name)
         assert dist.model_dump(exclude={"num_calls"}) == default.model_dump(exclude={"num_calls"}), name
         assert dist.num_calls != default.num_calls, name

@@ -25,7 +25,10 @@ from toolr0.errors import ConfigError
 
 DEFAULT_SPEC_FILE = "default_spec.yaml"
 # Packaged distributions, chosen by name in `spec_file:` / `--file` (a file path works too).
-BUILTIN_SPECS = {"default": DEFAULT_SPEC_FILE, "no_call": "no_call_spec.yaml", "kinds": "kinds_spec.yaml"}
+BUILTIN_SPECS = {
+    "default": DEFAULT_SPEC_FILE, "no_call": "no_call_spec.yaml", "kinds": "kinds_spec.yaml",
+    "one_call": "one_call_spec.yaml",
+}
 
 
 @dataclass(frozen=True)
