@@ -109,9 +109,9 @@ def test_no_module_over_450_lines():
 
 
 # ARCHITECTURE.md's layer table: the toolr0 layers a layer may import at module level (imports inside functions
-# are free). `util` = the package root, `toolr0.errors`, `toolr0.io`, `toolr0.cache`; `toolr0.config` assembles
+# are free). `util` = the package root, `toolr0.errors`, `toolr0.io`, `toolr0.cache`, `toolr0.procmem`; `toolr0.config` assembles
 # every layer's config section and may import any of them.
-UTIL = {"toolr0", "toolr0.errors", "toolr0.io", "toolr0.cache"}
+UTIL = {"toolr0", "toolr0.errors", "toolr0.io", "toolr0.cache", "toolr0.procmem"}
 LAYER_IMPORTS = {
     "util": {"util"},
     "core": {"util", "core"},

@@ -6,20 +6,13 @@ and `iter_XX/`.
 
 from __future__ import annotations
 
-import resource
-import sys
 import time
 from typing import Any
 
 from toolr0.config import ToolR0Config
+from toolr0.procmem import peak_rss_gb
 from toolr0.selfplay.rundir import RunDir
 from toolr0.selfplay.stages import Ctx, reason_counts
-
-
-def peak_rss_gb() -> float:
-    """Peak resident memory of this process so far (GB; Linux reports KiB, macOS bytes)."""
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kb * (1 if sys.platform != "darwin" else 1 / 1024) / 1e6
 
 
 class StageTimer:

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from toolr0.core.seeds import seed_for
 from toolr0.errors import ConfigError
 from toolr0.io import append_jsonl, atomic_write_json
+from toolr0.procmem import peak_rss_gb
 from toolr0.training import checkpoint as ckpt
 from toolr0.training import preflight
 from toolr0.training.config import GRPORoleConfig
@@ -74,12 +73,6 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def peak_rss_gb() -> float:
-    """Peak resident memory of this process so far (GB; Linux reports KiB)."""
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kb * (1 if sys.platform != "darwin" else 1 / 1024) / 1e6
 
 
 def _role_cfg(cfg: ToolR0Config, role: Role) -> GRPORoleConfig:

@@ -1,0 +1,19 @@
+"""`toolr0.procmem.peak_rss_gb`: the process's peak resident memory in GB, and it rises with what is touched."""
+
+import subprocess
+import sys
+
+CHILD = """
+from toolr0.procmem import peak_rss_gb
+before = peak_rss_gb()
+block = bytearray(300 * 1024 * 1024)  # zero-filled: every page written, so resident
+print(before, peak_rss_gb(), len(block))
+"""
+
+
+def test_peak_rss_rises_by_what_the_process_touches():
+    # a fresh process: in the test session an earlier test's peak may sit above anything allocated here
+    out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, check=True).stdout
+    before, after, _ = (float(x) for x in out.split())
+    assert 0 < before < 0.2  # an interpreter and one stdlib module
+    assert 0.3 <= after - before <= 0.4  # 300 MiB = 0.31 GB
