@@ -16,4 +16,5 @@ def test_peak_rss_rises_by_what_the_process_touches():
     out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, check=True).stdout
     before, after, _ = (float(x) for x in out.split())
     assert 0 < before < 0.2  # an interpreter and one stdlib module
-    assert 0.3 <= after - before <= 0.4  # 300 MiB = 0.31 GB
+    assert 0.31 <= after <= 0.2 + 0.4  # the 300 MiB (0.31 GB) block is resident at once
+    assert after - before >= 0.2  # the peak before may hold pages freed since
