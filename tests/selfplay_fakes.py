@@ -131,3 +131,19 @@ class FakeGeneratorEngine(RoleEngine):
 
     def generator(self, checkpoint: str | None, t: int) -> Any:
         return _FakeGen()
+
+
+def wrapped_engine(generator: Any = None, solver: Any = None) -> type[FakeGeneratorEngine]:
+    """A `FakeGeneratorEngine` class whose Generator and frozen-Solver samplers are passed through ``generator`` /
+    ``solver`` (each: the engine's sampler -> the one the loop gets; None keeps it)."""
+
+    class Engine(FakeGeneratorEngine):
+        def generator(self, checkpoint: str | None, t: int) -> Any:
+            inner = super().generator(checkpoint, t)
+            return generator(inner) if generator else inner
+
+        def solver(self, checkpoint: str | None, t: int) -> Any:
+            inner = super().solver(checkpoint, t)
+            return solver(inner) if solver else inner
+
+    return Engine

@@ -235,18 +235,14 @@ class _HalfSolved:
 def test_two_call_tasks_composed_from_solved_one_call_tasks(tmp_path, tiny_model_dir):
     """`loop.two_call_from_solved`: one-call tasks with p̂ > 0 are paired into two-call tasks (both questions, both
     gold calls, both tools on the menu), which get their own pass@K, reach the curriculum and are counted."""
-    from selfplay_fakes import FakeGeneratorEngine
-
-    class Engine(FakeGeneratorEngine):
-        def solver(self, checkpoint, t):
-            return _HalfSolved(super().solver(checkpoint, t))
+    from selfplay_fakes import wrapped_engine
 
     _HalfSolved.asked = []
     it = _run_one_frozen_iteration(
         tmp_path,
         tiny_model_dir,
         num_calls=1,
-        engine_factory=Engine,
+        engine_factory=wrapped_engine(solver=_HalfSolved),
         **{
             "loop.two_call_from_solved": 2,
             "loop.n_candidates": 6,
@@ -290,7 +286,7 @@ def _task_of(it, task_id):
 def test_no_call_tasks_from_another_domains_menu(tmp_path, tiny_model_dir):
     """`loop.no_call_from_other_menus`: a call task's question with the whole menu of a call task of another domain
     gives a no-call task (gold []), which goes through pass@K and selection and is counted."""
-    from selfplay_fakes import FakeGeneratorEngine
+    from selfplay_fakes import wrapped_engine
 
     class _Gen:  # finance tools take a "location", travel ones a "place": no tool of one serves the other's call
         def __init__(self, inner):
@@ -311,18 +307,11 @@ def test_no_call_tasks_from_another_domains_menu(tmp_path, tiny_model_dir):
                 for r, t in zip(real, tasks, strict=True)
             ]
 
-    class Engine(FakeGeneratorEngine):
-        def generator(self, checkpoint, t):
-            return _Gen(super().generator(checkpoint, t))
-
-        def solver(self, checkpoint, t):
-            return _NeverAbstains(super().solver(checkpoint, t))
-
     it = _run_one_frozen_iteration(
         tmp_path,
         tiny_model_dir,
         num_calls=1,
-        engine_factory=Engine,
+        engine_factory=wrapped_engine(generator=_Gen, solver=_NeverAbstains),
         domains="{travel: 1, finance: 1}",
         **{
             "loop.no_call_from_other_menus": 1.0,
@@ -353,7 +342,7 @@ def test_in_prompt_references_from_probed_solved_tasks(tmp_path, tiny_model_dir)
     """`loop.references`: each batch's verified call tasks are probed by the frozen Solver (`probe_p_hat`), and the
     solved ones are shown as earlier chat turns in the prompts of the later batches (the first batch has none); a
     candidate that writes out the reference it was shown fails verification."""
-    from selfplay_fakes import FakeGeneratorEngine, _FakeGen
+    from selfplay_fakes import _FakeGen, wrapped_engine
 
     seen = []
 
@@ -365,18 +354,11 @@ def test_in_prompt_references_from_probed_solved_tasks(tmp_path, tiny_model_dir)
                 texts[0] = messages[0][2]["content"]
             return texts
 
-    class Engine(FakeGeneratorEngine):
-        def generator(self, checkpoint, t):
-            return Gen()
-
-        def solver(self, checkpoint, t):
-            return _HalfSolved(super().solver(checkpoint, t))
-
     it = _run_one_frozen_iteration(
         tmp_path,
         tiny_model_dir,
         num_calls=1,
-        engine_factory=Engine,
+        engine_factory=wrapped_engine(generator=lambda _fake: Gen(), solver=_HalfSolved),
         **{"loop.references": 1, "loop.n_candidates": 6, "loop.gen_batch_size": 2, "curriculum.keep_zero": False},
     )
     rows = _lines(it / "candidates.jsonl")
