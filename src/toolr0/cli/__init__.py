@@ -28,6 +28,7 @@ COMMAND_GROUPS = [
     ("toolr0.cli.selfplay_cmd", None, None),
     ("toolr0.cli.eval_cmd", "eval", "Evaluate a model on the Hammer benchmarks and BFCL, offline."),
     ("toolr0.cli.data_cmd", "data", "Evaluation data: fetch the Hammer benchmark files, sha256-checked."),
+    ("toolr0.cli.audit_cmd", "audit", "Hand audit of an iteration's tasks: a blind sheet to label, then its agreement with stage B."),
 ]
 
 
