@@ -11,3 +11,4 @@ def peak_rss_gb() -> float:
     """Peak resident memory of this process so far (GB; Linux reports KiB, macOS bytes)."""
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kb * (1 if sys.platform != "darwin" else 1 / 1024) / 1e6
+
