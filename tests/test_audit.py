@@ -151,7 +151,21 @@ def test_the_command_line_writes_a_sheet_and_scores_it(tmp_path):
     assert len(key) == 4 and {k["verdict"] for k in key} <= {SOLVED, UNSOLVED, PENDING}
     sheet.write_text(sheet.read_text().replace("label: ?", "label: unsolvable"))
     res = CliRunner().invoke(app, ["audit", "score", str(sheet)])
-    assert res.exit_code == 0 and "labelled tasks" in res.output
+    assert (
+        res.exit_code == 0
+        and "agreement: 1 of 2 (50%) labelled tasks; 0 not labelled, 2 not yet" in res.output
+    )
+    # stage B decides the two pending tasks after the sheet was written: the score reads the run again
+    with (run / "iter_01" / "passrates.jsonl").open("a") as fh:
+        fh.write(
+            json.dumps({"id": "i01-000003", "p_hat": 0.5})
+            + "\n"
+            + json.dumps({"id": "i01-000007", "p_hat": 0.0})
+            + "\n"
+        )
+    res = CliRunner().invoke(app, ["audit", "score", str(sheet)])
+    assert "agreement: 2 of 4 (50%) labelled tasks; 0 not labelled, 0 not yet" in res.output
+    assert "i01-000003: hand unsolvable, pipeline solved (p̂ 0.50)" in res.output
     with pytest.raises(ConfigError, match="a sheet is already there"):
         CliRunner().invoke(app, ["audit", "sheet", str(run)], catch_exceptions=False)
     with pytest.raises(ConfigError, match="iteration 2 has no candidates.jsonl"):

@@ -52,8 +52,8 @@ def sheet(
     """Write a blind sheet of the iteration's unique verified tasks (question, menu, gold calls) to label, and
     its key (stage B's verdict per task) beside it as <sheet>.key.jsonl."""
     from toolr0.errors import ConfigError
-    from toolr0.io import atomic_write_jsonl, atomic_write_text, read_jsonl
-    from toolr0.selfplay.audit import audit_items, key_rows, sample_items, sheet_markdown
+    from toolr0.io import atomic_write_jsonl, atomic_write_text
+    from toolr0.selfplay.audit import key_rows, sample_items, sheet_markdown
 
     t = _iteration(run, iteration)
     it_dir = run / f"iter_{t:02d}"
@@ -62,25 +62,46 @@ def sheet(
         raise ConfigError(
             f"{path}: a sheet is already there (labels would be lost); --force or --out another"
         )
-    rows = {
-        name: list(read_jsonl(it_dir / f"{name}.jsonl"))
-        for name in ("candidates", "dedup", "crossverify", "passrates")
-    }
-    items = audit_items(
-        rows["candidates"], rows["dedup"], rows["crossverify"], rows["passrates"], not all_kinds
-    )
+    items = _items(it_dir, calls_only=not all_kinds)
     picked = sample_items(items, n, seed)
     what = "verified tasks" if all_kinds else "verified call tasks"
     title = (
         f"Hand audit: {run.name}, iteration {t}, {len(picked)} of {len(items)} unique {what} (seed {seed})"
     )
     atomic_write_text(path, sheet_markdown(picked, title))
-    atomic_write_jsonl(_key_path(path), key_rows(picked))
+    atomic_write_jsonl(
+        _key_path(path), [{**k, "run": str(run.resolve()), "iteration": t} for k in key_rows(picked)]
+    )
     pending = sum(it["verdict"] == "pending" for it in picked)
     typer.echo(
         f"{path}: {len(picked)} tasks to label; key {_key_path(path)}"
         + (f" ({pending} not yet decided by stage B)" if pending else "")
     )
+
+
+def _items(it_dir: Path, calls_only: bool) -> list[dict]:
+    from toolr0.io import read_jsonl
+    from toolr0.selfplay.audit import audit_items
+
+    names = ("candidates", "dedup", "crossverify", "passrates")
+    rows = {name: list(read_jsonl(it_dir / f"{name}.jsonl")) for name in names}
+    return audit_items(rows["candidates"], rows["dedup"], rows["crossverify"], rows["passrates"], calls_only)
+
+
+def _refreshed(key: list[dict]) -> list[dict]:
+    """The key with each verdict re-read from its run when the run is still there (a sheet written while stage B
+    ran holds pending verdicts that stage B has decided since)."""
+    out, runs = [], {}
+    for row in key:
+        it_dir = Path(str(row.get("run", ""))) / f"iter_{int(row.get('iteration') or 0):02d}"
+        if not (it_dir / "candidates.jsonl").is_file():
+            out.append(row)
+            continue
+        if it_dir not in runs:
+            runs[it_dir] = {it["id"]: it for it in _items(it_dir, calls_only=False)}
+        got = runs[it_dir].get(row.get("id"))
+        out.append({**row, "verdict": got["verdict"], "why": got["why"]} if got else row)
+    return out
 
 
 def _key_path(sheet_path: Path) -> Path:
@@ -101,4 +122,4 @@ def score_cmd(
         missing = sheet_path if not sheet_path.is_file() else key
         raise ConfigError(f"{missing}: not found (write the sheet with `toolr0 audit sheet`)")
     labels = parse_labels(sheet_path.read_text(encoding="utf-8"))
-    typer.echo(score_markdown(score(list(read_jsonl(key)), labels)), nl=False)
+    typer.echo(score_markdown(score(_refreshed(list(read_jsonl(key))), labels)), nl=False)
