@@ -41,8 +41,9 @@ class ModelConfig(BaseModel):
     cpu_attention: Literal["default", "grouped"] = Field(
         "default",
         description="CPU models with grouped-query heads: transformers' SDPA (default) or one-token decode steps "
-        "without repeating the KV cache (grouped; 1.9x per batch-32 decode step, but a whole quickstart was "
-        "not faster, bench/RESULTS.md). toolr0.inference.attention.",
+        "without repeating the KV cache (grouped; 1.9x per batch-32 decode step and 1.17x on the quickstart's "
+        "candidates, but its GRPO steps ran 2.5x slower under the custom attention name, so a whole quickstart was "
+        "slower, bench/RESULTS.md). toolr0.inference.attention.",
     )
 
 
