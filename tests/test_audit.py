@@ -17,11 +17,11 @@ from toolr0.selfplay.audit import (
     audit_items,
     key_rows,
     parse_labels,
-    sample_items,
     score,
     score_markdown,
     sheet_markdown,
 )
+from toolr0.selfplay.funnel import seeded_sample
 
 TOOL = {
     "name": "get_weather",
@@ -85,9 +85,9 @@ def test_items_are_the_unique_verified_call_tasks_with_stage_bs_verdict():
 
 def test_sample_is_seeded_and_keeps_order():
     items = [{"id": str(i)} for i in range(50)]
-    a, b = sample_items(items, 10, seed=3), sample_items(items, 10, seed=3)
+    a, b = seeded_sample(items, 10, seed=3), seeded_sample(items, 10, seed=3)
     assert a == b and len(a) == 10 and [int(x["id"]) for x in a] == sorted(int(x["id"]) for x in a)
-    assert sample_items(items, 100, seed=3) == items
+    assert seeded_sample(items, 100, seed=3) == items
 
 
 def test_the_sheet_is_blind_and_its_labels_read_back_into_a_score():

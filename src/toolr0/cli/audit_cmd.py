@@ -53,7 +53,8 @@ def sheet(
     its key (stage B's verdict per task) beside it as <sheet>.key.jsonl."""
     from toolr0.errors import ConfigError
     from toolr0.io import atomic_write_jsonl, atomic_write_text
-    from toolr0.selfplay.audit import key_rows, sample_items, sheet_markdown
+    from toolr0.selfplay.audit import key_rows, sheet_markdown
+    from toolr0.selfplay.funnel import seeded_sample
 
     t = _iteration(run, iteration)
     it_dir = run / f"iter_{t:02d}"
@@ -63,7 +64,7 @@ def sheet(
             f"{path}: a sheet is already there (labels would be lost); --force or --out another"
         )
     items = _items(it_dir, calls_only=not all_kinds)
-    picked = sample_items(items, n, seed)
+    picked = seeded_sample(items, n, seed)
     what = "verified tasks" if all_kinds else "verified call tasks"
     title = (
         f"Hand audit: {run.name}, iteration {t}, {len(picked)} of {len(items)} unique {what} (seed {seed})"

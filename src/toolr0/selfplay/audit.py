@@ -9,11 +9,10 @@ it), so the label is the reader's. Pure: rows in, text and numbers out; `cli/aud
 
 from __future__ import annotations
 
-import random
 import re
 from typing import Any
 
-from toolr0.selfplay.funnel import call_kind
+from toolr0.selfplay.funnel import call_kind, call_text, fmt_num
 
 SOLVED, UNSOLVED, PENDING = "solved", "unsolved", "pending"
 # what a reader may write after "label:" (any letter case); anything else counts as not labelled
@@ -52,21 +51,11 @@ def audit_items(
 
 def _verdict(xv: dict[str, Any] | None, pk: dict[str, Any] | None) -> tuple[str, str]:
     if xv is not None and not xv.get("kept", True):
-        return UNSOLVED, f"cross-verification agreement {_num(xv.get('agreement'))}"
+        return UNSOLVED, f"cross-verification agreement {fmt_num(xv.get('agreement'))}"
     if pk is None or not isinstance(pk.get("p_hat"), int | float):
         return PENDING, "no pass@K yet"
     p = float(pk["p_hat"])
     return (SOLVED if p > 0 else UNSOLVED), f"p̂ {p:.2f}"
-
-
-def _num(x: Any) -> str:
-    return f"{x:.2f}" if isinstance(x, int | float) else "?"
-
-
-def sample_items(items: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
-    """A seeded sample of at most n items, in their original order."""
-    idx = sorted(random.Random(seed).sample(range(len(items)), min(max(n, 0), len(items))))
-    return [items[i] for i in idx]
 
 
 def _signature(tool: Any) -> str:
@@ -81,14 +70,6 @@ def _signature(tool: Any) -> str:
     )
     desc = " ".join(str(tool.get("description") or "").split())
     return f"`{tool.get('name', '?')}({args})`" + (f": {desc[:160]}" if desc else "")
-
-
-def _call(c: Any) -> str:
-    if not isinstance(c, dict):
-        return f"`{c!s}`"
-    args = c.get("arguments") if isinstance(c.get("arguments"), dict) else {}
-    inner = ", ".join(f"{k}={v!r}" for k, v in args.items())
-    return f"`{c.get('name', '?')}({inner})`"
 
 
 def sheet_markdown(items: list[dict[str, Any]], title: str) -> str:
@@ -108,7 +89,7 @@ def sheet_markdown(items: list[dict[str, Any]], title: str) -> str:
         lines.append("menu:")
         lines += [f"- {_signature(t)}" for t in task.get("tools") or []]
         gold = task.get("calls") or []
-        lines.append("gold: " + ("; ".join(_call(c) for c in gold) if gold else "[] (no call)"))
+        lines.append("gold: " + ("; ".join(f"`{call_text(c)}`" for c in gold) if gold else "[] (no call)"))
         lines.append("label: ?")
     return "\n".join(lines) + "\n"
 

@@ -70,10 +70,10 @@ def rejections(
             stage, why = "dedup", f"duplicate of {by['dedup'].get(rid, {}).get('duplicate_of') or '?'}"
         elif rid not in kept["crossed"]:
             a = by["crossverify"].get(rid, {}).get("agreement")
-            stage, why = "cross_verify", f"agreement {_num(a)} < τ {tau}"
+            stage, why = "cross_verify", f"agreement {fmt_num(a)} < τ {tau}"
         elif rid not in kept["labelled"]:
             p = by["passrates"].get(rid, {}).get("p_hat")
-            stage, why = "difficulty", f"p̂ {_num(p)} outside every kept bucket"
+            stage, why = "difficulty", f"p̂ {fmt_num(p)} outside every kept bucket"
         elif rid not in kept["selected"]:
             stage, why = "select", "not drawn (quota / n_final)"
         else:
@@ -82,14 +82,20 @@ def rejections(
     return out
 
 
-def _num(x: Any) -> str:
+def fmt_num(x: Any) -> str:
+    """A measured number as people read it in the tables (two decimals), "?" when there is none."""
     return f"{x:.2f}" if isinstance(x, int | float) else "?"
+
+
+def seeded_sample(rows: list[Any], n: int, seed: int) -> list[Any]:
+    """A seeded sample of at most n rows, in their original order."""
+    idx = sorted(random.Random(seed).sample(range(len(rows)), min(max(n, 0), len(rows))))
+    return [rows[i] for i in idx]
 
 
 def sample_curriculum(selected: list[dict[str, Any]], seed: int, n: int = N_CURRICULUM) -> list[dict[str, Any]]:
     """A seeded sample of n curriculum records, in curriculum order."""
-    idx = sorted(random.Random(seed).sample(range(len(selected)), min(n, len(selected))))
-    return [selected[i] for i in idx]
+    return seeded_sample(selected, n, seed)
 
 
 def sample_rejected(rejected: list[dict[str, Any]], seed: int, n: int = N_REJECTED) -> list[dict[str, Any]]:
@@ -117,13 +123,15 @@ def _cell(x: Any, limit: int = 160) -> str:
 def _calls(calls: Any) -> str:
     if not calls:
         return "[] (no call)"
-    parts = []
-    for c in calls if isinstance(calls, list) else [calls]:
-        args = c.get("arguments", {}) if isinstance(c, dict) else {}
-        name = c.get("name", "?") if isinstance(c, dict) else "?"
-        inner = ", ".join(f"{k}={v!r}" for k, v in args.items()) if isinstance(args, dict) else str(args)
-        parts.append(f"{name}({inner})")
-    return "; ".join(parts)
+    return "; ".join(call_text(c) for c in (calls if isinstance(calls, list) else [calls]))
+
+
+def call_text(c: Any) -> str:
+    """One gold call as ``name(key='value', ...)``."""
+    args = c.get("arguments", {}) if isinstance(c, dict) else {}
+    name = c.get("name", "?") if isinstance(c, dict) else "?"
+    inner = ", ".join(f"{k}={v!r}" for k, v in args.items()) if isinstance(args, dict) else str(args)
+    return f"{name}({inner})"
 
 
 def _menu(task: dict[str, Any]) -> str:
@@ -140,7 +148,7 @@ def curriculum_table(t: int, curriculum: list[dict[str, Any]]) -> str:
         task = rec.get("task") or {}
         lines.append(
             f"| {i} | {_cell(task.get('question', ''))} | {_cell(_menu(task), 80)} | "
-            f"{_cell(_calls(task.get('calls')), 120)} | {_num(rec.get('p_hat'))} | {rec.get('difficulty') or '-'} |"
+            f"{_cell(_calls(task.get('calls')), 120)} | {fmt_num(rec.get('p_hat'))} | {rec.get('difficulty') or '-'} |"
         )
     return "\n".join(lines) + "\n"
 
